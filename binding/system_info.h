@@ -1,0 +1,6 @@
+#pragma once
+#include <napi.h>
+
+namespace llava {
+Napi::Value SystemInfo(const Napi::CallbackInfo& info);
+}

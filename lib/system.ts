@@ -1,0 +1,34 @@
+import { binding } from './native'
+import type { NativeDeviceInfo } from './native-types'
+
+/** What this build of llava-native contains and what the machine offers. */
+export interface SystemInfo {
+  /** The llama.cpp commit compiled into the addon. */
+  llamaCppCommit: string
+  /** ggml backends compiled in, e.g. `['CPU']` or `['CUDA', 'CPU']`. */
+  backends: string[]
+  /** Devices those backends see. */
+  devices: NativeDeviceInfo[]
+  /** llama.cpp's CPU feature summary, e.g. `CPU : SSE3 = 1 | AVX2 = 1 | ...`. */
+  cpuFeatures: string
+  supportsMmap: boolean
+  supportsGpuOffload: boolean
+  /** The addon's N-API version and the version of llava-native. */
+  napiVersion: number
+  version: string
+}
+
+/** Describes the native build: llama.cpp commit, compiled-in backends, devices and CPU features. */
+export function systemInfo(): SystemInfo {
+  const raw = binding().systemInfo()
+  return {
+    llamaCppCommit: raw.llamaCppCommit,
+    backends: raw.backends,
+    devices: raw.devices,
+    cpuFeatures: raw.cpuFeatures,
+    supportsMmap: raw.supportsMmap,
+    supportsGpuOffload: raw.supportsGpuOffload,
+    napiVersion: 8,
+    version: require('../package.json').version as string,
+  }
+}

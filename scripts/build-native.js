@@ -1,0 +1,105 @@
+#!/usr/bin/env node
+'use strict'
+// Builds the addon from source with cmake-js: fetches the pinned llama.cpp, configures once per
+// set of options, then builds incrementally (a no-op rebuild takes seconds).
+//
+//   node scripts/build-native.js [--backend cpu|cuda|vulkan|metal] [--reference] [--sanitize]
+//                                [--portable] [-- <extra cmake -D options>]
+// The same choices can come from the environment: LLAVA_NATIVE_BACKEND, LLAVA_NATIVE_REFERENCE=1,
+// LLAVA_NATIVE_SANITIZE=1, LLAVA_NATIVE_PORTABLE=1, LLAVA_NATIVE_CMAKE_ARGS="-DX=Y ...".
+
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
+
+const root = path.resolve(__dirname, '..')
+const buildDir = path.join(root, 'build')
+const stampFile = path.join(buildDir, 'llava-native-options.json')
+
+function truthy(v) {
+  return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false' && v.toLowerCase() !== 'off'
+}
+
+function parseArgs(argv) {
+  const opts = {
+    backend: process.env.LLAVA_NATIVE_BACKEND || 'cpu',
+    reference: truthy(process.env.LLAVA_NATIVE_REFERENCE),
+    sanitize: truthy(process.env.LLAVA_NATIVE_SANITIZE),
+    portable: truthy(process.env.LLAVA_NATIVE_PORTABLE),
+    extra: (process.env.LLAVA_NATIVE_CMAKE_ARGS || '').split(/\s+/).filter(Boolean),
+  }
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]
+    if (a === '--backend') opts.backend = argv[++i]
+    else if (a.startsWith('--backend=')) opts.backend = a.slice('--backend='.length)
+    else if (a === '--reference') opts.reference = true
+    else if (a === '--sanitize') opts.sanitize = true
+    else if (a === '--portable') opts.portable = true
+    else if (a.startsWith('-D')) opts.extra.push(a)
+    else if (a === '--') continue
+    else {
+      console.error(`llava-native: unknown build option ${a}`)
+      process.exit(2)
+    }
+  }
+  const backends = ['cpu', 'cuda', 'vulkan', 'metal']
+  if (!backends.includes(opts.backend)) {
+    console.error(`llava-native: --backend must be one of ${backends.join(', ')} (got ${opts.backend})`)
+    process.exit(2)
+  }
+  return opts
+}
+
+function cmakeDefines(opts) {
+  const d = [
+    `-DGGML_CUDA=${opts.backend === 'cuda' ? 'ON' : 'OFF'}`,
+    `-DGGML_VULKAN=${opts.backend === 'vulkan' ? 'ON' : 'OFF'}`,
+    `-DLLAVA_NATIVE_REFERENCE=${opts.reference ? 'ON' : 'OFF'}`,
+    `-DLLAVA_NATIVE_SANITIZE=${opts.sanitize ? 'ON' : 'OFF'}`,
+  ]
+  if (process.platform === 'darwin') d.push(`-DGGML_METAL=${opts.backend === 'metal' || opts.backend === 'cpu' ? 'ON' : 'OFF'}`)
+  if (opts.portable) d.push('-DGGML_NATIVE=OFF', '-DGGML_BACKEND_DL=OFF')
+  else d.push('-DGGML_NATIVE=ON')
+  return d.concat(opts.extra)
+}
+
+function cmakeJs(command, defines) {
+  const bin = require.resolve('cmake-js/bin/cmake-js')
+  const jobs = String(typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length)
+  const args = [bin, command, '--directory', root, '--out', buildDir, '--parallel', jobs, '--log-level', 'warn']
+  for (const d of defines) args.push(`--CD${d.slice(2)}`)
+  const r = spawnSync(process.execPath, args, { stdio: 'inherit', cwd: root })
+  if (r.status !== 0) {
+    console.error(`llava-native: cmake-js ${command} failed (exit ${r.status}).`)
+    process.exit(r.status || 1)
+  }
+}
+
+function main() {
+  const opts = parseArgs(process.argv.slice(2))
+  const fetch = spawnSync(process.execPath, [path.join(__dirname, 'fetch-llama-cpp.js')], { stdio: 'inherit' })
+  if (fetch.status !== 0) process.exit(fetch.status || 1)
+
+  try {
+    require.resolve('cmake-js/bin/cmake-js')
+  } catch {
+    console.error(
+      'llava-native: building from source needs cmake-js and node-addon-api.\n' +
+        '  Run `npm install --no-save cmake-js node-addon-api` in the llava-native folder, then `npm run build:native`.',
+    )
+    process.exit(1)
+  }
+
+  const defines = cmakeDefines(opts)
+  const stamp = JSON.stringify({ defines, llamaDir: process.env.LLAVA_NATIVE_LLAMA_CPP_DIR || null })
+  const configured = fs.existsSync(path.join(buildDir, 'CMakeCache.txt')) && fs.existsSync(stampFile) &&
+    fs.readFileSync(stampFile, 'utf8') === stamp
+  const started = Date.now()
+  if (!configured) cmakeJs('configure', defines)
+  cmakeJs('build', defines)
+  fs.writeFileSync(stampFile, stamp)
+  console.error(`llava-native: native build finished in ${((Date.now() - started) / 1000).toFixed(1)} s (${defines.join(' ')})`)
+}
+
+main()
