@@ -1,13 +1,43 @@
 #include <napi.h>
 
+#include <mutex>
+
+#include "abort_handle.h"
+#include "addon_data.h"
+#include "embedding.h"
 #include "llama.h"
+#include "logging.h"
+#include "model.h"
+#include "session.h"
 #include "system_info.h"
 
 namespace llava {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
-  llama_backend_init();
+  static std::once_flag once;
+  std::call_once(once, [] {
+    InstallLogging();
+    llama_backend_init();
+  });
+
+  auto* data = new AddonData();
+  Napi::Function abortHandle = AbortHandle::Define(env);
+  Napi::Function model = Model::Define(env);
+  Napi::Function session = Session::Define(env);
+  Napi::Function embedding = Embedding::Define(env);
+  data->abortHandleCtor = Napi::Persistent(abortHandle);
+  data->modelCtor = Napi::Persistent(model);
+  data->sessionCtor = Napi::Persistent(session);
+  data->embeddingCtor = Napi::Persistent(embedding);
+  env.SetInstanceData<AddonData>(data);
+
+  exports.Set("AbortHandle", abortHandle);
+  exports.Set("Model", model);
+  exports.Set("Session", session);
+  exports.Set("Embedding", embedding);
+  exports.Set("loadModel", Napi::Function::New(env, Model::Load, "loadModel"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallback, "setLogCallback"));
   return exports;
 }
 

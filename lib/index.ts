@@ -2,3 +2,19 @@ export { LlavaError } from './errors'
 export type { LlavaErrorCode } from './errors'
 export { systemInfo } from './system'
 export type { SystemInfo } from './system'
+export { loadModel, Model } from './model'
+export type { LoadModelOptions, ModelInfo, EncodeImageOptions } from './model'
+export { ImageEmbedding } from './image'
+export type { ImageInput, RawImage } from './image'
+export { Session } from './session'
+export type {
+  SessionOptions,
+  GenerateOptions,
+  CompleteOptions,
+  CompletionResult,
+  GeneratedPiece,
+  GenerationStream,
+  StopReason,
+} from './session'
+export { setLogger } from './logging'
+export type { LogLevel } from './logging'

@@ -1,4 +1,5 @@
-// The raw addon's surface, typed once. Values are exactly what binding/*.cpp produce.
+// The raw addon's surface, typed once. Values are exactly what binding/*.cpp produce; only lib/
+// calls these, after validating every argument.
 
 export interface NativeDeviceInfo {
   name: string
@@ -16,6 +17,125 @@ export interface NativeSystemInfo {
   maxDevices: number
 }
 
+export interface NativeAbortHandle {
+  abort(): void
+  aborted(): boolean
+}
+
+export interface NativeLoadParams {
+  model: string
+  mmproj?: string
+  gpuLayers: number
+  useMmap: boolean
+  mmprojUseGpu: boolean
+  threads: number
+}
+
+export interface NativeVisionInfo {
+  projector: string
+  supportsVision: boolean
+  supportsAudio: boolean
+  imageTokens: number
+  nonCausal: boolean
+  mrope: boolean
+  marker: string
+}
+
+export interface NativeModelInfo {
+  architecture: string
+  name: string
+  description: string
+  contextLength: number
+  embeddingLength: number
+  layers: number
+  heads: number
+  headsKv: number
+  parameters: number
+  sizeBytes: number
+  vocabSize: number
+  bosToken: number
+  eosToken: number
+  chatTemplate: string | null
+  vision: NativeVisionInfo | null
+}
+
+export type NativeImageInput =
+  | { kind: 'path'; path: string; maxPixels: number }
+  | { kind: 'bytes'; data: Uint8Array; maxPixels: number }
+  | { kind: 'pixels'; data: Uint8Array; width: number; height: number; format: 'rgb' | 'rgba' | 'bgra'; maxPixels: number }
+
+export interface NativeEmbedding {
+  readonly encodeMs: number
+  info(): { nTokens: number; nEmbd: number; width: number; height: number; id: string }
+  toFloat32Array(): Float32Array
+  dispose(): void
+}
+
+export interface NativeModel {
+  info(): NativeModelInfo
+  tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array
+  detokenize(tokens: Int32Array, renderSpecial: boolean): string
+  encodeImage(input: NativeImageInput, abort?: NativeAbortHandle): Promise<NativeEmbedding>
+  encodeCount(): number
+  dispose(): void
+}
+
+export interface NativeSessionParams {
+  contextSize: number
+  batchSize: number
+  ubatchSize: number
+  threads: number
+  threadsBatch: number
+  flashAttention: number
+}
+
+export interface NativeGenerateRequest {
+  prompt: string
+  images: NativeEmbedding[]
+  addSpecial: boolean
+  parseSpecial: boolean
+  reuseCache: boolean
+  maxTokens: number
+  stop: string[]
+  temperature: number
+  topK: number
+  topP: number
+  minP: number
+  repeatPenalty: number
+  repeatLastN: number
+  frequencyPenalty: number
+  presencePenalty: number
+  seed?: number
+  grammar?: string
+}
+
+export interface NativePiece {
+  text: string
+  tokens: number[]
+}
+
+export interface NativeGenerateResult {
+  text: string
+  tokens: Int32Array
+  stopReason: 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull'
+  promptTokens: number
+  reusedTokens: number
+  promptMs: number
+  generatedTokens: number
+  generateMs: number
+}
+
+export interface NativeSession {
+  generate(req: NativeGenerateRequest, abort: NativeAbortHandle, onPieces?: (pieces: NativePiece[]) => void): Promise<NativeGenerateResult>
+  reset(): void
+  cacheInfo(): { cachedItems: number; positions: number; contextSize: number }
+  dispose(): void
+}
+
 export interface NativeBinding {
+  AbortHandle: new () => NativeAbortHandle
+  Session: new (model: NativeModel, params: NativeSessionParams) => NativeSession
+  loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>
   systemInfo(): NativeSystemInfo
+  setLogCallback(fn: ((level: string, message: string) => void) | null, minLevel?: string): void
 }

@@ -1,0 +1,197 @@
+#include "embedding.h"
+
+#include <chrono>
+#include <cstring>
+
+#include "abort_handle.h"
+#include "addon_data.h"
+#include "errors.h"
+#include "image_input.h"
+#include "logging.h"
+#include "promise_worker.h"
+
+namespace llava {
+namespace {
+
+class EncodeWorker : public PromiseWorker {
+ public:
+  EncodeWorker(Napi::Env env, ModelPtr model, ImageInput input, AbortFlag abort)
+      : PromiseWorker(env, "llava.encodeImage"), model_(std::move(model)), input_(std::move(input)), abort_(std::move(abort)) {}
+
+ protected:
+  void Run() override {
+    const auto t0 = std::chrono::steady_clock::now();
+    RgbImage image = DecodeImage(input_);
+    input_.data.clear();
+    input_.data.shrink_to_fit();
+    if (abort_->load()) Throw("ERR_ABORTED", "image encoding was aborted");
+
+    auto state = std::make_shared<EmbeddingState>();
+    state->model = model_;
+    state->nx = image.width;
+    state->ny = image.height;
+    state->id = ContentId(image);
+    state->nEmbd = llama_model_n_embd_inp(model_->model);
+
+    mtmd_bitmap* bmp = mtmd_bitmap_init(image.width, image.height, image.rgb.data());
+    if (!bmp) Throw("ERR_IMAGE_DECODE", "the image could not be turned into a bitmap");
+    mtmd_bitmap_set_id(bmp, state->id.c_str());
+    mtmd_input_chunks* chunks = mtmd_input_chunks_init();
+    std::string marker = mtmd_default_marker();
+    mtmd_input_text text = {marker.c_str(), marker.size(), false, true};
+    const mtmd_bitmap* bmps[] = {bmp};
+    struct Cleanup {
+      mtmd_bitmap* b;
+      mtmd_input_chunks* c;
+      ~Cleanup() {
+        mtmd_input_chunks_free(c);
+        mtmd_bitmap_free(b);
+      }
+    } cleanup{bmp, chunks};
+
+    {
+      std::lock_guard<std::mutex> lock(model_->visionMutex);
+      ClearLastLlamaError();
+      int32_t rc = mtmd_tokenize(model_->vision, chunks, &text, bmps, 1);
+      if (rc != 0) {
+        std::string why = LastLlamaError();
+        Throw("ERR_IMAGE_ENCODE", "the projector could not preprocess the image" + (why.empty() ? std::string() : ": " + why));
+      }
+      for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
+        const mtmd_input_chunk* c = mtmd_input_chunks_get(chunks, i);
+        if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_IMAGE) continue;
+        if (abort_->load()) Throw("ERR_ABORTED", "image encoding was aborted");
+        ClearLastLlamaError();
+        if (mtmd_encode_chunk(model_->vision, c) != 0) {
+          std::string why = LastLlamaError();
+          Throw("ERR_IMAGE_ENCODE", "the vision encoder failed" + (why.empty() ? std::string() : ": " + why));
+        }
+        const size_t n = mtmd_input_chunk_get_n_tokens(c);
+        const float* embd = mtmd_get_output_embd(model_->vision);
+        state->chunks.emplace_back(embd, embd + n * static_cast<size_t>(state->nEmbd));
+        state->chunkTokens.push_back(static_cast<int>(n));
+      }
+      model_->encodeCount++;
+    }
+    if (state->chunks.empty()) Throw("ERR_IMAGE_ENCODE", "the projector produced no image tokens for this image");
+    elapsedMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+    state_ = std::move(state);
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object obj = AddonData::Of(env)->embeddingCtor.New({});
+    Embedding::FromValue(env, obj)->Adopt(std::move(state_));
+    obj.Set("encodeMs", elapsedMs_);
+    return obj;
+  }
+
+ private:
+  ModelPtr model_;
+  ImageInput input_;
+  AbortFlag abort_;
+  EmbeddingPtr state_;
+  double elapsedMs_ = 0;
+};
+
+std::vector<unsigned char> CopyBytes(const Napi::Value& v) {
+  if (!v.IsTypedArray() && !v.IsArrayBuffer()) return {};
+  if (v.IsArrayBuffer()) {
+    auto ab = v.As<Napi::ArrayBuffer>();
+    auto* p = static_cast<unsigned char*>(ab.Data());
+    return std::vector<unsigned char>(p, p + ab.ByteLength());
+  }
+  auto ta = v.As<Napi::TypedArray>();
+  auto* base = static_cast<unsigned char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+  return std::vector<unsigned char>(base, base + ta.ByteLength());
+}
+
+}  // namespace
+
+Napi::Function Embedding::Define(Napi::Env env) {
+  return DefineClass(env, "Embedding",
+                     {InstanceMethod<&Embedding::Info>("info"), InstanceMethod<&Embedding::ToFloat32Array>("toFloat32Array"),
+                      InstanceMethod<&Embedding::Dispose>("dispose")});
+}
+
+Embedding::Embedding(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Embedding>(info) {}
+
+Embedding* Embedding::FromValue(Napi::Env env, const Napi::Value& value) {
+  AddonData* data = AddonData::Of(env);
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->embeddingCtor.Value())) {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "expected a native image embedding");
+  }
+  return Napi::ObjectWrap<Embedding>::Unwrap(value.As<Napi::Object>());
+}
+
+EmbeddingPtr Embedding::State(Napi::Env env) const {
+  if (!state_) throw MakeError(env, "ERR_DISPOSED", "the image embedding has been disposed; encode the image again");
+  return state_;
+}
+
+// input: { kind: 'path', path } | { kind: 'bytes', data } | { kind: 'pixels', data, width, height, format }, plus maxPixels
+Napi::Value Embedding::Encode(const Napi::CallbackInfo& info, ModelPtr model) {
+  Napi::Env env = info.Env();
+  if (!model->vision) {
+    throw MakeError(env, "ERR_NO_VISION", "this model was loaded without a projector; pass `mmproj` to loadModel() to use images");
+  }
+  if (!mtmd_support_vision(model->vision)) throw MakeError(env, "ERR_NO_VISION", "this projector has no vision encoder");
+  if (info.Length() < 1 || !info[0].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "encodeImage() expects an image input");
+  Napi::Object o = info[0].As<Napi::Object>();
+  ImageInput in;
+  std::string kind = o.Get("kind").ToString().Utf8Value();
+  Napi::Value maxPixels = o.Get("maxPixels");
+  in.maxPixels = maxPixels.IsNumber() ? static_cast<uint64_t>(maxPixels.As<Napi::Number>().Int64Value()) : (64ull << 20);
+  if (kind == "path") {
+    in.kind = ImageInput::Kind::Path;
+    in.path = o.Get("path").ToString().Utf8Value();
+  } else if (kind == "bytes" || kind == "pixels") {
+    in.kind = kind == "bytes" ? ImageInput::Kind::Bytes : ImageInput::Kind::Pixels;
+    Napi::Value data = o.Get("data");
+    if (!data.IsTypedArray() && !data.IsArrayBuffer()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "image data must be a Buffer or Uint8Array");
+    in.data = CopyBytes(data);
+    if (kind == "pixels") {
+      in.width = o.Get("width").ToNumber().Uint32Value();
+      in.height = o.Get("height").ToNumber().Uint32Value();
+      in.format = o.Get("format").ToString().Utf8Value();
+    }
+  } else {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "unknown image input kind '" + kind + "'");
+  }
+  auto* worker = new EncodeWorker(env, std::move(model), std::move(in), AbortHandle::From(info[1]));
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value Embedding::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EmbeddingPtr s = State(env);
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("nTokens", s->totalTokens());
+  out.Set("nEmbd", s->nEmbd);
+  out.Set("width", s->nx);
+  out.Set("height", s->ny);
+  out.Set("id", s->id);
+  return out;
+}
+
+Napi::Value Embedding::ToFloat32Array(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EmbeddingPtr s = State(env);
+  size_t total = 0;
+  for (const auto& c : s->chunks) total += c.size();
+  Napi::Float32Array out = Napi::Float32Array::New(env, total);
+  size_t off = 0;
+  for (const auto& c : s->chunks) {
+    std::memcpy(out.Data() + off, c.data(), c.size() * sizeof(float));
+    off += c.size();
+  }
+  return out;
+}
+
+Napi::Value Embedding::Dispose(const Napi::CallbackInfo& info) {
+  state_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace llava

@@ -1,0 +1,49 @@
+#pragma once
+// An encoded image: the projector's output for one image, kept so that any prompt or session of
+// the same model can use it without encoding again.
+#include <napi.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "model_state.h"
+
+namespace llava {
+
+struct EmbeddingState {
+  ModelPtr model;
+  uint32_t nx = 0, ny = 0;  // the decoded image's size (the projector tokenizes by it)
+  std::string id;           // content hash: identical pixels give identical ids
+  int nEmbd = 0;
+  // One entry per media chunk the image expands to (most projectors: one).
+  std::vector<std::vector<float>> chunks;
+  std::vector<int> chunkTokens;
+  int totalTokens() const {
+    int n = 0;
+    for (int t : chunkTokens) n += t;
+    return n;
+  }
+};
+
+using EmbeddingPtr = std::shared_ptr<EmbeddingState>;
+
+class Embedding : public Napi::ObjectWrap<Embedding> {
+ public:
+  static Napi::Function Define(Napi::Env env);
+  explicit Embedding(const Napi::CallbackInfo& info);
+  void Adopt(EmbeddingPtr s) { state_ = std::move(s); }
+  EmbeddingPtr State(Napi::Env env) const;
+  static Embedding* FromValue(Napi::Env env, const Napi::Value& value);
+
+  // model.encodeImage(input, abortHandle?) -> Promise<Embedding>
+  static Napi::Value Encode(const Napi::CallbackInfo& info, ModelPtr model);
+
+ private:
+  Napi::Value Info(const Napi::CallbackInfo& info);
+  Napi::Value ToFloat32Array(const Napi::CallbackInfo& info);
+  Napi::Value Dispose(const Napi::CallbackInfo& info);
+  EmbeddingPtr state_;
+};
+
+}  // namespace llava

@@ -1,0 +1,133 @@
+#include "image_input.h"
+
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+
+#include "errors.h"
+#include "stb/stb_image.h"  // implementation compiled into libmtmd (mtmd-helper.cpp)
+
+namespace llava {
+namespace {
+
+constexpr uint64_t kMaxFileBytes = 256ull << 20;  // an encoded image larger than this is refused unread
+
+void CheckDimensions(uint64_t w, uint64_t h, uint64_t maxPixels, const std::string& what) {
+  if (w == 0 || h == 0) Throw("ERR_IMAGE_DECODE", what + " has a zero width or height");
+  if (w * h > maxPixels) {
+    Throw("ERR_IMAGE_DECODE", what + " is " + std::to_string(w) + "x" + std::to_string(h) + " pixels, more than the limit of " +
+                                  std::to_string(maxPixels) + " (raise maxPixels to allow it, or downscale the image first)");
+  }
+}
+
+std::vector<unsigned char> ReadFile(const std::string& path) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  if (!fs::exists(path, ec)) Throw("ERR_FILE_NOT_FOUND", "the image file " + path + " does not exist");
+  if (!fs::is_regular_file(path, ec)) Throw("ERR_FILE_NOT_FOUND", "the image path " + path + " is not a regular file");
+  uint64_t size = fs::file_size(path, ec);
+  if (ec) Throw("ERR_FILE_NOT_FOUND", "the image file " + path + " cannot be read: " + ec.message());
+  if (size > kMaxFileBytes) Throw("ERR_IMAGE_DECODE", "the image file " + path + " is larger than 256 MiB");
+  std::vector<unsigned char> out(static_cast<size_t>(size));
+  std::ifstream f(path, std::ios::binary);
+  if (!f || !f.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(size))) {
+    Throw("ERR_FILE_NOT_FOUND", "the image file " + path + " cannot be read");
+  }
+  return out;
+}
+
+RgbImage DecodeEncoded(const std::vector<unsigned char>& bytes, uint64_t maxPixels, const std::string& what) {
+  if (bytes.empty()) Throw("ERR_IMAGE_DECODE", what + " is empty");
+  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) Throw("ERR_IMAGE_DECODE", what + " is too large");
+  int w = 0, h = 0, comp = 0;
+  const int len = static_cast<int>(bytes.size());
+  // Read the header first: a 65535x65535 image must be refused before stb allocates for it.
+  if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &comp)) {
+    const char* reason = stbi_failure_reason();
+    Throw("ERR_IMAGE_DECODE", what + " is not a decodable image (JPEG, PNG, BMP, GIF, TGA, PSD, HDR, PIC or PNM)" +
+                                  std::string(reason ? std::string(": ") + reason : std::string()));
+  }
+  CheckDimensions(static_cast<uint64_t>(w), static_cast<uint64_t>(h), maxPixels, what);
+  int nx = 0, ny = 0, nc = 0;
+  unsigned char* pixels = stbi_load_from_memory(bytes.data(), len, &nx, &ny, &nc, 3);
+  if (!pixels) {
+    const char* reason = stbi_failure_reason();
+    Throw("ERR_IMAGE_DECODE", what + " could not be decoded" + std::string(reason ? std::string(": ") + reason : std::string()));
+  }
+  RgbImage out;
+  out.width = static_cast<uint32_t>(nx);
+  out.height = static_cast<uint32_t>(ny);
+  out.rgb.assign(pixels, pixels + static_cast<size_t>(nx) * static_cast<size_t>(ny) * 3);
+  stbi_image_free(pixels);
+  return out;
+}
+
+RgbImage FromPixels(const ImageInput& in) {
+  CheckDimensions(in.width, in.height, in.maxPixels, "the raw image");
+  const size_t channels = in.format == "rgb" ? 3 : (in.format == "rgba" || in.format == "bgra") ? 4 : 0;
+  if (channels == 0) Throw("ERR_INVALID_ARGUMENT", "pixel format must be 'rgb', 'rgba' or 'bgra', got '" + in.format + "'");
+  const size_t n = static_cast<size_t>(in.width) * in.height;
+  if (in.data.size() != n * channels) {
+    Throw("ERR_INVALID_ARGUMENT", "raw " + in.format + " pixels for " + std::to_string(in.width) + "x" + std::to_string(in.height) +
+                                      " need " + std::to_string(n * channels) + " bytes, got " + std::to_string(in.data.size()));
+  }
+  RgbImage out;
+  out.width = in.width;
+  out.height = in.height;
+  out.rgb.resize(n * 3);
+  const unsigned char* src = in.data.data();
+  unsigned char* dst = out.rgb.data();
+  if (channels == 3) {
+    std::copy(src, src + n * 3, dst);
+  } else if (in.format == "rgba") {
+    for (size_t i = 0; i < n; i++) {
+      dst[3 * i] = src[4 * i];
+      dst[3 * i + 1] = src[4 * i + 1];
+      dst[3 * i + 2] = src[4 * i + 2];
+    }
+  } else {  // bgra (Electron's nativeImage.toBitmap())
+    for (size_t i = 0; i < n; i++) {
+      dst[3 * i] = src[4 * i + 2];
+      dst[3 * i + 1] = src[4 * i + 1];
+      dst[3 * i + 2] = src[4 * i];
+    }
+  }
+  return out;
+}
+
+uint64_t Fnv1a(uint64_t h, const unsigned char* p, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  return h;
+}
+
+}  // namespace
+
+RgbImage DecodeImage(ImageInput& input) {
+  switch (input.kind) {
+    case ImageInput::Kind::Path: {
+      std::vector<unsigned char> bytes = ReadFile(input.path);
+      return DecodeEncoded(bytes, input.maxPixels, "the image file " + input.path);
+    }
+    case ImageInput::Kind::Bytes:
+      return DecodeEncoded(input.data, input.maxPixels, "the image buffer");
+    case ImageInput::Kind::Pixels:
+      return FromPixels(input);
+  }
+  Throw("ERR_INVALID_ARGUMENT", "unknown image input kind");
+}
+
+std::string ContentId(const RgbImage& image) {
+  const uint32_t dims[2] = {image.width, image.height};
+  auto* d = reinterpret_cast<const unsigned char*>(dims);
+  uint64_t a = Fnv1a(Fnv1a(0xcbf29ce484222325ull, d, sizeof(dims)), image.rgb.data(), image.rgb.size());
+  uint64_t b = Fnv1a(Fnv1a(0x84222325cbf29ce4ull, d, sizeof(dims)), image.rgb.data(), image.rgb.size());
+  char buf[33];
+  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
+  return buf;
+}
+
+}  // namespace llava

@@ -1,0 +1,31 @@
+#pragma once
+// Turns what JS hands over (a file path, encoded bytes, or raw pixels) into RGB pixels, with
+// every size checked before anything is allocated or decoded.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace llava {
+
+struct ImageInput {
+  enum class Kind { Path, Bytes, Pixels } kind = Kind::Bytes;
+  std::string path;
+  std::vector<unsigned char> data;
+  uint32_t width = 0, height = 0;
+  std::string format;  // pixels: rgb | rgba | bgra
+  uint64_t maxPixels = 0;
+};
+
+struct RgbImage {
+  uint32_t width = 0, height = 0;
+  std::vector<unsigned char> rgb;
+};
+
+// Throws NativeError(ERR_IMAGE_DECODE / ERR_FILE_NOT_FOUND / ERR_INVALID_ARGUMENT).
+RgbImage DecodeImage(ImageInput& input);
+
+// A content id (two differently seeded 64-bit FNV-1a hashes over size and pixels, as hex):
+// identical pixels give identical ids, which keys reuse of encoded images.
+std::string ContentId(const RgbImage& image);
+
+}  // namespace llava

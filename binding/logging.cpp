@@ -1,0 +1,112 @@
+#include "logging.h"
+
+#include <atomic>
+#include <mutex>
+
+#include "ggml.h"
+#include "llama.h"
+#include "mtmd-helper.h"
+#include "mtmd.h"
+
+namespace llava {
+namespace {
+
+struct LogSink {
+  std::mutex mutex;
+  Napi::ThreadSafeFunction tsfn;
+  bool active = false;
+  int minLevel = GGML_LOG_LEVEL_WARN;
+};
+
+LogSink& Sink() {
+  static LogSink* sink = new LogSink();  // never destroyed: llama.cpp may log during exit
+  return *sink;
+}
+
+thread_local std::string tlsLastError;
+thread_local std::string tlsPending;  // llama.cpp emits one message in several CONT pieces
+thread_local int tlsPendingLevel = GGML_LOG_LEVEL_NONE;
+
+struct LogMessage {
+  int level;
+  std::string text;
+};
+
+const char* LevelName(int level) {
+  switch (level) {
+    case GGML_LOG_LEVEL_DEBUG: return "debug";
+    case GGML_LOG_LEVEL_INFO: return "info";
+    case GGML_LOG_LEVEL_WARN: return "warn";
+    case GGML_LOG_LEVEL_ERROR: return "error";
+    default: return "info";
+  }
+}
+
+void Forward(int level, std::string text) {
+  if (level == GGML_LOG_LEVEL_ERROR) tlsLastError = text;
+  LogSink& sink = Sink();
+  std::lock_guard<std::mutex> lock(sink.mutex);
+  if (!sink.active || level < sink.minLevel) return;
+  auto* msg = new LogMessage{level, std::move(text)};
+  napi_status st = sink.tsfn.NonBlockingCall(msg, [](Napi::Env env, Napi::Function fn, LogMessage* m) {
+    std::unique_ptr<LogMessage> owned(m);
+    if (env == nullptr || fn.IsEmpty()) return;
+    try {
+      fn.Call({Napi::String::New(env, LevelName(owned->level)), Napi::String::New(env, owned->text)});
+    } catch (...) {
+      // A throwing log callback must not take generation down with it.
+    }
+  });
+  if (st != napi_ok) delete msg;
+}
+
+void OnLog(ggml_log_level level, const char* text, void*) {
+  if (text == nullptr) return;
+  std::string piece(text);
+  if (level == GGML_LOG_LEVEL_CONT) {
+    tlsPending += piece;
+  } else {
+    tlsPending = piece;
+    tlsPendingLevel = level;
+  }
+  if (!tlsPending.empty() && tlsPending.back() == '\n') {
+    tlsPending.pop_back();
+    Forward(tlsPendingLevel, std::move(tlsPending));
+    tlsPending.clear();
+  }
+}
+
+}  // namespace
+
+void InstallLogging() {
+  llama_log_set(OnLog, nullptr);
+  mtmd_log_set(OnLog, nullptr);
+  mtmd_helper_log_set(OnLog, nullptr);
+}
+
+std::string LastLlamaError() { return tlsLastError; }
+void ClearLastLlamaError() { tlsLastError.clear(); }
+
+// setLogCallback(fn | null, minLevel: 'debug'|'info'|'warn'|'error')
+Napi::Value SetLogCallback(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  LogSink& sink = Sink();
+  std::lock_guard<std::mutex> lock(sink.mutex);
+  if (sink.active) {
+    sink.tsfn.Release();
+    sink.active = false;
+  }
+  if (info.Length() > 0 && info[0].IsFunction()) {
+    std::string level = info.Length() > 1 && info[1].IsString() ? info[1].As<Napi::String>().Utf8Value() : "warn";
+    sink.minLevel = level == "debug" ? GGML_LOG_LEVEL_DEBUG
+                    : level == "info"  ? GGML_LOG_LEVEL_INFO
+                    : level == "error" ? GGML_LOG_LEVEL_ERROR
+                                       : GGML_LOG_LEVEL_WARN;
+    sink.tsfn = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "llava-native-log", 256, 1);
+    sink.tsfn.Unref(env);  // logging alone must never keep the process alive
+    sink.active = true;
+  }
+  return env.Undefined();
+}
+
+}  // namespace llava

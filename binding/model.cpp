@@ -1,0 +1,362 @@
+#include "model.h"
+
+#include <filesystem>
+#include <vector>
+
+#include "abort_handle.h"
+#include "embedding.h"
+#include "addon_data.h"
+#include "errors.h"
+#include "gguf.h"
+#include "logging.h"
+#include "promise_worker.h"
+
+namespace llava {
+namespace {
+
+namespace fs = std::filesystem;
+
+struct LoadParams {
+  std::string modelPath;
+  std::string mmprojPath;
+  int gpuLayers = -1;
+  bool useMmap = true;
+  bool mmprojUseGpu = true;
+  int threads = 4;
+};
+
+std::string MetaString(const llama_model* model, const char* key) {
+  char buf[512];
+  int32_t n = llama_model_meta_val_str(model, key, buf, sizeof(buf));
+  return n < 0 ? std::string() : std::string(buf);
+}
+
+// Reads a few keys of the projector file without loading tensors (gguf's own parser).
+void ReadProjectorMeta(const std::string& path, std::string& projector, int& imageSize) {
+  gguf_init_params params = {/*no_alloc*/ true, /*ctx*/ nullptr};
+  gguf_context* g = gguf_init_from_file(path.c_str(), params);
+  if (!g) return;
+  int64_t k = gguf_find_key(g, "clip.projector_type");
+  if (k < 0) k = gguf_find_key(g, "clip.vision.projector_type");
+  if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_STRING) projector = gguf_get_val_str(g, k);
+  if (projector.empty()) {
+    int64_t llava = gguf_find_key(g, "clip.has_llava_projector");
+    if (llava >= 0) projector = "mlp";
+  }
+  k = gguf_find_key(g, "clip.vision.image_size");
+  if (k >= 0 && gguf_get_kv_type(g, k) == GGUF_TYPE_UINT32) imageSize = static_cast<int>(gguf_get_val_u32(g, k));
+  gguf_free(g);
+}
+
+class LoadWorker : public PromiseWorker {
+ public:
+  LoadWorker(Napi::Env env, LoadParams params, AbortFlag abort, Napi::Value onProgress)
+      : PromiseWorker(env, "llava.loadModel"), params_(std::move(params)), abort_(std::move(abort)) {
+    if (onProgress.IsFunction()) {
+      progress_ = Napi::ThreadSafeFunction::New(env, onProgress.As<Napi::Function>(), "llava.loadProgress", 0, 1);
+      hasProgress_ = true;
+    }
+  }
+
+  ~LoadWorker() override {
+    if (hasProgress_) progress_.Release();
+  }
+
+ protected:
+  void Run() override {
+    CheckFile(params_.modelPath, "model");
+    if (!params_.mmprojPath.empty()) CheckFile(params_.mmprojPath, "mmproj");
+
+    std::error_code ec;
+    double modelBytes = static_cast<double>(fs::file_size(params_.modelPath, ec));
+    double projBytes = params_.mmprojPath.empty() ? 0.0 : static_cast<double>(fs::file_size(params_.mmprojPath, ec));
+    modelShare_ = modelBytes + projBytes > 0 ? modelBytes / (modelBytes + projBytes) : 1.0;
+
+    auto state = std::make_shared<ModelState>();
+    state->modelPath = params_.modelPath;
+    state->mmprojPath = params_.mmprojPath;
+    state->threads = params_.threads;
+
+    llama_model_params mp = llama_model_default_params();
+    mp.n_gpu_layers = params_.gpuLayers;
+    if (!params_.useMmap) mp.load_mode = LLAMA_LOAD_MODE_NONE;
+    mp.progress_callback = [](float p, void* self) -> bool {
+      auto* w = static_cast<LoadWorker*>(self);
+      w->Report(p * w->modelShare_);
+      return !w->abort_->load();
+    };
+    mp.progress_callback_user_data = this;
+
+    ClearLastLlamaError();
+    state->model = llama_model_load_from_file(params_.modelPath.c_str(), mp);
+    if (abort_->load()) Throw("ERR_ABORTED", "model loading was aborted");
+    if (!state->model) {
+      std::string why = LastLlamaError();
+      Throw("ERR_MODEL_LOAD", "llama.cpp could not load the model file " + params_.modelPath +
+                                  (why.empty() ? "" : ": " + why) +
+                                  ". Check that it is a complete GGUF text model supported by llama.cpp " LLAVA_LLAMA_COMMIT ".");
+    }
+
+    if (!params_.mmprojPath.empty()) {
+      ReadProjectorMeta(params_.mmprojPath, state->projectorType, imageSize_);
+      mtmd_context_params cp = mtmd_context_params_default();
+      cp.use_gpu = params_.mmprojUseGpu;
+      cp.print_timings = false;
+      cp.n_threads = params_.threads;
+      cp.warmup = true;
+      cp.progress_callback = [](float p, void* self) -> bool {
+        auto* w = static_cast<LoadWorker*>(self);
+        w->Report(w->modelShare_ + p * (1.0 - w->modelShare_));
+        return !w->abort_->load();
+      };
+      cp.progress_callback_user_data = this;
+      ClearLastLlamaError();
+      state->vision = mtmd_init_from_file(params_.mmprojPath.c_str(), state->model, cp);
+      if (abort_->load()) Throw("ERR_ABORTED", "model loading was aborted");
+      if (!state->vision) {
+        std::string why = LastLlamaError();
+        if (why.find("mismatch") != std::string::npos) {
+          Throw("ERR_MMPROJ_MISMATCH", "the projector " + params_.mmprojPath + " does not fit the text model " +
+                                           params_.modelPath + ": " + why +
+                                           ". Use the mmproj file published together with this text model.");
+        }
+        Throw("ERR_MMPROJ_LOAD", "llama.cpp could not load the projector file " + params_.mmprojPath +
+                                     (why.empty() ? "" : ": " + why) + ". Check that it is a complete mmproj GGUF.");
+      }
+      MeasureImageTokens(*state);
+    }
+    Report(1.0);
+    state_ = std::move(state);
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    AddonData* data = AddonData::Of(env);
+    Napi::Object obj = data->modelCtor.New({});
+    Model::FromValue(env, obj)->Adopt(std::move(state_));
+    return obj;
+  }
+
+ private:
+  static void CheckFile(const std::string& path, const char* what) {
+    std::error_code ec;
+    if (!fs::exists(path, ec)) Throw("ERR_FILE_NOT_FOUND", std::string("the ") + what + " file " + path + " does not exist");
+    if (!fs::is_regular_file(path, ec))
+      Throw("ERR_FILE_NOT_FOUND", std::string("the ") + what + " path " + path + " is not a regular file");
+  }
+
+  // Tokenizes one placeholder image at the projector's native size: how many tokens an image
+  // costs, and whether its tokens need one micro-batch.
+  void MeasureImageTokens(ModelState& state) {
+    if (!mtmd_support_vision(state.vision) || imageSize_ <= 0) return;
+    mtmd_bitmap* bmp = mtmd_bitmap_init(imageSize_, imageSize_, nullptr);
+    mtmd_input_chunks* chunks = mtmd_input_chunks_init();
+    std::string marker = mtmd_default_marker();
+    mtmd_input_text text = {marker.c_str(), marker.size(), false, true};
+    const mtmd_bitmap* bmps[] = {bmp};
+    if (mtmd_tokenize(state.vision, chunks, &text, bmps, 1) == 0) {
+      for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
+        const mtmd_input_chunk* c = mtmd_input_chunks_get(chunks, i);
+        if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_IMAGE) continue;
+        state.imageTokens += static_cast<int>(mtmd_input_chunk_get_n_tokens(c));
+        state.imageNonCausal = state.imageNonCausal || mtmd_decode_use_non_causal(state.vision, c);
+      }
+    }
+    mtmd_input_chunks_free(chunks);
+    mtmd_bitmap_free(bmp);
+  }
+
+  void Report(double fraction) {
+    if (!hasProgress_) return;
+    auto* value = new double(fraction);
+    if (progress_.NonBlockingCall(value, [](Napi::Env env, Napi::Function fn, double* v) {
+          std::unique_ptr<double> owned(v);
+          if (env == nullptr) return;
+          try {
+            fn.Call({Napi::Number::New(env, *owned)});
+          } catch (...) {
+          }
+        }) != napi_ok) {
+      delete value;
+    }
+  }
+
+  LoadParams params_;
+  AbortFlag abort_;
+  Napi::ThreadSafeFunction progress_;
+  bool hasProgress_ = false;
+  double modelShare_ = 1.0;
+  int imageSize_ = 0;
+  ModelPtr state_;
+};
+
+int32_t IntProp(const Napi::Object& o, const char* key, int32_t fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
+}
+
+bool BoolProp(const Napi::Object& o, const char* key, bool fallback) {
+  Napi::Value v = o.Get(key);
+  return v.IsBoolean() ? v.As<Napi::Boolean>().Value() : fallback;
+}
+
+std::string StrProp(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
+}  // namespace
+
+Napi::Function Model::Define(Napi::Env env) {
+  return DefineClass(env, "Model",
+                     {
+                         InstanceMethod<&Model::Info>("info"),
+                         InstanceMethod<&Model::Tokenize>("tokenize"),
+                         InstanceMethod<&Model::Detokenize>("detokenize"),
+                         InstanceMethod<&Model::EncodeImage>("encodeImage"),
+                         InstanceMethod<&Model::EncodeCount>("encodeCount"),
+                         InstanceMethod<&Model::Dispose>("dispose"),
+                     });
+}
+
+Model::Model(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Model>(info) {}
+
+Model* Model::FromValue(Napi::Env env, const Napi::Value& value) {
+  AddonData* data = AddonData::Of(env);
+  if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->modelCtor.Value())) {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "expected a native Model");
+  }
+  return Napi::ObjectWrap<Model>::Unwrap(value.As<Napi::Object>());
+}
+
+ModelPtr Model::State(Napi::Env env) const {
+  if (!state_) throw MakeError(env, "ERR_DISPOSED", "the model has been disposed; load it again with loadModel()");
+  return state_;
+}
+
+Napi::Value Model::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "load() expects an options object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  LoadParams p;
+  p.modelPath = StrProp(o, "model");
+  p.mmprojPath = StrProp(o, "mmproj");
+  p.gpuLayers = IntProp(o, "gpuLayers", -1);
+  p.useMmap = BoolProp(o, "useMmap", true);
+  p.mmprojUseGpu = BoolProp(o, "mmprojUseGpu", true);
+  p.threads = IntProp(o, "threads", 4);
+  if (p.modelPath.empty()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "load() needs a model path");
+  if (p.threads < 1 || p.threads > 1024) throw MakeError(env, "ERR_INVALID_ARGUMENT", "threads must be between 1 and 1024");
+  auto* worker = new LoadWorker(env, std::move(p), AbortHandle::From(info[1]), info.Length() > 2 ? info[2] : env.Undefined());
+  Napi::Promise promise = worker->Promise();
+  worker->Queue();
+  return promise;
+}
+
+Napi::Value Model::Info(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelPtr s = State(env);
+  const llama_model* m = s->model;
+  const llama_vocab* vocab = s->vocab();
+  Napi::Object out = Napi::Object::New(env);
+  char desc[256];
+  llama_model_desc(m, desc, sizeof(desc));
+  out.Set("architecture", MetaString(m, "general.architecture"));
+  out.Set("name", MetaString(m, "general.name"));
+  out.Set("description", std::string(desc));
+  out.Set("contextLength", llama_model_n_ctx_train(m));
+  out.Set("embeddingLength", llama_model_n_embd(m));
+  out.Set("layers", llama_model_n_layer(m));
+  out.Set("heads", llama_model_n_head(m));
+  out.Set("headsKv", llama_model_n_head_kv(m));
+  out.Set("parameters", static_cast<double>(llama_model_n_params(m)));
+  out.Set("sizeBytes", static_cast<double>(llama_model_size(m)));
+  out.Set("vocabSize", llama_vocab_n_tokens(vocab));
+  out.Set("bosToken", llama_vocab_bos(vocab));
+  out.Set("eosToken", llama_vocab_eos(vocab));
+  const char* tmpl = llama_model_chat_template(m, nullptr);
+  out.Set("chatTemplate", tmpl ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
+  if (s->vision) {
+    Napi::Object v = Napi::Object::New(env);
+    v.Set("projector", s->projectorType);
+    v.Set("supportsVision", mtmd_support_vision(s->vision));
+    v.Set("supportsAudio", mtmd_support_audio(s->vision));
+    v.Set("imageTokens", s->imageTokens);
+    v.Set("nonCausal", s->imageNonCausal);
+    v.Set("mrope", mtmd_decode_use_mrope(s->vision));
+    v.Set("marker", mtmd_default_marker());
+    out.Set("vision", v);
+  } else {
+    out.Set("vision", env.Null());
+  }
+  return out;
+}
+
+// tokenize(text, addSpecial, parseSpecial) -> Int32Array
+Napi::Value Model::Tokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelPtr s = State(env);
+  if (info.Length() < 1 || !info[0].IsString()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "tokenize() expects a string");
+  std::string text = info[0].As<Napi::String>().Utf8Value();
+  bool addSpecial = info.Length() > 1 && info[1].ToBoolean().Value();
+  bool parseSpecial = info.Length() > 2 && info[2].ToBoolean().Value();
+  const llama_vocab* vocab = s->vocab();
+  std::vector<llama_token> tokens(text.size() + 2);
+  int32_t n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                             static_cast<int32_t>(tokens.size()), addSpecial, parseSpecial);
+  if (n < 0) {
+    tokens.resize(static_cast<size_t>(-n));
+    n = llama_tokenize(vocab, text.data(), static_cast<int32_t>(text.size()), tokens.data(),
+                       static_cast<int32_t>(tokens.size()), addSpecial, parseSpecial);
+  }
+  if (n < 0) throw MakeError(env, "ERR_TOKENIZE", "the text could not be tokenized");
+  Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(n));
+  for (int32_t i = 0; i < n; i++) out[i] = tokens[i];
+  return out;
+}
+
+// detokenize(Int32Array, renderSpecial) -> string
+Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelPtr s = State(env);
+  if (info.Length() < 1 || !info[0].IsTypedArray() ||
+      info[0].As<Napi::TypedArray>().TypedArrayType() != napi_int32_array) {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "detokenize() expects an Int32Array of token ids");
+  }
+  Napi::Int32Array ids = info[0].As<Napi::Int32Array>();
+  bool renderSpecial = info.Length() > 1 && info[1].ToBoolean().Value();
+  const llama_vocab* vocab = s->vocab();
+  const int32_t nVocab = llama_vocab_n_tokens(vocab);
+  std::vector<llama_token> tokens(ids.ElementLength());
+  for (size_t i = 0; i < tokens.size(); i++) {
+    if (ids[i] < 0 || ids[i] >= nVocab) {
+      throw MakeError(env, "ERR_INVALID_ARGUMENT",
+                      "token id " + std::to_string(ids[i]) + " at index " + std::to_string(i) + " is outside the vocabulary (0.." +
+                          std::to_string(nVocab - 1) + ")");
+    }
+    tokens[i] = ids[i];
+  }
+  std::string out(tokens.size() * 8 + 16, '\0');
+  int32_t n = llama_detokenize(vocab, tokens.data(), static_cast<int32_t>(tokens.size()), out.data(),
+                               static_cast<int32_t>(out.size()), false, renderSpecial);
+  if (n < 0) {
+    out.resize(static_cast<size_t>(-n));
+    n = llama_detokenize(vocab, tokens.data(), static_cast<int32_t>(tokens.size()), out.data(),
+                         static_cast<int32_t>(out.size()), false, renderSpecial);
+  }
+  if (n < 0) throw MakeError(env, "ERR_TOKENIZE", "the tokens could not be detokenized");
+  out.resize(static_cast<size_t>(n));
+  return Napi::String::New(env, out);
+}
+
+Napi::Value Model::EncodeImage(const Napi::CallbackInfo& info) { return Embedding::Encode(info, State(info.Env())); }
+
+Napi::Value Model::EncodeCount(const Napi::CallbackInfo& info) {
+  return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env())->encodeCount.load()));
+}
+
+Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {
+  state_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace llava

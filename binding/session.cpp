@@ -1,0 +1,239 @@
+#include "session.h"
+
+#include <mutex>
+
+#include "abort_handle.h"
+#include "embedding.h"
+#include "errors.h"
+#include "generation.h"
+#include "model.h"
+#include "promise_worker.h"
+
+namespace llava {
+namespace {
+
+// Pieces produced on the worker thread wait here until the JS thread takes them. When JS is
+// slower than the model, several pieces go over in one call.
+struct PieceQueue {
+  std::mutex mutex;
+  std::vector<StreamPiece> pieces;
+  bool scheduled = false;
+
+  std::vector<StreamPiece> Take() {
+    std::lock_guard<std::mutex> lock(mutex);
+    scheduled = false;
+    return std::move(pieces);
+  }
+};
+
+void Deliver(Napi::Env env, Napi::Function fn, std::vector<StreamPiece> pieces) {
+  if (pieces.empty()) return;
+  Napi::Array arr = Napi::Array::New(env, pieces.size());
+  for (size_t i = 0; i < pieces.size(); i++) {
+    Napi::Object p = Napi::Object::New(env);
+    p.Set("text", Napi::String::New(env, pieces[i].text));
+    Napi::Array toks = Napi::Array::New(env, pieces[i].tokens.size());
+    for (size_t k = 0; k < pieces[i].tokens.size(); k++) toks.Set(static_cast<uint32_t>(k), pieces[i].tokens[k]);
+    p.Set("tokens", toks);
+    arr.Set(static_cast<uint32_t>(i), p);
+  }
+  fn.Call({arr});
+}
+
+class GenerateWorker : public PromiseWorker {
+ public:
+  GenerateWorker(Napi::Env env, SessionPtr session, GenerateRequest req, AbortFlag abort, Napi::Value onPieces)
+      : PromiseWorker(env, "llava.generate"),
+        session_(std::move(session)),
+        req_(std::move(req)),
+        abort_(std::move(abort)),
+        queue_(std::make_shared<PieceQueue>()) {
+    if (onPieces.IsFunction()) {
+      onPieces_ = Napi::Persistent(onPieces.As<Napi::Function>());
+      tsfn_ = Napi::ThreadSafeFunction::New(env, onPieces.As<Napi::Function>(), "llava.tokens", 0, 1);
+      hasTsfn_ = true;
+    }
+  }
+
+  ~GenerateWorker() override {
+    if (hasTsfn_) tsfn_.Release();
+  }
+
+ protected:
+  void Run() override {
+    if (session_->busy.exchange(true)) {
+      Throw("ERR_BUSY", "this session is already generating; wait for the running call or use another session");
+    }
+    struct BusyReset {
+      std::atomic<bool>& b;
+      ~BusyReset() { b.store(false); }
+    } busyReset{session_->busy};
+    std::lock_guard<std::mutex> lock(session_->mutex);
+    result_ = RunGeneration(*session_, req_, *abort_, [this](StreamPiece&& p) { Enqueue(std::move(p)); });
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    // Whatever the thread-safe calls have not delivered yet goes now, before the promise settles.
+    if (hasTsfn_) Deliver(env, onPieces_.Value(), queue_->Take());
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("text", Napi::String::New(env, result_.text));
+    Napi::Int32Array toks = Napi::Int32Array::New(env, result_.tokens.size());
+    for (size_t i = 0; i < result_.tokens.size(); i++) toks[i] = result_.tokens[i];
+    out.Set("tokens", toks);
+    out.Set("stopReason", result_.stopReason);
+    out.Set("promptTokens", result_.promptTokens);
+    out.Set("reusedTokens", result_.reusedTokens);
+    out.Set("promptMs", result_.promptMs);
+    out.Set("generatedTokens", result_.generatedTokens);
+    out.Set("generateMs", result_.generateMs);
+    return out;
+  }
+
+ private:
+  void Enqueue(StreamPiece&& piece) {
+    if (!hasTsfn_) return;
+    bool schedule = false;
+    {
+      std::lock_guard<std::mutex> lock(queue_->mutex);
+      queue_->pieces.push_back(std::move(piece));
+      if (!queue_->scheduled) queue_->scheduled = schedule = true;
+    }
+    if (!schedule) return;
+    auto* q = new std::shared_ptr<PieceQueue>(queue_);
+    napi_status st = tsfn_.NonBlockingCall(q, [](Napi::Env env, Napi::Function fn, std::shared_ptr<PieceQueue>* data) {
+      std::unique_ptr<std::shared_ptr<PieceQueue>> owned(data);
+      if (env == nullptr) return;
+      try {
+        Deliver(env, fn, (*owned)->Take());
+      } catch (...) {
+        // lib/ wraps user callbacks; nothing thrown here may reach the worker.
+      }
+    });
+    if (st != napi_ok) {
+      delete q;
+      std::lock_guard<std::mutex> lock(queue_->mutex);
+      queue_->scheduled = false;
+    }
+  }
+
+  SessionPtr session_;
+  GenerateRequest req_;
+  AbortFlag abort_;
+  std::shared_ptr<PieceQueue> queue_;
+  Napi::ThreadSafeFunction tsfn_;
+  Napi::FunctionReference onPieces_;
+  bool hasTsfn_ = false;
+  GenerateResult result_;
+};
+
+double Num(const Napi::Object& o, const char* key, double fallback) {
+  Napi::Value v = o.Get(key);
+  if (!v.IsNumber()) return fallback;
+  double d = v.As<Napi::Number>().DoubleValue();
+  return d == d ? d : fallback;  // NaN never reaches llama.cpp
+}
+
+}  // namespace
+
+Napi::Function Session::Define(Napi::Env env) {
+  return DefineClass(env, "Session",
+                     {InstanceMethod<&Session::Generate>("generate"), InstanceMethod<&Session::Reset>("reset"),
+                      InstanceMethod<&Session::CacheInfo>("cacheInfo"), InstanceMethod<&Session::Dispose>("dispose")});
+}
+
+Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 2 || !info[1].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "Session(model, params) expected");
+  ModelPtr model = Model::FromValue(env, info[0])->State(env);
+  Napi::Object o = info[1].As<Napi::Object>();
+  auto s = std::make_shared<SessionState>();
+  s->model = std::move(model);
+  s->params.contextSize = static_cast<uint32_t>(std::max(0.0, Num(o, "contextSize", 0)));
+  s->params.batchSize = static_cast<uint32_t>(std::max(1.0, Num(o, "batchSize", 2048)));
+  s->params.ubatchSize = static_cast<uint32_t>(std::max(1.0, Num(o, "ubatchSize", 512)));
+  s->params.threads = static_cast<int32_t>(std::max(1.0, Num(o, "threads", 4)));
+  s->params.threadsBatch = static_cast<int32_t>(std::max(1.0, Num(o, "threadsBatch", s->params.threads)));
+  s->params.flashAttention = static_cast<int32_t>(Num(o, "flashAttention", -1));
+  state_ = std::move(s);
+}
+
+SessionPtr Session::State(Napi::Env env) const {
+  if (!state_) throw MakeError(env, "ERR_DISPOSED", "the session has been disposed; create a new one with model.createSession()");
+  return state_;
+}
+
+Napi::Value Session::Generate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SessionPtr s = State(env);
+  if (info.Length() < 1 || !info[0].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "generate() expects a request object");
+  Napi::Object o = info[0].As<Napi::Object>();
+  GenerateRequest req;
+  req.prompt = o.Get("prompt").ToString().Utf8Value();
+  Napi::Value images = o.Get("images");
+  if (images.IsArray()) {
+    Napi::Array arr = images.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) {
+      EmbeddingPtr e = Embedding::FromValue(env, arr.Get(i))->State(env);
+      if (e->model != s->model) {
+        throw MakeError(env, "ERR_INVALID_ARGUMENT", "image " + std::to_string(i) + " was encoded by another model; encode it with this session's model");
+      }
+      req.images.push_back(std::move(e));
+    }
+  }
+  req.addSpecial = o.Get("addSpecial").ToBoolean().Value();
+  req.parseSpecial = o.Get("parseSpecial").ToBoolean().Value();
+  req.reuseCache = o.Get("reuseCache").ToBoolean().Value();
+  req.maxTokens = static_cast<int32_t>(std::max(0.0, std::min(1e9, Num(o, "maxTokens", 256))));
+  Napi::Value stop = o.Get("stop");
+  if (stop.IsArray()) {
+    Napi::Array arr = stop.As<Napi::Array>();
+    for (uint32_t i = 0; i < arr.Length(); i++) req.stop.push_back(arr.Get(i).ToString().Utf8Value());
+  }
+  SamplingParams& sp = req.sampling;
+  sp.temperature = static_cast<float>(Num(o, "temperature", sp.temperature));
+  sp.topK = static_cast<int32_t>(Num(o, "topK", sp.topK));
+  sp.topP = static_cast<float>(Num(o, "topP", sp.topP));
+  sp.minP = static_cast<float>(Num(o, "minP", sp.minP));
+  sp.repeatPenalty = static_cast<float>(Num(o, "repeatPenalty", sp.repeatPenalty));
+  sp.repeatLastN = static_cast<int32_t>(Num(o, "repeatLastN", sp.repeatLastN));
+  sp.frequencyPenalty = static_cast<float>(Num(o, "frequencyPenalty", sp.frequencyPenalty));
+  sp.presencePenalty = static_cast<float>(Num(o, "presencePenalty", sp.presencePenalty));
+  sp.seed = static_cast<uint32_t>(Num(o, "seed", sp.seed));
+  Napi::Value grammar = o.Get("grammar");
+  if (grammar.IsString()) sp.grammar = grammar.As<Napi::String>().Utf8Value();
+
+  auto* worker = new GenerateWorker(env, s, std::move(req), AbortHandle::From(info[1]), info.Length() > 2 ? info[2] : env.Undefined());
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value Session::Reset(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SessionPtr s = State(env);
+  if (s->busy.load()) throw MakeError(env, "ERR_BUSY", "reset() while the session is generating; wait for it to finish");
+  std::lock_guard<std::mutex> lock(s->mutex);
+  if (s->ctx) llama_memory_clear(llama_get_memory(s->ctx), true);
+  s->cached.clear();
+  s->nPast = 0;
+  return env.Undefined();
+}
+
+Napi::Value Session::CacheInfo(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SessionPtr s = State(env);
+  std::unique_lock<std::mutex> lock(s->mutex, std::try_to_lock);
+  if (!lock.owns_lock()) throw MakeError(env, "ERR_BUSY", "cacheInfo() while the session is generating");
+  Napi::Object out = Napi::Object::New(env);
+  out.Set("cachedItems", static_cast<double>(s->cached.size()));
+  out.Set("positions", s->nPast);
+  out.Set("contextSize", s->ctx ? static_cast<double>(llama_n_ctx(s->ctx)) : static_cast<double>(s->params.contextSize));
+  return out;
+}
+
+Napi::Value Session::Dispose(const Napi::CallbackInfo& info) {
+  state_.reset();
+  return info.Env().Undefined();
+}
+
+}  // namespace llava

@@ -1,0 +1,85 @@
+#pragma once
+// One conversation: a llama_context (its KV cache) over a shared model, and a record of what the
+// cache holds so that a following prompt with the same prefix is not evaluated again.
+#include <atomic>
+#include <cstdint>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "embedding.h"
+#include "model_state.h"
+#include "sampler.h"
+
+namespace llava {
+
+struct SessionParams {
+  uint32_t contextSize = 0;  // 0 = the model's training context
+  uint32_t batchSize = 2048;
+  uint32_t ubatchSize = 512;
+  int32_t threads = 4;
+  int32_t threadsBatch = 4;
+  int32_t flashAttention = -1;  // -1 auto, 0 off, 1 on
+};
+
+// One position-run in the KV cache: a text token, or a whole image chunk.
+struct CacheItem {
+  llama_token token = -1;  // text token, or -1 for an image chunk
+  std::string imageId;     // image content id + chunk index, for image chunks
+  llama_pos nPos = 1;      // positions the item occupies
+  bool operator==(const CacheItem& o) const { return token == o.token && imageId == o.imageId && nPos == o.nPos; }
+};
+
+struct SessionState {
+  ModelPtr model;
+  SessionParams params;
+  llama_context* ctx = nullptr;
+  std::mutex mutex;
+  std::atomic<bool> busy{false};
+  std::atomic<bool>* abortFlag = nullptr;  // the running operation's flag, read by llama's abort callback
+  std::vector<CacheItem> cached;           // what the KV cache holds, in order
+  llama_pos nPast = 0;
+
+  ~SessionState() {
+    if (ctx) llama_free(ctx);
+  }
+};
+
+using SessionPtr = std::shared_ptr<SessionState>;
+
+// A prompt piece after tokenization: text tokens or one image chunk with its embedding.
+struct PromptItem {
+  CacheItem key;
+  const mtmd_input_chunk* chunk = nullptr;  // image chunks only
+  const float* embd = nullptr;              // image chunks only
+  int32_t nTokens = 1;                      // tokens the item feeds the model (image chunks: many)
+};
+
+struct GenerateRequest {
+  std::string prompt;
+  std::vector<EmbeddingPtr> images;
+  bool addSpecial = true;
+  bool parseSpecial = true;
+  int32_t maxTokens = 256;
+  bool reuseCache = true;
+  std::vector<std::string> stop;
+  SamplingParams sampling;
+};
+
+struct StreamPiece {
+  std::string text;
+  std::vector<llama_token> tokens;
+};
+
+struct GenerateResult {
+  std::string text;
+  std::vector<llama_token> tokens;
+  std::string stopReason;  // eos | maxTokens | stop | aborted | contextFull
+  int32_t promptTokens = 0;
+  int32_t reusedTokens = 0;
+  double promptMs = 0;
+  int32_t generatedTokens = 0;
+  double generateMs = 0;
+};
+
+}  // namespace llava

@@ -1,0 +1,120 @@
+import * as path from 'node:path'
+import { LlavaError } from './errors'
+import { Lifetime } from './lifetime'
+import type { NativeEmbedding, NativeImageInput } from './native-types'
+import { invalid } from './validate'
+
+/** Raw pixels, row-major, no padding. Electron's `nativeImage.toBitmap()` gives BGRA; canvas ImageData gives RGBA. */
+export interface RawImage {
+  data: Uint8Array | Uint8ClampedArray | Buffer
+  width: number
+  height: number
+  format: 'rgb' | 'rgba' | 'bgra'
+}
+
+/**
+ * An image to look at: a file path; a Buffer/Uint8Array/ArrayBuffer holding an encoded image (JPEG,
+ * PNG, BMP, GIF, TGA, PSD, HDR, PIC, PNM); or raw pixels.
+ */
+export type ImageInput = string | Uint8Array | ArrayBuffer | RawImage
+
+/** Default ceiling on decoded image size: 64 megapixels. */
+export const DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
+
+export function toNativeImage(input: unknown, option: string, maxPixels: number): NativeImageInput {
+  if (typeof input === 'string') {
+    if (input.length === 0 || input.includes('\0')) throw invalid(option, 'a file path, image bytes or raw pixels', input)
+    return { kind: 'path', path: path.resolve(input), maxPixels }
+  }
+  if (input instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(input), maxPixels }
+  if (input instanceof Uint8Array) return { kind: 'bytes', data: input, maxPixels }
+  if (input !== null && typeof input === 'object' && 'data' in input && 'width' in input) {
+    const raw = input as RawImage
+    if (!(raw.data instanceof Uint8Array) && !(raw.data instanceof Uint8ClampedArray)) {
+      throw invalid(`${option}.data`, 'a Uint8Array, Uint8ClampedArray or Buffer of pixels', raw.data)
+    }
+    if (!Number.isInteger(raw.width) || raw.width <= 0 || raw.width > 1 << 16) throw invalid(`${option}.width`, 'an integer between 1 and 65536', raw.width)
+    if (!Number.isInteger(raw.height) || raw.height <= 0 || raw.height > 1 << 16) throw invalid(`${option}.height`, 'an integer between 1 and 65536', raw.height)
+    if (raw.format !== 'rgb' && raw.format !== 'rgba' && raw.format !== 'bgra') {
+      throw invalid(`${option}.format`, "'rgb', 'rgba' or 'bgra'", raw.format)
+    }
+    const channels = raw.format === 'rgb' ? 3 : 4
+    const expected = raw.width * raw.height * channels
+    if (raw.data.byteLength !== expected) {
+      throw new LlavaError(
+        'ERR_INVALID_ARGUMENT',
+        `Expected ${expected} bytes (${raw.width}x${raw.height}x${channels}) for ${option}.data but received ${raw.data.byteLength}`,
+        { details: { option: `${option}.data` } },
+      )
+    }
+    const data = raw.data instanceof Uint8ClampedArray ? new Uint8Array(raw.data.buffer, raw.data.byteOffset, raw.data.byteLength) : raw.data
+    return { kind: 'pixels', data, width: raw.width, height: raw.height, format: raw.format, maxPixels }
+  }
+  throw invalid(option, 'a file path, a Buffer/Uint8Array of an encoded image, raw pixels { data, width, height, format } or an ImageEmbedding', input)
+}
+
+/**
+ * An encoded image: the projector's output, reusable in any prompt or session of the model that
+ * made it without encoding again. Dispose it when done, or let the model's dispose() do it.
+ */
+export class ImageEmbedding {
+  /** Tokens the image occupies in a prompt. */
+  readonly nTokens: number
+  /** Width of each token's embedding (the text model's input width). */
+  readonly nEmbd: number
+  /** Size of the decoded image, in pixels. */
+  readonly width: number
+  readonly height: number
+  /** A content hash of the decoded pixels: equal images have equal ids. */
+  readonly id: string
+  /** How long decoding and encoding took. */
+  readonly encodeMs: number
+
+  /** @internal */
+  readonly native: NativeEmbedding
+  /** @internal */
+  readonly owner: object
+  readonly #lifetime = new Lifetime('image embedding')
+  readonly #onDispose: (e: ImageEmbedding) => void
+
+  /** @internal */
+  constructor(native: NativeEmbedding, owner: object, onDispose: (e: ImageEmbedding) => void) {
+    const info = native.info()
+    this.native = native
+    this.owner = owner
+    this.nTokens = info.nTokens
+    this.nEmbd = info.nEmbd
+    this.width = info.width
+    this.height = info.height
+    this.id = info.id
+    this.encodeMs = native.encodeMs
+    this.#onDispose = onDispose
+  }
+
+  get disposed(): boolean {
+    return this.#lifetime.disposed
+  }
+
+  /** @internal */
+  assertAlive(): void {
+    this.#lifetime.assertAlive('encode the image again with model.encodeImage()')
+  }
+
+  /** A copy of the embeddings: nTokens rows of nEmbd floats. */
+  toFloat32Array(): Float32Array {
+    this.assertAlive()
+    return this.native.toFloat32Array()
+  }
+
+  /** Frees the embeddings. Idempotent. Prompts already running keep their own reference. */
+  dispose(): Promise<void> {
+    return this.#lifetime.dispose(
+      () => this.#onDispose(this),
+      () => this.native.dispose(),
+    )
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose()
+  }
+}

@@ -1,0 +1,342 @@
+import * as os from 'node:os'
+import * as path from 'node:path'
+import { abortError, linkSignal, throwIfAborted } from './abort'
+import { LlavaError, fromNative } from './errors'
+import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, toNativeImage } from './image'
+import { Lifetime } from './lifetime'
+import { binding } from './native'
+import type { NativeModel, NativeModelInfo } from './native-types'
+import { Session, type SessionOptions, SESSION_OPTION_KEYS, resolveSessionOptions } from './session'
+import * as v from './validate'
+
+/** Options for {@link loadModel}. */
+export interface LoadModelOptions {
+  /** Path of the text model GGUF. */
+  model: string
+  /** Path of the projector (mmproj) GGUF. Optional for text-only use. */
+  mmproj?: string
+  /** CPU threads for prompt processing, generation and image encoding. Default: the number of CPUs. */
+  threads?: number
+  /** Default context size (tokens) of sessions. Default: the model's training context, at most 4096. */
+  contextSize?: number
+  /** Default logical batch size of sessions. Default 2048. */
+  batchSize?: number
+  /** Layers to offload to a GPU: a number, 'max' (all; the default) or 'auto'. Ignored by CPU builds. */
+  gpuLayers?: number | 'max' | 'auto'
+  /** Memory-map the weights (default true). */
+  useMmap?: boolean
+  /** Run the projector on the GPU when one is available (default true). */
+  mmprojUseGpu?: boolean
+  /** Flash attention: 'auto' (default), true or false. */
+  flashAttention?: boolean | 'auto'
+  /** Largest decoded image accepted, in pixels. Default 64 Mi pixels. */
+  maxImagePixels?: number
+  /** Called with the loading progress, 0..1. Throwing from it aborts the load. */
+  onProgress?: (fraction: number) => void
+  /** Aborts loading; the promise then rejects with `signal.reason`. */
+  signal?: AbortSignal
+}
+
+const LOAD_KEYS = [
+  'model', 'mmproj', 'threads', 'contextSize', 'batchSize', 'gpuLayers', 'useMmap', 'mmprojUseGpu', 'flashAttention',
+  'maxImagePixels', 'onProgress', 'signal',
+] as const
+
+/** What a loaded model is. */
+export interface ModelInfo {
+  architecture: string
+  name: string
+  description: string
+  /** The context length the model was trained with. */
+  contextLength: number
+  embeddingLength: number
+  layers: number
+  heads: number
+  headsKv: number
+  parameters: number
+  sizeBytes: number
+  vocabSize: number
+  bosToken: number
+  eosToken: number
+  /** The chat template stored in the GGUF, if any. */
+  chatTemplate: string | null
+  /** The projector, when one was loaded. */
+  vision: {
+    /** The projector type, e.g. 'mlp' (LLaVA-1.5), 'gemma3'. */
+    projector: string
+    supportsVision: boolean
+    supportsAudio: boolean
+    /** Tokens an image at the projector's native resolution takes. */
+    imageTokens: number
+    /** mtmd's own media marker, which `<image>` in prompts is mapped to. */
+    marker: string
+  } | null
+}
+
+/** Options for {@link Model.encodeImage}. */
+export interface EncodeImageOptions {
+  signal?: AbortSignal
+  /** Largest decoded image accepted, in pixels. Default: the model's maxImagePixels. */
+  maxPixels?: number
+}
+
+/** @internal */
+export interface ModelDefaults {
+  threads: number
+  contextSize: number
+  batchSize: number
+  flashAttention: number
+  maxImagePixels: number
+}
+
+/**
+ * A loaded text model and, optionally, its projector. Create sessions from it to generate text;
+ * encode images once and use them in any session.
+ */
+export class Model {
+  /** What the model is: architecture, sizes, chat template, vision capabilities. */
+  readonly info: ModelInfo
+  /** @internal */
+  readonly native: NativeModel
+  /** @internal */
+  readonly defaults: ModelDefaults
+  readonly #lifetime = new Lifetime('model')
+  readonly #sessions = new Set<Session>()
+  readonly #embeddings = new Set<ImageEmbedding>()
+
+  /** @internal */
+  constructor(native: NativeModel, defaults: ModelDefaults) {
+    this.native = native
+    this.defaults = defaults
+    this.info = toModelInfo(native.info())
+  }
+
+  get disposed(): boolean {
+    return this.#lifetime.disposed
+  }
+
+  /** @internal */
+  assertAlive(): void {
+    this.#lifetime.assertAlive('load it again with loadModel()')
+  }
+
+  /** @internal */
+  track<T>(op: Promise<T>): Promise<T> {
+    return this.#lifetime.track(op)
+  }
+
+  /**
+   * Decodes and encodes an image with the projector. The result can be used in any number of
+   * prompts and sessions of this model without encoding again.
+   */
+  async encodeImage(input: ImageInput, options?: EncodeImageOptions): Promise<ImageEmbedding> {
+    this.assertAlive()
+    const o = v.optionsObject('encodeImage options', options)
+    v.checkKeys('encodeImage()', o, ['signal', 'maxPixels'])
+    const signal = v.signal('signal', o.signal)
+    const maxPixels = v.int('maxPixels', o.maxPixels, 1, Number.MAX_SAFE_INTEGER, this.defaults.maxImagePixels)
+    if (!this.info.vision) {
+      throw new LlavaError('ERR_NO_VISION', 'This model was loaded without a projector: pass `mmproj` to loadModel() to use images.')
+    }
+    const nativeInput = toNativeImage(input, 'image', maxPixels)
+    throwIfAborted(signal)
+    const link = linkSignal(signal)
+    try {
+      const native = await this.track(this.native.encodeImage(nativeInput, link.handle))
+      const embedding = new ImageEmbedding(native, this, (e) => this.#embeddings.delete(e))
+      if (signal?.aborted) {
+        await embedding.dispose()
+        throw signal.reason
+      }
+      this.#embeddings.add(embedding)
+      return embedding
+    } catch (err) {
+      throw abortError(signal, err, 'Image encoding')
+    } finally {
+      link.release()
+    }
+  }
+
+  /** Creates a conversation (its own context and KV cache) over this model's weights. */
+  createSession(options?: SessionOptions): Session {
+    this.assertAlive()
+    const o = v.optionsObject('createSession options', options)
+    v.checkKeys('createSession()', o, SESSION_OPTION_KEYS)
+    const session = new Session(this, resolveSessionOptions(o, this), (s) => this.#sessions.delete(s))
+    this.#sessions.add(session)
+    return session
+  }
+
+  /** Token ids of `text`. `addSpecial` adds BOS as the model wants (default false); `parseSpecial` reads special-token text such as `</s>` as the token (default false). */
+  tokenize(text: string, options?: { addSpecial?: boolean; parseSpecial?: boolean }): number[] {
+    this.assertAlive()
+    if (typeof text !== 'string') throw v.invalid('text', 'a string', text)
+    const o = v.optionsObject('tokenize options', options)
+    v.checkKeys('tokenize()', o, ['addSpecial', 'parseSpecial'])
+    const add = v.bool('addSpecial', o.addSpecial, false)
+    const parse = v.bool('parseSpecial', o.parseSpecial, false)
+    try {
+      return Array.from(this.native.tokenize(text, add, parse))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /** Text of token ids. `renderSpecial` writes special tokens as their text (default false). */
+  detokenize(tokens: readonly number[] | Int32Array, options?: { renderSpecial?: boolean }): string {
+    this.assertAlive()
+    if (!Array.isArray(tokens) && !(tokens instanceof Int32Array)) throw v.invalid('tokens', 'an array of token ids', tokens)
+    const o = v.optionsObject('detokenize options', options)
+    v.checkKeys('detokenize()', o, ['renderSpecial'])
+    const ids = new Int32Array(tokens.length)
+    for (let i = 0; i < tokens.length; i++) {
+      const t = tokens[i]
+      if (!Number.isInteger(t) || t < 0 || t >= this.info.vocabSize) {
+        throw v.invalid(`tokens[${i}]`, `a token id between 0 and ${this.info.vocabSize - 1}`, t)
+      }
+      ids[i] = t
+    }
+    try {
+      return this.native.detokenize(ids, v.bool('renderSpecial', o.renderSpecial, false))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /** How many images this model has encoded so far (reused embeddings do not count). */
+  get imageEncodeCount(): number {
+    this.assertAlive()
+    return this.native.encodeCount()
+  }
+
+  /**
+   * Disposes every session and image embedding of this model, waits for running work, then frees
+   * the weights. Idempotent.
+   */
+  dispose(): Promise<void> {
+    return this.#lifetime.dispose(
+      () => undefined,
+      async () => {
+        await Promise.all([...this.#sessions].map((s) => s.dispose()))
+        await Promise.all([...this.#embeddings].map((e) => e.dispose()))
+        this.native.dispose()
+      },
+    )
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose()
+  }
+}
+
+function toModelInfo(n: NativeModelInfo): ModelInfo {
+  return {
+    architecture: n.architecture,
+    name: n.name,
+    description: n.description,
+    contextLength: n.contextLength,
+    embeddingLength: n.embeddingLength,
+    layers: n.layers,
+    heads: n.heads,
+    headsKv: n.headsKv,
+    parameters: n.parameters,
+    sizeBytes: n.sizeBytes,
+    vocabSize: n.vocabSize,
+    bosToken: n.bosToken,
+    eosToken: n.eosToken,
+    chatTemplate: n.chatTemplate,
+    vision: n.vision
+      ? {
+          projector: n.vision.projector,
+          supportsVision: n.vision.supportsVision,
+          supportsAudio: n.vision.supportsAudio,
+          imageTokens: n.vision.imageTokens,
+          marker: n.vision.marker,
+        }
+      : null,
+  }
+}
+
+function defaultThreads(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
+}
+
+/**
+ * Loads a text model GGUF and, optionally, its projector (mmproj). Loading runs on a native
+ * thread; the event loop stays free.
+ */
+export async function loadModel(options: LoadModelOptions): Promise<Model> {
+  if (options === null || typeof options !== 'object') throw v.invalid('loadModel options', 'an options object', options)
+  v.checkKeys('loadModel()', options, LOAD_KEYS)
+  const model = v.str('model', options.model)
+  const mmproj = options.mmproj === undefined ? undefined : v.str('mmproj', options.mmproj)
+  const threads = v.int('threads', options.threads, 1, 1024, defaultThreads())
+  const contextSize = v.int('contextSize', options.contextSize, 0, 1 << 24, 0)
+  const batchSize = v.int('batchSize', options.batchSize, 1, 1 << 20, 2048)
+  const gl = options.gpuLayers
+  let gpuLayers: number
+  if (gl === undefined || gl === 'max' || gl === 'auto') gpuLayers = -1
+  else gpuLayers = v.int('gpuLayers', gl, 0, 100000, 0)
+  const useMmap = v.bool('useMmap', options.useMmap, true)
+  const mmprojUseGpu = v.bool('mmprojUseGpu', options.mmprojUseGpu, true)
+  const fa = options.flashAttention
+  if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
+  const maxImagePixels = v.int('maxImagePixels', options.maxImagePixels, 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
+  const onProgress = v.fn<(f: number) => void>('onProgress', options.onProgress)
+  const signal = v.signal('signal', options.signal)
+  throwIfAborted(signal)
+
+  const link = linkSignal(signal)
+  let callbackError: { error: unknown } | undefined
+  const progress = onProgress
+    ? (f: number): void => {
+        if (callbackError) return
+        try {
+          onProgress(f)
+        } catch (error) {
+          callbackError = { error }
+          link.abort()
+        }
+      }
+    : undefined
+  let native: NativeModel
+  try {
+    native = await binding().loadModel(
+      {
+        model: path.resolve(model),
+        mmproj: mmproj === undefined ? undefined : path.resolve(mmproj),
+        gpuLayers,
+        useMmap,
+        mmprojUseGpu,
+        threads,
+      },
+      link.handle,
+      progress,
+    )
+  } catch (err) {
+    if (callbackError) throw callbackError.error
+    throw abortError(signal, err, 'Model loading')
+  } finally {
+    link.release()
+  }
+  if (callbackError || signal?.aborted) {
+    native.dispose()
+    throw callbackError ? callbackError.error : signal!.reason
+  }
+  const trained = native.info().contextLength
+  return new Model(native, {
+    threads,
+    contextSize: contextSize || Math.min(trained > 0 ? trained : 4096, 4096),
+    batchSize,
+    flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,
+    maxImagePixels,
+  })
+}
+
+/** @internal */
+export function assertOwnEmbedding(model: Model, e: ImageEmbedding, option: string): void {
+  if (e.owner !== model) {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', `${option} was encoded by another model; encode it with this model's encodeImage()`)
+  }
+  e.assertAlive()
+}

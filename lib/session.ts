@@ -1,0 +1,431 @@
+import { abortError, linkSignal, throwIfAborted } from './abort'
+import { LlavaError, fromNative } from './errors'
+import { ImageEmbedding, type ImageInput } from './image'
+import { Lifetime } from './lifetime'
+import type { Model } from './model'
+import type { NativeGenerateRequest, NativeGenerateResult, NativePiece, NativeSession, NativeSessionParams } from './native-types'
+import { binding } from './native'
+import * as v from './validate'
+
+/** Options for {@link Model.createSession}. */
+export interface SessionOptions {
+  /** Context size in tokens (text and image tokens together). Default: the model's. */
+  contextSize?: number
+  /** Logical batch size for prompt processing. Default: the model's (2048). */
+  batchSize?: number
+  /** Physical micro-batch size. Default 512 (raised automatically where an image needs one micro-batch). */
+  ubatchSize?: number
+  /** Threads for generation. Default: the model's. */
+  threads?: number
+  /** Threads for prompt processing. Default: `threads`. */
+  threadsBatch?: number
+  /** Flash attention: 'auto', true or false. Default: the model's. */
+  flashAttention?: boolean | 'auto'
+}
+
+/** @internal */
+export const SESSION_OPTION_KEYS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'threadsBatch', 'flashAttention'] as const
+
+/** @internal */
+export function resolveSessionOptions(o: SessionOptions, model: Model): NativeSessionParams {
+  const d = model.defaults
+  const threads = v.int('threads', o.threads, 1, 1024, d.threads)
+  const fa = o.flashAttention
+  if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
+  return {
+    contextSize: v.int('contextSize', o.contextSize, 16, 1 << 24, d.contextSize),
+    batchSize: v.int('batchSize', o.batchSize, 1, 1 << 20, d.batchSize),
+    ubatchSize: v.int('ubatchSize', o.ubatchSize, 1, 1 << 20, 512),
+    threads,
+    threadsBatch: v.int('threadsBatch', o.threadsBatch, 1, 1024, threads),
+    flashAttention: fa === undefined ? d.flashAttention : fa === 'auto' ? -1 : fa ? 1 : 0,
+  }
+}
+
+/** One streamed piece of generated text. Never splits a UTF-8 character. */
+export interface GeneratedPiece {
+  /** The text this piece adds (may cover several tokens when text was held back for a stop string). */
+  text: string
+  /** The token ids sampled for it. */
+  tokens: number[]
+}
+
+/** Options for {@link Session.generate} and {@link Session.complete}. */
+export interface GenerateOptions {
+  /** The prompt. `<image>` (see `imageMarker`) marks where each image goes, in order. */
+  prompt: string
+  /** Images for the prompt's markers: inputs to encode now, or embeddings encoded earlier. */
+  images?: Array<ImageInput | ImageEmbedding>
+  /** Stop after this many generated tokens. Default 512. */
+  maxTokens?: number
+  /** Sampling temperature; 0 = greedy. Default 0.8. */
+  temperature?: number
+  /** Keep the k most likely tokens (0 = off). Default 40. */
+  topK?: number
+  /** Nucleus sampling threshold (1 = off). Default 0.95. */
+  topP?: number
+  /** Minimum probability relative to the best token (0 = off). Default 0.05. */
+  minP?: number
+  /** Repetition penalty (1 = off). Default 1. */
+  repeatPenalty?: number
+  /** How many recent tokens the penalties look at. Default 64. */
+  repeatLastN?: number
+  frequencyPenalty?: number
+  presencePenalty?: number
+  /** Seed of the sampler's random numbers. Default: random. */
+  seed?: number
+  /** Generation ends when one of these strings appears; it is not included in the text. */
+  stop?: string[]
+  /** A GBNF grammar (start rule `root`) that constrains the output. */
+  grammar?: string
+  /** The image marker in `prompt`. Default '<image>'. */
+  imageMarker?: string
+  /** Add BOS (and other special tokens the model wants) at the start. Default true. */
+  addSpecial?: boolean
+  /** Read special-token text in the prompt (e.g. `</s>`) as the special token. Default true. */
+  parseSpecial?: boolean
+  /** Reuse the KV cache where the prompt repeats what the session already evaluated. Default true. */
+  reuseCache?: boolean
+  signal?: AbortSignal
+}
+
+/** Options for {@link Session.complete}. */
+export interface CompleteOptions extends GenerateOptions {
+  /** Called with each piece as it is generated. Throwing from it stops generation and rejects. */
+  onToken?: (piece: GeneratedPiece) => void
+}
+
+const GENERATE_KEYS = [
+  'prompt', 'images', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'frequencyPenalty',
+  'presencePenalty', 'seed', 'stop', 'grammar', 'imageMarker', 'addSpecial', 'parseSpecial', 'reuseCache', 'signal',
+] as const
+
+export type StopReason = 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull'
+
+/** What {@link Session.complete} resolves to. */
+export interface CompletionResult {
+  text: string
+  tokens: number[]
+  /** eos: the model ended; maxTokens; stop: a stop string; aborted: the stream's consumer stopped early; contextFull. */
+  stopReason: StopReason
+  timings: {
+    /** Time spent encoding images given as inputs in this call (0 for reused embeddings). */
+    imageEncodeMs: number
+    /** Images encoded by this call. */
+    imageEncodes: number
+    /** Prompt length in tokens (image tokens included). */
+    promptTokens: number
+    /** Prompt tokens found in the KV cache and not evaluated again. */
+    reusedTokens: number
+    promptMs: number
+    generatedTokens: number
+    generateMs: number
+  }
+}
+
+/** An async iterable of pieces that also exposes the final result. */
+export interface GenerationStream extends AsyncIterable<GeneratedPiece> {
+  /** Settles when generation ends, with the same result `complete()` gives. */
+  readonly result: Promise<CompletionResult>
+}
+
+/**
+ * A conversation over a model: its own context and KV cache. Calls on one session run one at a
+ * time, in the order they were made; use several sessions for parallel work.
+ */
+export class Session {
+  readonly #model: Model
+  readonly #params: NativeSessionParams
+  readonly #lifetime = new Lifetime('session')
+  readonly #onDispose: (s: Session) => void
+  #native: NativeSession
+  #queue: Promise<unknown> = Promise.resolve()
+  readonly #running = new Set<() => void>()
+
+  /** @internal */
+  constructor(model: Model, params: NativeSessionParams, onDispose: (s: Session) => void) {
+    this.#model = model
+    this.#params = params
+    this.#onDispose = onDispose
+    this.#native = new (binding().Session)(model.native, params)
+  }
+
+  /** The context size this session was created with. */
+  get contextSize(): number {
+    return this.#params.contextSize
+  }
+
+  get disposed(): boolean {
+    return this.#lifetime.disposed
+  }
+
+  /** Streams the answer piece by piece: `for await (const piece of session.generate({...}))`. Breaking out of the loop stops generation. */
+  generate(options: GenerateOptions): GenerationStream {
+    const pieces: GeneratedPiece[] = []
+    let wake: (() => void) | undefined
+    let finished = false
+    let stopEarly: (() => void) | undefined
+    const result = this.#run(options as CompleteOptions, {
+      onPiece: (p) => {
+        pieces.push(p)
+        wake?.()
+      },
+      registerStop: (stop) => {
+        stopEarly = stop
+      },
+    })
+    const settle = (): void => {
+      finished = true
+      wake?.()
+    }
+    result.then(settle, settle)
+    const iterator = async function* (): AsyncGenerator<GeneratedPiece> {
+      try {
+        for (;;) {
+          while (pieces.length > 0) yield pieces.shift()!
+          if (finished) break
+          await new Promise<void>((resolve) => {
+            wake = resolve
+          })
+          wake = undefined
+        }
+        await result // surfaces errors to the for-await loop
+      } finally {
+        if (!finished) stopEarly?.()
+      }
+    }
+    return { result, [Symbol.asyncIterator]: iterator }
+  }
+
+  /** Generates the whole answer; `onToken` sees each piece as it comes. */
+  complete(options: CompleteOptions): Promise<CompletionResult> {
+    const o = v.optionsObject('complete options', options)
+    const onToken = v.fn<(p: GeneratedPiece) => void>('onToken', o.onToken)
+    const { onToken: _, ...rest } = o
+    return this.#run(rest, { onPiece: onToken, userCallback: true })
+  }
+
+  /** Forgets the KV cache: the next prompt is evaluated from the start. */
+  async reset(): Promise<void> {
+    this.#lifetime.assertAlive('create a new one with model.createSession()')
+    await this.#enqueue(async () => {
+      try {
+        this.#native.reset()
+      } catch (err) {
+        throw fromNative(err)
+      }
+    })
+  }
+
+  /** What the session's KV cache holds. */
+  cacheInfo(): { cachedItems: number; positions: number; contextSize: number } {
+    this.#lifetime.assertAlive('create a new one with model.createSession()')
+    try {
+      return this.#native.cacheInfo()
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /** Stops running generation (its promise rejects with ERR_DISPOSED), waits for it, frees the context. Idempotent. */
+  dispose(): Promise<void> {
+    return this.#lifetime.dispose(
+      () => {
+        for (const stop of this.#running) stop()
+      },
+      async () => {
+        await this.#queue.catch(() => undefined)
+        this.#native.dispose()
+        this.#onDispose(this)
+      },
+    )
+  }
+
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.dispose()
+  }
+
+  #enqueue<T>(op: () => Promise<T>): Promise<T> {
+    const run = this.#queue.then(op, op)
+    this.#queue = run.catch(() => undefined)
+    return this.#lifetime.track(run)
+  }
+
+  #run(
+    options: CompleteOptions,
+    hooks: { onPiece?: (p: GeneratedPiece) => void; registerStop?: (stop: () => void) => void; userCallback?: boolean },
+  ): Promise<CompletionResult> {
+    try {
+      this.#lifetime.assertAlive('create a new one with model.createSession()')
+      this.#model.assertAlive()
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    let prepared: Prepared
+    try {
+      prepared = prepare(options, this.#model)
+    } catch (err) {
+      return Promise.reject(err)
+    }
+    const link = linkSignal(prepared.signal)
+    let disposedWhileRunning = false
+    let consumerStopped = false
+    let callbackError: { error: unknown } | undefined
+    const stopForDispose = (): void => {
+      disposedWhileRunning = true
+      link.abort()
+    }
+    hooks.registerStop?.(() => {
+      consumerStopped = true
+      link.abort()
+    })
+    this.#running.add(stopForDispose)
+
+    const onPieces = hooks.onPiece
+      ? (batch: NativePiece[]): void => {
+          for (const p of batch) {
+            if (callbackError) return
+            try {
+              hooks.onPiece!({ text: p.text, tokens: p.tokens })
+            } catch (error) {
+              callbackError = { error }
+              link.abort()
+            }
+          }
+        }
+      : undefined
+
+    const work = async (): Promise<CompletionResult> => {
+      const temporary: ImageEmbedding[] = []
+      let imageEncodeMs = 0
+      try {
+        throwIfAborted(prepared.signal)
+        if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed before generation started')
+        const embeddings: ImageEmbedding[] = []
+        for (let i = 0; i < prepared.images.length; i++) {
+          const img = prepared.images[i]
+          if (img instanceof ImageEmbedding) {
+            embeddings.push(img)
+            continue
+          }
+          const e = await this.#model.encodeImage(img, { signal: prepared.signal })
+          temporary.push(e)
+          embeddings.push(e)
+          imageEncodeMs += e.encodeMs
+        }
+        for (const e of embeddings) e.assertAlive()
+        let raw: NativeGenerateResult
+        try {
+          raw = await this.#native.generate({ ...prepared.request, images: embeddings.map((e) => e.native) }, link.handle, onPieces)
+        } catch (err) {
+          if (callbackError) throw callbackError.error
+          if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation', { cause: err })
+          throw abortError(prepared.signal, err, 'Generation')
+        }
+        if (callbackError) throw callbackError.error
+        if (raw.stopReason === 'aborted') {
+          if (prepared.signal?.aborted) throw prepared.signal.reason
+          if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation')
+          if (!consumerStopped) throw new LlavaError('ERR_ABORTED', 'Generation was aborted')
+        }
+        return {
+          text: raw.text,
+          tokens: Array.from(raw.tokens),
+          stopReason: raw.stopReason,
+          timings: {
+            imageEncodeMs,
+            imageEncodes: temporary.length,
+            promptTokens: raw.promptTokens,
+            reusedTokens: raw.reusedTokens,
+            promptMs: raw.promptMs,
+            generatedTokens: raw.generatedTokens,
+            generateMs: raw.generateMs,
+          },
+        }
+      } finally {
+        await Promise.all(temporary.map((e) => e.dispose()))
+      }
+    }
+
+    const op = this.#enqueue(work)
+    const done = (): void => {
+      link.release()
+      this.#running.delete(stopForDispose)
+    }
+    op.then(done, done)
+    return this.#model.track(op)
+  }
+}
+
+interface Prepared {
+  request: Omit<NativeGenerateRequest, 'images'>
+  images: Array<ImageInput | ImageEmbedding>
+  signal: AbortSignal | undefined
+}
+
+function countOccurrences(s: string, marker: string): number {
+  let n = 0
+  for (let i = s.indexOf(marker); i !== -1; i = s.indexOf(marker, i + marker.length)) n++
+  return n
+}
+
+function prepare(options: CompleteOptions, model: Model): Prepared {
+  const o = v.optionsObject('generate options', options)
+  v.checkKeys('generate()', o, GENERATE_KEYS)
+  if (typeof o.prompt !== 'string') throw v.invalid('prompt', 'a string', o.prompt)
+  const images = o.images === undefined ? [] : o.images
+  if (!Array.isArray(images)) throw v.invalid('images', 'an array of images', images)
+  const marker = o.imageMarker === undefined ? '<image>' : v.str('imageMarker', o.imageMarker)
+  const stop = o.stop === undefined ? [] : o.stop
+  if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) {
+    throw v.invalid('stop', 'an array of non-empty strings', stop)
+  }
+  if (o.grammar !== undefined && typeof o.grammar !== 'string') throw v.invalid('grammar', 'a GBNF grammar string', o.grammar)
+  const seed = o.seed === undefined ? undefined : v.int('seed', o.seed, 0, 0xfffffffe, 0)
+
+  let prompt = o.prompt
+  if (images.length > 0) {
+    const vision = model.info.vision
+    if (!vision) throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
+    images.forEach((img, i) => {
+      if (img instanceof ImageEmbedding) {
+        if (img.owner !== model) throw new LlavaError('ERR_INVALID_ARGUMENT', `images[${i}] was encoded by another model; encode it with this model`)
+        img.assertAlive()
+      }
+    })
+    const markers = countOccurrences(prompt, marker)
+    if (markers === 0) prompt = marker.repeat(images.length) + prompt
+    else if (markers !== images.length) {
+      throw new LlavaError(
+        'ERR_INVALID_ARGUMENT',
+        `The prompt has ${markers} ${marker} marker(s) but ${images.length} image(s) were given: put one marker where each image goes, in order.`,
+      )
+    }
+    prompt = prompt.split(marker).join(vision.marker)
+  } else if (model.info.vision && prompt.includes(model.info.vision.marker)) {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', `The prompt contains the media marker ${model.info.vision.marker} but no images were given.`)
+  }
+
+  return {
+    images,
+    signal: v.signal('signal', o.signal),
+    request: {
+      prompt,
+      addSpecial: v.bool('addSpecial', o.addSpecial, true),
+      parseSpecial: v.bool('parseSpecial', o.parseSpecial, true),
+      reuseCache: v.bool('reuseCache', o.reuseCache, true),
+      maxTokens: v.int('maxTokens', o.maxTokens, 0, 1 << 24, 512),
+      stop,
+      temperature: v.num('temperature', o.temperature, 0, 100, 0.8),
+      topK: v.int('topK', o.topK, 0, 1 << 24, 40),
+      topP: v.num('topP', o.topP, 0, 1, 0.95),
+      minP: v.num('minP', o.minP, 0, 1, 0.05),
+      repeatPenalty: v.num('repeatPenalty', o.repeatPenalty, 0, 100, 1),
+      repeatLastN: v.int('repeatLastN', o.repeatLastN, -1, 1 << 24, 64),
+      frequencyPenalty: v.num('frequencyPenalty', o.frequencyPenalty, -100, 100, 0),
+      presencePenalty: v.num('presencePenalty', o.presencePenalty, -100, 100, 0),
+      seed,
+      grammar: o.grammar,
+    },
+  }
+}
