@@ -30,6 +30,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->sessionCtor = Napi::Persistent(session);
   data->embeddingCtor = Napi::Persistent(embedding);
   env.SetInstanceData<AddonData>(data);
+  // Runs before the environment's instance data is freed: stop and wait for native work.
+  RegistryPtr work = data->work;
+  napi_add_env_cleanup_hook(
+      env, [](void* arg) { static_cast<RegistryPtr*>(arg)->get()->Terminate(), delete static_cast<RegistryPtr*>(arg); },
+      new RegistryPtr(work));
 
   exports.Set("AbortHandle", abortHandle);
   exports.Set("Model", model);

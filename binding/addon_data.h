@@ -3,6 +3,8 @@
 // context-aware: constructors are looked up here, never in process-wide statics.
 #include <napi.h>
 
+#include "work_registry.h"
+
 namespace llava {
 
 struct AddonData {
@@ -10,6 +12,7 @@ struct AddonData {
   Napi::FunctionReference modelCtor;
   Napi::FunctionReference sessionCtor;
   Napi::FunctionReference embeddingCtor;
+  RegistryPtr work = std::make_shared<WorkRegistry>();
 
   static AddonData* Of(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 };

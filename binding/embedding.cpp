@@ -16,7 +16,7 @@ namespace {
 class EncodeWorker : public PromiseWorker {
  public:
   EncodeWorker(Napi::Env env, ModelPtr model, ImageInput input, AbortFlag abort)
-      : PromiseWorker(env, "llava.encodeImage"), model_(std::move(model)), input_(std::move(input)), abort_(std::move(abort)) {}
+      : PromiseWorker(env, "llava.encodeImage", abort), model_(std::move(model)), input_(std::move(input)), abort_(std::move(abort)) {}
 
  protected:
   void Run() override {

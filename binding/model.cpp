@@ -51,7 +51,7 @@ void ReadProjectorMeta(const std::string& path, std::string& projector, int& ima
 class LoadWorker : public PromiseWorker {
  public:
   LoadWorker(Napi::Env env, LoadParams params, AbortFlag abort, Napi::Value onProgress)
-      : PromiseWorker(env, "llava.loadModel"), params_(std::move(params)), abort_(std::move(abort)) {
+      : PromiseWorker(env, "llava.loadModel", abort), params_(std::move(params)), abort_(std::move(abort)) {
     if (onProgress.IsFunction()) {
       progress_ = Napi::ThreadSafeFunction::New(env, onProgress.As<Napi::Function>(), "llava.loadProgress", 0, 1);
       hasProgress_ = true;

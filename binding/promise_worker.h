@@ -7,14 +7,22 @@
 #include <new>
 #include <string>
 
+#include "abort_handle.h"
+#include "addon_data.h"
 #include "errors.h"
 
 namespace llava {
 
 class PromiseWorker : public Napi::AsyncWorker {
  public:
-  explicit PromiseWorker(Napi::Env env, const char* name)
-      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)) {}
+  // `abort` is the operation's cancellation flag; the environment's cleanup sets it on teardown.
+  PromiseWorker(Napi::Env env, const char* name, AbortFlag abort)
+      : Napi::AsyncWorker(env, name),
+        deferred_(Napi::Promise::Deferred::New(env)),
+        registry_(AddonData::Of(env)->work),
+        flag_(std::move(abort)) {
+    registry_->Begin(flag_);
+  }
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
@@ -23,6 +31,15 @@ class PromiseWorker : public Napi::AsyncWorker {
   virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
 
   void Execute() final {
+    struct EndGuard {
+      PromiseWorker* w;
+      ~EndGuard() {
+        if (!w->ended_) {
+          w->ended_ = true;
+          w->registry_->End(w->flag_);
+        }
+      }
+    } guard{this};
     try {
       Run();
     } catch (const NativeError& e) {
@@ -40,26 +57,50 @@ class PromiseWorker : public Napi::AsyncWorker {
     }
   }
 
+  ~PromiseWorker() override {
+    // Work cancelled before it ran never reached Execute.
+    if (!ended_) {
+      ended_ = true;
+      registry_->End(flag_);
+    }
+  }
+
+  // Nothing may throw out of these: a dying environment makes every N-API call fail.
   void OnOK() override {
+    if (registry_->terminating()) return;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     try {
       deferred_.Resolve(Result(env));
     } catch (const Napi::Error& e) {
-      deferred_.Reject(e.Value());
+      try {
+        deferred_.Reject(e.Value());
+      } catch (...) {
+      }
     } catch (const std::exception& e) {
-      deferred_.Reject(MakeError(env, "ERR_INTERNAL", e.what()).Value());
+      try {
+        deferred_.Reject(MakeError(env, "ERR_INTERNAL", e.what()).Value());
+      } catch (...) {
+      }
+    } catch (...) {
     }
   }
 
   void OnError(const Napi::Error& e) override {
+    if (registry_->terminating()) return;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
-    deferred_.Reject(MakeError(env, code_, e.Message()).Value());
+    try {
+      deferred_.Reject(MakeError(env, code_, e.Message()).Value());
+    } catch (...) {
+    }
   }
 
   std::string code_ = "ERR_INTERNAL";
   Napi::Promise::Deferred deferred_;
+  RegistryPtr registry_;
+  AbortFlag flag_;
+  bool ended_ = false;
 };
 
 }  // namespace llava

@@ -43,7 +43,7 @@ void Deliver(Napi::Env env, Napi::Function fn, std::vector<StreamPiece> pieces) 
 class GenerateWorker : public PromiseWorker {
  public:
   GenerateWorker(Napi::Env env, SessionPtr session, GenerateRequest req, AbortFlag abort, Napi::Value onPieces)
-      : PromiseWorker(env, "llava.generate"),
+      : PromiseWorker(env, "llava.generate", abort),
         session_(std::move(session)),
         req_(std::move(req)),
         abort_(std::move(abort)),
