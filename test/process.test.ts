@@ -1,0 +1,73 @@
+// Process-level behaviour: worker_threads, terminating a worker mid-generation, process.exit()
+// with native work in flight. Each case runs in a child process so a crash shows as a failure.
+import { spawnSync } from 'node:child_process'
+import { root, tinyPair } from './helpers/fixtures'
+
+function runScript(source: string): { status: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string } {
+  const pair = tinyPair()
+  const r = spawnSync(process.execPath, ['-e', source], {
+    cwd: root,
+    encoding: 'utf8',
+    timeout: 60000,
+    env: { ...process.env, MODEL: pair.model, MMPROJ: pair.mmproj },
+  })
+  return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr }
+}
+
+const GENERATE = `
+  const { loadModel } = require('llava-native')
+  async function generate(maxTokens, onToken) {
+    const model = await loadModel({ model: process.env.MODEL, mmproj: process.env.MMPROJ, threads: 1 })
+    const s = model.createSession()
+    const r = await s.complete({ prompt: 'USER: hello\\nASSISTANT:', maxTokens, temperature: 0, onToken })
+    await model.dispose()
+    return r.tokens
+  }
+`
+
+describe('process and threads', () => {
+  test('works inside worker_threads, with the same tokens as on the main thread', () => {
+    const r = runScript(`${GENERATE}
+      const { Worker, isMainThread, parentPort } = require('node:worker_threads')
+      ;(async () => {
+        const main = await generate(12)
+        const workers = [0, 1].map(() => new Worker(require('node:path').resolve('test/helpers/worker-generate.js'), { env: process.env }))
+        const results = await Promise.all(workers.map((w) => new Promise((res, rej) => { w.on('message', res); w.on('error', rej) })))
+        console.log(JSON.stringify({ main, results }))
+      })().catch((e) => { console.error(e); process.exit(1) })
+    `)
+    expect(r.stderr).toBe('')
+    expect(r.status).toBe(0)
+    const { main, results } = JSON.parse(r.stdout) as { main: number[]; results: number[][] }
+    expect(main).toHaveLength(12)
+    for (const w of results) expect(w).toEqual(main)
+  })
+
+  test('terminating a worker mid-generation leaves the process healthy', () => {
+    const r = runScript(`
+      const { Worker } = require('node:worker_threads')
+      const path = require('node:path')
+      ;(async () => {
+        for (let i = 0; i < 3; i++) {
+          const w = new Worker(path.resolve('test/helpers/worker-generate.js'), { env: process.env, argv: ['endless'] })
+          await new Promise((res) => w.on('message', (m) => { if (m === 'generating') res() }))
+          await new Promise((r) => setTimeout(r, 10))
+          await w.terminate()
+        }
+        console.log('ok')
+      })()
+    `)
+    expect(r.signal).toBeNull()
+    expect(r.status).toBe(0)
+    expect(r.stdout.trim()).toBe('ok')
+  })
+
+  test('process.exit() during generation exits cleanly', () => {
+    const r = runScript(`${GENERATE}
+      let n = 0
+      generate(1000000, () => { if (++n === 20) process.exit(7) })
+    `)
+    expect(r.signal).toBeNull()
+    expect(r.status).toBe(7)
+  })
+})

@@ -1,0 +1,66 @@
+// Typical user code, type-checked (not run) by test/types.test.ts against the published .d.ts.
+import { type CompletionResult, type GeneratedPiece, ImageEmbedding, LlavaError, loadModel, setLogger, systemInfo } from 'llava-native'
+
+export async function describeImage(modelPath: string, mmprojPath: string, image: string | Buffer): Promise<string> {
+  const controller = new AbortController()
+  await using model = await loadModel({
+    model: modelPath,
+    mmproj: mmprojPath,
+    threads: 4,
+    contextSize: 4096,
+    gpuLayers: 'max',
+    onProgress: (f: number) => void f,
+    signal: controller.signal,
+  })
+  const info: string = model.info.architecture
+  const tokens: number | undefined = model.info.vision?.imageTokens
+  void info
+  void tokens
+  const embedding: ImageEmbedding = await model.encodeImage(image, { signal: controller.signal })
+  const floats: Float32Array = embedding.toFloat32Array()
+  void floats
+  await using session = model.createSession({ contextSize: 2048 })
+  let text = ''
+  for await (const piece of session.generate({ prompt: 'USER: <image>\nWhat is this?\nASSISTANT:', images: [embedding], maxTokens: 64 })) {
+    const p: GeneratedPiece = piece
+    text += p.text
+  }
+  const result: CompletionResult = await session.complete({
+    prompt: 'USER: <image>\nAnd the colours?\nASSISTANT:',
+    images: [{ data: new Uint8Array(12), width: 2, height: 2, format: 'rgb' }],
+    temperature: 0,
+    stop: ['USER:'],
+    onToken: (p) => void p.text,
+  })
+  const reason: 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull' = result.stopReason
+  void reason
+  const ids: number[] = model.tokenize('hello')
+  const back: string = model.detokenize(ids)
+  void back
+  setLogger((level, message) => console.log(level, message), { level: 'info' })
+  void systemInfo().llamaCppCommit
+  return text + result.text
+}
+
+export function handle(err: unknown): string | undefined {
+  if (err instanceof LlavaError) {
+    switch (err.code) {
+      case 'ERR_CONTEXT_OVERFLOW':
+      case 'ERR_IMAGE_DECODE':
+        return err.message
+      default:
+        return err.code
+    }
+  }
+  return undefined
+}
+
+export async function misuse(): Promise<void> {
+  // @ts-expect-error the model path is required
+  await loadModel({ mmproj: 'x.gguf' })
+  const model = await loadModel({ model: 'm.gguf' })
+  // @ts-expect-error the pixel format is one of rgb, rgba, bgra
+  await model.encodeImage({ data: new Uint8Array(3), width: 1, height: 1, format: 'argb' })
+  // @ts-expect-error temperature is a number
+  await model.createSession().complete({ prompt: 'x', temperature: 'hot' })
+}
