@@ -6,11 +6,87 @@
 #include "abort_handle.h"
 #include "addon_data.h"
 #include "errors.h"
-#include "image_input.h"
 #include "logging.h"
 #include "promise_worker.h"
 
 namespace llava {
+
+EmbeddingPtr FindEncoded(ModelState& model, const std::string& id) {
+  std::lock_guard<std::mutex> lock(model.embeddingsMutex);
+  auto it = model.embeddings.find(id);
+  if (it == model.embeddings.end()) return nullptr;
+  EmbeddingPtr e = it->second.lock();
+  if (!e) model.embeddings.erase(it);
+  return e;
+}
+
+size_t CountImageChunks(ModelState& model, uint32_t nx, uint32_t ny) {
+  mtmd_bitmap* bmp = mtmd_bitmap_init(nx, ny, nullptr);
+  mtmd_input_chunks* chunks = mtmd_input_chunks_init();
+  std::string marker = mtmd_default_marker();
+  mtmd_input_text text = {marker.c_str(), marker.size(), false, true};
+  const mtmd_bitmap* bmps[] = {bmp};
+  size_t n = 0;
+  if (mtmd_tokenize(model.vision, chunks, &text, bmps, 1) == 0) {
+    for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
+      if (mtmd_input_chunk_get_type(mtmd_input_chunks_get(chunks, i)) == MTMD_INPUT_CHUNK_TYPE_IMAGE) n++;
+    }
+  }
+  mtmd_input_chunks_free(chunks);
+  mtmd_bitmap_free(bmp);
+  return n;
+}
+
+void EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort) {
+  mtmd_bitmap* bmp = mtmd_bitmap_init(image.width, image.height, image.rgb.data());
+  if (!bmp) Throw("ERR_IMAGE_DECODE", "the image could not be turned into a bitmap");
+  mtmd_bitmap_set_id(bmp, e->id.c_str());
+  mtmd_input_chunks* chunks = mtmd_input_chunks_init();
+  struct Cleanup {
+    mtmd_bitmap* b;
+    mtmd_input_chunks* c;
+    ~Cleanup() {
+      mtmd_input_chunks_free(c);
+      mtmd_bitmap_free(b);
+    }
+  } cleanup{bmp, chunks};
+  std::string marker = mtmd_default_marker();
+  mtmd_input_text text = {marker.c_str(), marker.size(), false, true};
+  const mtmd_bitmap* bmps[] = {bmp};
+
+  std::vector<std::vector<float>> out;
+  std::vector<int> tokens;
+  {
+    // mtmd's encoder keeps per-context buffers: one encode at a time per model.
+    std::lock_guard<std::mutex> lock(model.visionMutex);
+    ClearLastLlamaError();
+    if (mtmd_tokenize(model.vision, chunks, &text, bmps, 1) != 0) {
+      std::string why = LastLlamaError();
+      Throw("ERR_IMAGE_ENCODE", "the projector could not preprocess the image" + (why.empty() ? std::string() : ": " + why));
+    }
+    for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
+      const mtmd_input_chunk* c = mtmd_input_chunks_get(chunks, i);
+      if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_IMAGE) continue;
+      if (abort.load()) Throw("ERR_ABORTED", "image encoding was aborted");
+      ClearLastLlamaError();
+      if (mtmd_encode_chunk(model.vision, c) != 0) {
+        std::string why = LastLlamaError();
+        Throw("ERR_IMAGE_ENCODE", "the vision encoder failed" + (why.empty() ? std::string() : ": " + why));
+      }
+      const size_t n = mtmd_input_chunk_get_n_tokens(c);
+      const float* embd = mtmd_get_output_embd(model.vision);
+      out.emplace_back(embd, embd + n * static_cast<size_t>(e->nEmbd));
+      tokens.push_back(static_cast<int>(n));
+    }
+    model.encodeCount++;
+  }
+  if (out.empty()) Throw("ERR_IMAGE_ENCODE", "the projector produced no image tokens for this image");
+  e->chunks = std::move(out);
+  e->chunkTokens = std::move(tokens);
+  std::lock_guard<std::mutex> lock(model.embeddingsMutex);
+  model.embeddings[e->id] = e;
+}
+
 namespace {
 
 class EncodeWorker : public PromiseWorker {
@@ -25,63 +101,27 @@ class EncodeWorker : public PromiseWorker {
     input_.data.clear();
     input_.data.shrink_to_fit();
     if (abort_->load()) Throw("ERR_ABORTED", "image encoding was aborted");
-
-    auto state = std::make_shared<EmbeddingState>();
-    state->model = model_;
-    state->nx = image.width;
-    state->ny = image.height;
-    state->id = ContentId(image);
-    state->nEmbd = llama_model_n_embd_inp(model_->model);
-
-    mtmd_bitmap* bmp = mtmd_bitmap_init(image.width, image.height, image.rgb.data());
-    if (!bmp) Throw("ERR_IMAGE_DECODE", "the image could not be turned into a bitmap");
-    mtmd_bitmap_set_id(bmp, state->id.c_str());
-    mtmd_input_chunks* chunks = mtmd_input_chunks_init();
-    std::string marker = mtmd_default_marker();
-    mtmd_input_text text = {marker.c_str(), marker.size(), false, true};
-    const mtmd_bitmap* bmps[] = {bmp};
-    struct Cleanup {
-      mtmd_bitmap* b;
-      mtmd_input_chunks* c;
-      ~Cleanup() {
-        mtmd_input_chunks_free(c);
-        mtmd_bitmap_free(b);
-      }
-    } cleanup{bmp, chunks};
-
-    {
-      std::lock_guard<std::mutex> lock(model_->visionMutex);
-      ClearLastLlamaError();
-      int32_t rc = mtmd_tokenize(model_->vision, chunks, &text, bmps, 1);
-      if (rc != 0) {
-        std::string why = LastLlamaError();
-        Throw("ERR_IMAGE_ENCODE", "the projector could not preprocess the image" + (why.empty() ? std::string() : ": " + why));
-      }
-      for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
-        const mtmd_input_chunk* c = mtmd_input_chunks_get(chunks, i);
-        if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_IMAGE) continue;
-        if (abort_->load()) Throw("ERR_ABORTED", "image encoding was aborted");
-        ClearLastLlamaError();
-        if (mtmd_encode_chunk(model_->vision, c) != 0) {
-          std::string why = LastLlamaError();
-          Throw("ERR_IMAGE_ENCODE", "the vision encoder failed" + (why.empty() ? std::string() : ": " + why));
-        }
-        const size_t n = mtmd_input_chunk_get_n_tokens(c);
-        const float* embd = mtmd_get_output_embd(model_->vision);
-        state->chunks.emplace_back(embd, embd + n * static_cast<size_t>(state->nEmbd));
-        state->chunkTokens.push_back(static_cast<int>(n));
-      }
-      model_->encodeCount++;
+    const std::string id = ContentId(image);
+    state_ = FindEncoded(*model_, id);
+    reused_ = state_ != nullptr;
+    if (!state_) {
+      auto e = std::make_shared<EmbeddingState>();
+      e->model = model_;
+      e->nx = image.width;
+      e->ny = image.height;
+      e->id = id;
+      e->nEmbd = llama_model_n_embd_inp(model_->model);
+      EncodeInto(*model_, e, image, *abort_);
+      state_ = std::move(e);
     }
-    if (state->chunks.empty()) Throw("ERR_IMAGE_ENCODE", "the projector produced no image tokens for this image");
     elapsedMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
-    state_ = std::move(state);
   }
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Object obj = AddonData::Of(env)->embeddingCtor.New({});
     Embedding::FromValue(env, obj)->Adopt(std::move(state_));
     obj.Set("encodeMs", elapsedMs_);
+    obj.Set("reused", reused_);
     return obj;
   }
 
@@ -91,10 +131,10 @@ class EncodeWorker : public PromiseWorker {
   AbortFlag abort_;
   EmbeddingPtr state_;
   double elapsedMs_ = 0;
+  bool reused_ = false;
 };
 
 std::vector<unsigned char> CopyBytes(const Napi::Value& v) {
-  if (!v.IsTypedArray() && !v.IsArrayBuffer()) return {};
   if (v.IsArrayBuffer()) {
     auto ab = v.As<Napi::ArrayBuffer>();
     auto* p = static_cast<unsigned char*>(ab.Data());
@@ -106,6 +146,32 @@ std::vector<unsigned char> CopyBytes(const Napi::Value& v) {
 }
 
 }  // namespace
+
+ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
+  ImageInput in;
+  std::string kind = o.Get("kind").ToString().Utf8Value();
+  Napi::Value maxPixels = o.Get("maxPixels");
+  in.maxPixels = maxPixels.IsNumber() && maxPixels.As<Napi::Number>().DoubleValue() >= 1
+                     ? static_cast<uint64_t>(maxPixels.As<Napi::Number>().DoubleValue())
+                     : (64ull << 20);
+  if (kind == "path") {
+    in.kind = ImageInput::Kind::Path;
+    in.path = o.Get("path").ToString().Utf8Value();
+  } else if (kind == "bytes" || kind == "pixels") {
+    in.kind = kind == "bytes" ? ImageInput::Kind::Bytes : ImageInput::Kind::Pixels;
+    Napi::Value data = o.Get("data");
+    if (!data.IsTypedArray() && !data.IsArrayBuffer()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "image data must be a Buffer or Uint8Array");
+    in.data = CopyBytes(data);
+    if (kind == "pixels") {
+      in.width = o.Get("width").ToNumber().Uint32Value();
+      in.height = o.Get("height").ToNumber().Uint32Value();
+      in.format = o.Get("format").ToString().Utf8Value();
+    }
+  } else {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "unknown image input kind '" + kind + "'");
+  }
+  return in;
+}
 
 Napi::Function Embedding::Define(Napi::Env env) {
   return DefineClass(env, "Embedding",
@@ -128,7 +194,6 @@ EmbeddingPtr Embedding::State(Napi::Env env) const {
   return state_;
 }
 
-// input: { kind: 'path', path } | { kind: 'bytes', data } | { kind: 'pixels', data, width, height, format }, plus maxPixels
 Napi::Value Embedding::Encode(const Napi::CallbackInfo& info, ModelPtr model) {
   Napi::Env env = info.Env();
   if (!model->vision) {
@@ -136,27 +201,7 @@ Napi::Value Embedding::Encode(const Napi::CallbackInfo& info, ModelPtr model) {
   }
   if (!mtmd_support_vision(model->vision)) throw MakeError(env, "ERR_NO_VISION", "this projector has no vision encoder");
   if (info.Length() < 1 || !info[0].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "encodeImage() expects an image input");
-  Napi::Object o = info[0].As<Napi::Object>();
-  ImageInput in;
-  std::string kind = o.Get("kind").ToString().Utf8Value();
-  Napi::Value maxPixels = o.Get("maxPixels");
-  in.maxPixels = maxPixels.IsNumber() ? static_cast<uint64_t>(maxPixels.As<Napi::Number>().Int64Value()) : (64ull << 20);
-  if (kind == "path") {
-    in.kind = ImageInput::Kind::Path;
-    in.path = o.Get("path").ToString().Utf8Value();
-  } else if (kind == "bytes" || kind == "pixels") {
-    in.kind = kind == "bytes" ? ImageInput::Kind::Bytes : ImageInput::Kind::Pixels;
-    Napi::Value data = o.Get("data");
-    if (!data.IsTypedArray() && !data.IsArrayBuffer()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "image data must be a Buffer or Uint8Array");
-    in.data = CopyBytes(data);
-    if (kind == "pixels") {
-      in.width = o.Get("width").ToNumber().Uint32Value();
-      in.height = o.Get("height").ToNumber().Uint32Value();
-      in.format = o.Get("format").ToString().Utf8Value();
-    }
-  } else {
-    throw MakeError(env, "ERR_INVALID_ARGUMENT", "unknown image input kind '" + kind + "'");
-  }
+  ImageInput in = ParseImageInput(env, info[0].As<Napi::Object>());
   auto* worker = new EncodeWorker(env, std::move(model), std::move(in), AbortHandle::From(info[1]));
   Napi::Promise p = worker->Promise();
   worker->Queue();

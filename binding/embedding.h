@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "image_input.h"
 #include "model_state.h"
 
 namespace llava {
@@ -19,6 +20,7 @@ struct EmbeddingState {
   // One entry per media chunk the image expands to (most projectors: one).
   std::vector<std::vector<float>> chunks;
   std::vector<int> chunkTokens;
+  bool encoded() const { return !chunks.empty(); }
   int totalTokens() const {
     int n = 0;
     for (int t : chunkTokens) n += t;
@@ -27,6 +29,15 @@ struct EmbeddingState {
 };
 
 using EmbeddingPtr = std::shared_ptr<EmbeddingState>;
+
+// An alive, encoded embedding of these pixels, if the model has one.
+EmbeddingPtr FindEncoded(ModelState& model, const std::string& id);
+// Runs the vision encoder over `image` into `e` and remembers it. Worker thread only.
+void EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort);
+// Image media chunks one image of this size expands to (most projectors: 1).
+size_t CountImageChunks(ModelState& model, uint32_t nx, uint32_t ny);
+// Reads { kind: 'path' | 'bytes' | 'pixels', ... } from JS, copying bytes out of JS memory.
+ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o);
 
 class Embedding : public Napi::ObjectWrap<Embedding> {
  public:

@@ -6,6 +6,7 @@
 #include "errors.h"
 #include "logging.h"
 #include "mtmd-helper.h"
+#include "session_file.h"
 #include "text_stream.h"
 
 namespace llava {
@@ -14,6 +15,8 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
+
+}  // namespace
 
 void EnsureContext(SessionState& s) {
   if (s.ctx) return;
@@ -50,6 +53,8 @@ void EnsureContext(SessionState& s) {
   s.nPast = 0;
 }
 
+namespace {
+
 struct ChunksOwner {
   mtmd_input_chunks* chunks = nullptr;
   std::vector<mtmd_bitmap*> bitmaps;
@@ -59,7 +64,51 @@ struct ChunksOwner {
   }
 };
 
-std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, ChunksOwner& owner) {
+// The request's images, each with an embedding state (encoded, or waiting to be encoded from
+// its decoded pixels) and the number of media chunks it expands to.
+struct ResolvedImage {
+  EmbeddingPtr e;
+  RgbImage pixels;  // kept until encoded; empty for embeddings given by the caller
+  size_t parts = 0;
+};
+
+std::vector<ResolvedImage> ResolveImages(SessionState& s, const GenerateRequest& req, std::atomic<bool>& abort) {
+  ModelState& m = *s.model;
+  std::vector<ResolvedImage> out;
+  for (const auto& src : req.images) {
+    if (abort.load()) Throw("ERR_ABORTED", "generation was aborted");
+    ResolvedImage r;
+    if (src.embedding) {
+      r.e = src.embedding;
+      r.parts = r.e->chunks.size();
+    } else {
+      r.pixels = DecodeImage(*src.input);
+      const std::string id = ContentId(r.pixels);
+      r.e = FindEncoded(m, id);
+      if (!r.e) {
+        for (const auto& h : s.held) {
+          if (h->id == id) r.e = h;
+        }
+      }
+      if (r.e && r.e->encoded()) {
+        r.pixels = RgbImage();
+      } else {
+        r.e = std::make_shared<EmbeddingState>();
+        r.e->model = s.model;
+        r.e->nx = r.pixels.width;
+        r.e->ny = r.pixels.height;
+        r.e->id = id;
+        r.e->nEmbd = llama_model_n_embd_inp(m.model);
+      }
+      r.parts = r.e->encoded() ? r.e->chunks.size() : CountImageChunks(m, r.e->nx, r.e->ny);
+    }
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, const std::vector<ResolvedImage>& images,
+                                 ChunksOwner& owner) {
   const ModelState& m = *s.model;
   std::vector<PromptItem> items;
   if (!m.vision) {
@@ -74,26 +123,22 @@ std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, Ch
                          static_cast<int32_t>(tokens.size()), req.addSpecial, req.parseSpecial);
     }
     if (n < 0) Throw("ERR_TOKENIZE", "the prompt could not be tokenized");
-    for (int32_t i = 0; i < n; i++) items.push_back(PromptItem{CacheItem{tokens[i], {}, 1}, nullptr, nullptr});
+    for (int32_t i = 0; i < n; i++) items.push_back(PromptItem{CacheItem{tokens[i], {}, 1}});
     return items;
   }
 
   // Placeholder bitmaps of the right size: mtmd lays out the image tokens without the pixels,
-  // and the embeddings computed earlier are decoded in their place.
+  // and the embeddings are decoded in their place.
   std::vector<const mtmd_bitmap*> bitmaps;
-  for (const auto& img : req.images) {
-    mtmd_bitmap* b = mtmd_bitmap_init(img->nx, img->ny, nullptr);
-    mtmd_bitmap_set_id(b, img->id.c_str());
+  for (const auto& img : images) {
+    mtmd_bitmap* b = mtmd_bitmap_init(img.e->nx, img.e->ny, nullptr);
+    mtmd_bitmap_set_id(b, img.e->id.c_str());
     owner.bitmaps.push_back(b);
     bitmaps.push_back(b);
   }
   owner.chunks = mtmd_input_chunks_init();
   mtmd_input_text text = {req.prompt.c_str(), req.prompt.size(), req.addSpecial, req.parseSpecial};
-  int32_t rc;
-  {
-    std::lock_guard<std::mutex> lock(s.model->visionMutex);
-    rc = mtmd_tokenize(m.vision, owner.chunks, &text, bitmaps.data(), bitmaps.size());
-  }
+  int32_t rc = mtmd_tokenize(m.vision, owner.chunks, &text, bitmaps.data(), bitmaps.size());
   if (rc == 1) {
     Throw("ERR_INVALID_ARGUMENT", "the prompt's image markers do not match the " + std::to_string(req.images.size()) +
                                       " image(s) given: put one <image> marker in the prompt for each image");
@@ -107,22 +152,23 @@ std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, Ch
     if (type == MTMD_INPUT_CHUNK_TYPE_TEXT) {
       size_t n = 0;
       const llama_token* t = mtmd_input_chunk_get_tokens_text(c, &n);
-      for (size_t k = 0; k < n; k++) items.push_back(PromptItem{CacheItem{t[k], {}, 1}, nullptr, nullptr});
+      for (size_t k = 0; k < n; k++) items.push_back(PromptItem{CacheItem{t[k], {}, 1}});
       continue;
     }
     if (type != MTMD_INPUT_CHUNK_TYPE_IMAGE) Throw("ERR_INVALID_ARGUMENT", "only image media are supported");
-    while (img < req.images.size() && part >= req.images[img]->chunks.size()) {
+    while (img < images.size() && part >= images[img].parts) {
       img++;
       part = 0;
     }
-    if (img >= req.images.size()) Throw("ERR_INTERNAL", "the prompt expanded to more image chunks than were encoded");
-    const EmbeddingState& e = *req.images[img];
-    const size_t n = mtmd_input_chunk_get_n_tokens(c);
-    if (static_cast<int>(n) != e.chunkTokens[part]) {
-      Throw("ERR_INTERNAL", "image chunk token count changed between encoding and decoding");
-    }
-    CacheItem key{-1, e.id + "#" + std::to_string(part), mtmd_input_chunk_get_n_pos(c)};
-    items.push_back(PromptItem{key, c, e.chunks[part].data(), static_cast<int32_t>(n)});
+    if (img >= images.size()) Throw("ERR_INTERNAL", "the prompt expanded to more image chunks than its images have");
+    const EmbeddingState& e = *images[img].e;
+    const int32_t n = static_cast<int32_t>(mtmd_input_chunk_get_n_tokens(c));
+    if (e.encoded() && n != e.chunkTokens[part]) Throw("ERR_INTERNAL", "image chunk token count changed between encoding and decoding");
+    PromptItem item{CacheItem{-1, e.id + "#" + std::to_string(part), mtmd_input_chunk_get_n_pos(c)}, c};
+    item.source = static_cast<int>(img);
+    item.part = static_cast<int>(part);
+    item.nTokens = n;
+    items.push_back(item);
     part++;
   }
   return items;
@@ -154,7 +200,10 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   const int32_t nBatch = static_cast<int32_t>(llama_n_batch(s.ctx));
 
   ChunksOwner owner;
-  std::vector<PromptItem> items = Tokenize(s, req, owner);
+  const auto tImages = Clock::now();
+  std::vector<ResolvedImage> images = ResolveImages(s, req, abort);
+  result.imageEncodeMs = MsSince(tImages);
+  std::vector<PromptItem> items = Tokenize(s, req, images, owner);
   if (items.empty()) Throw("ERR_INVALID_ARGUMENT", "the prompt is empty");
   if (items.back().chunk) Throw("ERR_INVALID_ARGUMENT", "the prompt must not end with an image: add text after the last <image> marker");
   llama_pos promptPos = 0;
@@ -194,6 +243,23 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   s.nPast = keepPos;
   for (size_t k = 0; k < keep; k++) result.reusedTokens += items[k].nTokens;
 
+  // Encode only the images whose tokens are not already in the cache.
+  const auto tEncode = Clock::now();
+  for (size_t k = keep; k < items.size(); k++) {
+    if (!items[k].chunk) continue;
+    ResolvedImage& r = images[static_cast<size_t>(items[k].source)];
+    if (r.e->encoded()) continue;
+    if (r.pixels.rgb.empty()) Throw("ERR_INTERNAL", "an image to evaluate has neither an embedding nor pixels");
+    EncodeInto(*s.model, r.e, r.pixels, abort);
+    r.pixels = RgbImage();
+    result.imageEncodes++;
+  }
+  result.imageEncodeMs += MsSince(tEncode);
+  // The cache's images stay alive with the session, so a later turn finds them without encoding.
+  std::vector<EmbeddingPtr> held;
+  for (const auto& r : images) held.push_back(r.e);
+  s.held = std::move(held);
+
   // Evaluate the rest of the prompt: runs of text tokens in batches, images from their embeddings.
   const auto tPrompt = Clock::now();
   llama_batch batch = llama_batch_init(nBatch, 0, 1);
@@ -215,8 +281,9 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     const llama_pos startPos = s.nPast;
     if (items[i].chunk) {
       llama_pos newPast = s.nPast;
-      int32_t rc = mtmd_helper_decode_image_chunk(m.vision, s.ctx, items[i].chunk, const_cast<float*>(items[i].embd), s.nPast, 0,
-                                                  nBatch, &newPast, nullptr, nullptr);
+      EmbeddingState& e = *images[static_cast<size_t>(items[i].source)].e;
+      float* embd = e.chunks[static_cast<size_t>(items[i].part)].data();
+      int32_t rc = mtmd_helper_decode_image_chunk(m.vision, s.ctx, items[i].chunk, embd, s.nPast, 0, nBatch, &newPast, nullptr, nullptr);
       if (rc != 0) {
         rollback(startItems, startPos);
         CheckDecode(rc == -1 ? -1 : (abort.load() ? 2 : rc), abort);

@@ -120,6 +120,32 @@ RgbImage DecodeImage(ImageInput& input) {
   Throw("ERR_INVALID_ARGUMENT", "unknown image input kind");
 }
 
+void ImageSize(ImageInput& input, uint32_t& width, uint32_t& height) {
+  if (input.kind == ImageInput::Kind::Pixels) {
+    CheckDimensions(input.width, input.height, input.maxPixels, "the raw image");
+    width = input.width;
+    height = input.height;
+    return;
+  }
+  std::vector<unsigned char> fileBytes;
+  const std::vector<unsigned char>* bytes = &input.data;
+  std::string what = "the image buffer";
+  if (input.kind == ImageInput::Kind::Path) {
+    fileBytes = ReadFile(input.path);
+    bytes = &fileBytes;
+    what = "the image file " + input.path;
+  }
+  if (bytes->empty()) Throw("ERR_IMAGE_DECODE", what + " is empty");
+  int w = 0, h = 0, comp = 0;
+  if (bytes->size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
+      !stbi_info_from_memory(bytes->data(), static_cast<int>(bytes->size()), &w, &h, &comp)) {
+    Throw("ERR_IMAGE_DECODE", what + " is not a decodable image");
+  }
+  CheckDimensions(static_cast<uint64_t>(w), static_cast<uint64_t>(h), input.maxPixels, what);
+  width = static_cast<uint32_t>(w);
+  height = static_cast<uint32_t>(h);
+}
+
 std::string ContentId(const RgbImage& image) {
   const uint32_t dims[2] = {image.width, image.height};
   auto* d = reinterpret_cast<const unsigned char*>(dims);

@@ -24,6 +24,9 @@ struct RgbImage {
 // Throws NativeError(ERR_IMAGE_DECODE / ERR_FILE_NOT_FOUND / ERR_INVALID_ARGUMENT).
 RgbImage DecodeImage(ImageInput& input);
 
+// The image's size from its header alone, with the same checks as DecodeImage.
+void ImageSize(ImageInput& input, uint32_t& width, uint32_t& height);
+
 // A content id (two differently seeded 64-bit FNV-1a hashes over size and pixels, as hex):
 // identical pixels give identical ids, which keys reuse of encoded images.
 std::string ContentId(const RgbImage& image);

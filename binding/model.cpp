@@ -5,6 +5,7 @@
 
 #include "abort_handle.h"
 #include "embedding.h"
+#include "session_state.h"
 #include "addon_data.h"
 #include "errors.h"
 #include "gguf.h"
@@ -189,6 +190,84 @@ class LoadWorker : public PromiseWorker {
   ModelPtr state_;
 };
 
+// Counts the tokens a prompt and its images take, reading only the images' headers: mtmd lays
+// out placeholder bitmaps of the right size without any pixels.
+class CountWorker : public PromiseWorker {
+ public:
+  CountWorker(Napi::Env env, ModelPtr model, std::string prompt, std::vector<ImageSource> images, bool addSpecial, bool parseSpecial)
+      : PromiseWorker(env, "llava.countTokens", nullptr),
+        model_(std::move(model)),
+        prompt_(std::move(prompt)),
+        images_(std::move(images)),
+        addSpecial_(addSpecial),
+        parseSpecial_(parseSpecial) {}
+
+ protected:
+  void Run() override {
+    if (!model_->vision) {
+      if (!images_.empty()) Throw("ERR_NO_VISION", "images were given but the model was loaded without a projector (mmproj)");
+      const llama_vocab* vocab = model_->vocab();
+      int32_t n = -llama_tokenize(vocab, prompt_.data(), static_cast<int32_t>(prompt_.size()), nullptr, 0, addSpecial_, parseSpecial_);
+      textTokens_ = n;
+      return;
+    }
+    std::vector<mtmd_bitmap*> owned;
+    std::vector<const mtmd_bitmap*> bitmaps;
+    struct Cleanup {
+      std::vector<mtmd_bitmap*>& b;
+      mtmd_input_chunks* c = nullptr;
+      ~Cleanup() {
+        for (auto* x : b) mtmd_bitmap_free(x);
+        if (c) mtmd_input_chunks_free(c);
+      }
+    } cleanup{owned};
+    for (auto& src : images_) {
+      uint32_t w = 0, h = 0;
+      if (src.embedding) {
+        w = src.embedding->nx;
+        h = src.embedding->ny;
+      } else {
+        ImageSize(*src.input, w, h);
+      }
+      owned.push_back(mtmd_bitmap_init(w, h, nullptr));
+      bitmaps.push_back(owned.back());
+    }
+    cleanup.c = mtmd_input_chunks_init();
+    mtmd_input_text text = {prompt_.c_str(), prompt_.size(), addSpecial_, parseSpecial_};
+    int32_t rc = mtmd_tokenize(model_->vision, cleanup.c, &text, bitmaps.data(), bitmaps.size());
+    if (rc == 1) {
+      Throw("ERR_INVALID_ARGUMENT", "the prompt's image markers do not match the " + std::to_string(images_.size()) + " image(s) given");
+    }
+    if (rc != 0) Throw("ERR_TOKENIZE", "the prompt could not be tokenized with its images");
+    for (size_t i = 0; i < mtmd_input_chunks_size(cleanup.c); i++) {
+      const mtmd_input_chunk* c = mtmd_input_chunks_get(cleanup.c, i);
+      const size_t n = mtmd_input_chunk_get_n_tokens(c);
+      if (mtmd_input_chunk_get_type(c) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+        textTokens_ += static_cast<int32_t>(n);
+      } else {
+        imageTokens_ += static_cast<int32_t>(n);
+        positions_ += mtmd_input_chunk_get_n_pos(c) - static_cast<int32_t>(n);
+      }
+    }
+  }
+
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("tokens", textTokens_ + imageTokens_);
+    out.Set("textTokens", textTokens_);
+    out.Set("imageTokens", imageTokens_);
+    out.Set("positions", textTokens_ + imageTokens_ + positions_);
+    return out;
+  }
+
+ private:
+  ModelPtr model_;
+  std::string prompt_;
+  std::vector<ImageSource> images_;
+  bool addSpecial_, parseSpecial_;
+  int32_t textTokens_ = 0, imageTokens_ = 0, positions_ = 0;
+};
+
 int32_t IntProp(const Napi::Object& o, const char* key, int32_t fallback) {
   Napi::Value v = o.Get(key);
   return v.IsNumber() ? v.As<Napi::Number>().Int32Value() : fallback;
@@ -214,6 +293,8 @@ Napi::Function Model::Define(Napi::Env env) {
                          InstanceMethod<&Model::Detokenize>("detokenize"),
                          InstanceMethod<&Model::EncodeImage>("encodeImage"),
                          InstanceMethod<&Model::EncodeCount>("encodeCount"),
+                         InstanceMethod<&Model::CountTokens>("countTokens"),
+                         InstanceMethod<&Model::ApplyChatTemplate>("applyChatTemplate"),
                          InstanceMethod<&Model::Dispose>("dispose"),
                      });
 }
@@ -352,6 +433,76 @@ Napi::Value Model::EncodeImage(const Napi::CallbackInfo& info) { return Embeddin
 
 Napi::Value Model::EncodeCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env())->encodeCount.load()));
+}
+
+// countTokens(prompt, images[], addSpecial, parseSpecial) -> Promise<{ tokens, textTokens, imageTokens, positions }>
+Napi::Value Model::CountTokens(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelPtr s = State(env);
+  if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray()) {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "countTokens(prompt, images) expected");
+  }
+  std::vector<ImageSource> images;
+  Napi::Array arr = info[1].As<Napi::Array>();
+  AddonData* data = AddonData::Of(env);
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value item = arr.Get(i);
+    if (!item.IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "images[" + std::to_string(i) + "] is not an image");
+    ImageSource src;
+    if (item.As<Napi::Object>().InstanceOf(data->embeddingCtor.Value())) {
+      src.embedding = Embedding::FromValue(env, item)->State(env);
+    } else {
+      src.input = std::make_unique<ImageInput>(ParseImageInput(env, item.As<Napi::Object>()));
+    }
+    images.push_back(std::move(src));
+  }
+  auto* w = new CountWorker(env, s, info[0].As<Napi::String>().Utf8Value(), std::move(images), info[2].ToBoolean().Value(),
+                            info[3].ToBoolean().Value());
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+// applyChatTemplate(template | null, [{ role, content }], addAssistant) -> string, with llama.cpp's
+// built-in template engine (it recognises common templates; it is not a Jinja interpreter).
+Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  ModelPtr s = State(env);
+  std::string tmpl;
+  if (info.Length() > 0 && info[0].IsString()) {
+    tmpl = info[0].As<Napi::String>().Utf8Value();
+  } else {
+    const char* t = llama_model_chat_template(s->model, nullptr);
+    if (!t) throw MakeError(env, "ERR_NO_CHAT_TEMPLATE", "the model has no chat template; pass one with the chatTemplate option");
+    tmpl = t;
+  }
+  if (info.Length() < 2 || !info[1].IsArray()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "messages must be an array");
+  Napi::Array arr = info[1].As<Napi::Array>();
+  std::vector<std::string> roles, contents;
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Object m = arr.Get(i).As<Napi::Object>();
+    roles.push_back(m.Get("role").ToString().Utf8Value());
+    contents.push_back(m.Get("content").ToString().Utf8Value());
+  }
+  std::vector<llama_chat_message> msgs;
+  size_t total = tmpl.size();
+  for (size_t i = 0; i < roles.size(); i++) {
+    msgs.push_back({roles[i].c_str(), contents[i].c_str()});
+    total += roles[i].size() + contents[i].size();
+  }
+  bool addAss = info.Length() > 2 && info[2].ToBoolean().Value();
+  std::string out(total * 2 + 256, '\0');
+  int32_t n = llama_chat_apply_template(tmpl.c_str(), msgs.data(), msgs.size(), addAss, out.data(), static_cast<int32_t>(out.size()));
+  if (n > static_cast<int32_t>(out.size())) {
+    out.resize(static_cast<size_t>(n));
+    n = llama_chat_apply_template(tmpl.c_str(), msgs.data(), msgs.size(), addAss, out.data(), static_cast<int32_t>(out.size()));
+  }
+  if (n < 0) {
+    throw MakeError(env, "ERR_NO_CHAT_TEMPLATE",
+                    "llama.cpp does not recognise this chat template; pass a supported one (e.g. 'chatml', 'vicuna', 'gemma') as chatTemplate");
+  }
+  out.resize(static_cast<size_t>(n));
+  return Napi::String::New(env, out);
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {

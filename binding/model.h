@@ -23,8 +23,9 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value Tokenize(const Napi::CallbackInfo& info);
   Napi::Value Detokenize(const Napi::CallbackInfo& info);
   Napi::Value EncodeImage(const Napi::CallbackInfo& info);
-  Napi::Value CountTokens(const Napi::CallbackInfo& info);
   Napi::Value EncodeCount(const Napi::CallbackInfo& info);
+  Napi::Value CountTokens(const Napi::CallbackInfo& info);
+  Napi::Value ApplyChatTemplate(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   ModelPtr state_;

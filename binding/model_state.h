@@ -7,11 +7,14 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <unordered_map>
 
 #include "llama.h"
 #include "mtmd.h"
 
 namespace llava {
+
+struct EmbeddingState;
 
 struct ModelState {
   llama_model* model = nullptr;
@@ -27,6 +30,10 @@ struct ModelState {
   // one micro-batch (non-causal attention over the image, as Gemma 3 needs).
   int imageTokens = 0;
   bool imageNonCausal = false;
+  // Images encoded by this model and still referenced somewhere, by content id: the same pixels
+  // are never encoded twice while an embedding of them is alive.
+  std::mutex embeddingsMutex;
+  std::unordered_map<std::string, std::weak_ptr<EmbeddingState>> embeddings;
 
   const llama_vocab* vocab() const { return llama_model_get_vocab(model); }
 

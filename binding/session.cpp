@@ -1,11 +1,14 @@
 #include "session.h"
 
+#include <functional>
 #include <mutex>
 
 #include "abort_handle.h"
+#include "addon_data.h"
 #include "embedding.h"
 #include "errors.h"
 #include "generation.h"
+#include "session_file.h"
 #include "model.h"
 #include "promise_worker.h"
 
@@ -83,6 +86,8 @@ class GenerateWorker : public PromiseWorker {
     out.Set("stopReason", result_.stopReason);
     out.Set("promptTokens", result_.promptTokens);
     out.Set("reusedTokens", result_.reusedTokens);
+    out.Set("imageEncodes", result_.imageEncodes);
+    out.Set("imageEncodeMs", result_.imageEncodeMs);
     out.Set("promptMs", result_.promptMs);
     out.Set("generatedTokens", result_.generatedTokens);
     out.Set("generateMs", result_.generateMs);
@@ -126,6 +131,28 @@ class GenerateWorker : public PromiseWorker {
   GenerateResult result_;
 };
 
+// Runs one blocking task (save, load) on the session, with the same exclusion as generation.
+class SessionTaskWorker : public PromiseWorker {
+ public:
+  SessionTaskWorker(Napi::Env env, const char* name, SessionPtr session, std::function<void(SessionState&)> task)
+      : PromiseWorker(env, name, nullptr), session_(std::move(session)), task_(std::move(task)) {}
+
+ protected:
+  void Run() override {
+    if (session_->busy.exchange(true)) Throw("ERR_BUSY", "this session is busy; wait for the running call");
+    struct BusyReset {
+      std::atomic<bool>& b;
+      ~BusyReset() { b.store(false); }
+    } busyReset{session_->busy};
+    std::lock_guard<std::mutex> lock(session_->mutex);
+    task_(*session_);
+  }
+
+ private:
+  SessionPtr session_;
+  std::function<void(SessionState&)> task_;
+};
+
 double Num(const Napi::Object& o, const char* key, double fallback) {
   Napi::Value v = o.Get(key);
   if (!v.IsNumber()) return fallback;
@@ -138,7 +165,8 @@ double Num(const Napi::Object& o, const char* key, double fallback) {
 Napi::Function Session::Define(Napi::Env env) {
   return DefineClass(env, "Session",
                      {InstanceMethod<&Session::Generate>("generate"), InstanceMethod<&Session::Reset>("reset"),
-                      InstanceMethod<&Session::CacheInfo>("cacheInfo"), InstanceMethod<&Session::Dispose>("dispose")});
+                      InstanceMethod<&Session::CacheInfo>("cacheInfo"), InstanceMethod<&Session::Save>("save"),
+                      InstanceMethod<&Session::Load>("load"), InstanceMethod<&Session::Dispose>("dispose")});
 }
 
 Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
@@ -172,12 +200,21 @@ Napi::Value Session::Generate(const Napi::CallbackInfo& info) {
   Napi::Value images = o.Get("images");
   if (images.IsArray()) {
     Napi::Array arr = images.As<Napi::Array>();
+    AddonData* data = AddonData::Of(env);
     for (uint32_t i = 0; i < arr.Length(); i++) {
-      EmbeddingPtr e = Embedding::FromValue(env, arr.Get(i))->State(env);
-      if (e->model != s->model) {
-        throw MakeError(env, "ERR_INVALID_ARGUMENT", "image " + std::to_string(i) + " was encoded by another model; encode it with this session's model");
+      Napi::Value item = arr.Get(i);
+      if (!item.IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "images[" + std::to_string(i) + "] is not an image");
+      ImageSource src;
+      if (item.As<Napi::Object>().InstanceOf(data->embeddingCtor.Value())) {
+        src.embedding = Embedding::FromValue(env, item)->State(env);
+        if (src.embedding->model != s->model) {
+          throw MakeError(env, "ERR_INVALID_ARGUMENT",
+                          "images[" + std::to_string(i) + "] was encoded by another model; encode it with this session's model");
+        }
+      } else {
+        src.input = std::make_unique<ImageInput>(ParseImageInput(env, item.As<Napi::Object>()));
       }
-      req.images.push_back(std::move(e));
+      req.images.push_back(std::move(src));
     }
   }
   req.addSpecial = o.Get("addSpecial").ToBoolean().Value();
@@ -215,6 +252,7 @@ Napi::Value Session::Reset(const Napi::CallbackInfo& info) {
   std::lock_guard<std::mutex> lock(s->mutex);
   if (s->ctx) llama_memory_clear(llama_get_memory(s->ctx), true);
   s->cached.clear();
+  s->held.clear();
   s->nPast = 0;
   return env.Undefined();
 }
@@ -229,6 +267,28 @@ Napi::Value Session::CacheInfo(const Napi::CallbackInfo& info) {
   out.Set("positions", s->nPast);
   out.Set("contextSize", s->ctx ? static_cast<double>(llama_n_ctx(s->ctx)) : static_cast<double>(s->params.contextSize));
   return out;
+}
+
+Napi::Value Session::Save(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SessionPtr s = State(env);
+  if (info.Length() < 1 || !info[0].IsString()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "save() expects a file path");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  auto* w = new SessionTaskWorker(env, "llava.saveSession", s, [path](SessionState& st) { SaveSession(st, path); });
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
+}
+
+Napi::Value Session::Load(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  SessionPtr s = State(env);
+  if (info.Length() < 1 || !info[0].IsString()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "load() expects a file path");
+  std::string path = info[0].As<Napi::String>().Utf8Value();
+  auto* w = new SessionTaskWorker(env, "llava.loadSession", s, [path](SessionState& st) { LoadSession(st, path); });
+  Napi::Promise p = w->Promise();
+  w->Queue();
+  return p;
 }
 
 Napi::Value Session::Dispose(const Napi::CallbackInfo& info) {

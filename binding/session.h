@@ -16,6 +16,9 @@ class Session : public Napi::ObjectWrap<Session> {
   Napi::Value Generate(const Napi::CallbackInfo& info);
   Napi::Value Reset(const Napi::CallbackInfo& info);
   Napi::Value CacheInfo(const Napi::CallbackInfo& info);
+  // save(path) / load(path) -> Promise<void>
+  Napi::Value Save(const Napi::CallbackInfo& info);
+  Napi::Value Load(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   SessionPtr State(Napi::Env env) const;
 

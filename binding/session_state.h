@@ -39,6 +39,7 @@ struct SessionState {
   std::atomic<bool>* abortFlag = nullptr;  // the running operation's flag, read by llama's abort callback
   std::vector<CacheItem> cached;           // what the KV cache holds, in order
   llama_pos nPast = 0;
+  std::vector<EmbeddingPtr> held;          // embeddings of the images the cache holds, kept alive for reuse
 
   ~SessionState() {
     if (ctx) llama_free(ctx);
@@ -47,17 +48,25 @@ struct SessionState {
 
 using SessionPtr = std::shared_ptr<SessionState>;
 
-// A prompt piece after tokenization: text tokens or one image chunk with its embedding.
+// A prompt piece after tokenization: a text token, or one image chunk (source image + part).
 struct PromptItem {
   CacheItem key;
   const mtmd_input_chunk* chunk = nullptr;  // image chunks only
-  const float* embd = nullptr;              // image chunks only
+  int source = -1;                          // index into the request's images
+  int part = 0;                             // which of the image's chunks
   int32_t nTokens = 1;                      // tokens the item feeds the model (image chunks: many)
+};
+
+// An image of a request: an embedding encoded earlier, or an input to decode (and to encode
+// only if its pixels are neither in the KV cache nor encoded elsewhere in the model).
+struct ImageSource {
+  EmbeddingPtr embedding;
+  std::unique_ptr<ImageInput> input;
 };
 
 struct GenerateRequest {
   std::string prompt;
-  std::vector<EmbeddingPtr> images;
+  std::vector<ImageSource> images;
   bool addSpecial = true;
   bool parseSpecial = true;
   int32_t maxTokens = 256;
@@ -77,6 +86,8 @@ struct GenerateResult {
   std::string stopReason;  // eos | maxTokens | stop | aborted | contextFull
   int32_t promptTokens = 0;
   int32_t reusedTokens = 0;
+  int32_t imageEncodes = 0;
+  double imageEncodeMs = 0;
   double promptMs = 0;
   int32_t generatedTokens = 0;
   double generateMs = 0;

@@ -69,6 +69,8 @@ export class ImageEmbedding {
   readonly id: string
   /** How long decoding and encoding took. */
   readonly encodeMs: number
+  /** true when the model already held an embedding of the same pixels, so nothing was encoded. */
+  readonly reused: boolean
 
   /** @internal */
   readonly native: NativeEmbedding
@@ -88,6 +90,7 @@ export class ImageEmbedding {
     this.height = info.height
     this.id = info.id
     this.encodeMs = native.encodeMs
+    this.reused = native.reused
     this.#onDispose = onDispose
   }
 

@@ -15,6 +15,8 @@ export type {
   GeneratedPiece,
   GenerationStream,
   StopReason,
+  ChatOptions,
 } from './session'
+export type { ChatMessage, ChatContentPart, ChatRole } from './chat'
 export { setLogger } from './logging'
 export type { LogLevel } from './logging'

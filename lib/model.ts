@@ -3,6 +3,7 @@ import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
 import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, toNativeImage } from './image'
+import { type ChatMessage, renderChat } from './chat'
 import { Lifetime } from './lifetime'
 import { binding } from './native'
 import type { NativeModel, NativeModelInfo } from './native-types'
@@ -198,6 +199,50 @@ export class Model {
     }
     try {
       return this.native.detokenize(ids, v.bool('renderSpecial', o.renderSpecial, false))
+    } catch (err) {
+      throw fromNative(err)
+    }
+  }
+
+  /**
+   * Counts the tokens a prompt (with `<image>` markers) or a chat takes, image tokens included,
+   * reading only the images' headers: nothing is encoded.
+   */
+  async countTokens(
+    input: string | ChatMessage[],
+    options?: { images?: Array<ImageInput | ImageEmbedding>; chatTemplate?: string; addSpecial?: boolean },
+  ): Promise<{ tokens: number; textTokens: number; imageTokens: number }> {
+    this.assertAlive()
+    const o = v.optionsObject('countTokens options', options)
+    v.checkKeys('countTokens()', o, ['images', 'chatTemplate', 'addSpecial'])
+    let prompt: string
+    let images: Array<ImageInput | ImageEmbedding>
+    let addSpecial = v.bool('addSpecial', o.addSpecial, true)
+    const marker = this.info.vision?.marker ?? '<__media__>'
+    if (typeof input === 'string') {
+      images = o.images ?? []
+      if (!Array.isArray(images)) throw v.invalid('images', 'an array of images', images)
+      const n = input.split('<image>').length - 1
+      prompt = images.length > 0 && n === 0 ? marker.repeat(images.length) + input : input.split('<image>').join(marker)
+    } else {
+      const r = renderChat(this, input, o.chatTemplate === undefined ? undefined : v.str('chatTemplate', o.chatTemplate))
+      prompt = r.prompt
+      images = r.images
+      addSpecial = r.addSpecial
+    }
+    if (images.length > 0 && !this.info.vision) {
+      throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
+    }
+    const native = images.map((img, i) => {
+      if (img instanceof ImageEmbedding) {
+        img.assertAlive()
+        return img.native
+      }
+      return toNativeImage(img, `images[${i}]`, this.defaults.maxImagePixels)
+    })
+    try {
+      const r = await this.track(this.native.countTokens(prompt, native, addSpecial, true))
+      return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens }
     } catch (err) {
       throw fromNative(err)
     }

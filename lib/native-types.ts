@@ -66,6 +66,8 @@ export type NativeImageInput =
 
 export interface NativeEmbedding {
   readonly encodeMs: number
+  /** true when an alive embedding of the same pixels was returned instead of encoding again */
+  readonly reused: boolean
   info(): { nTokens: number; nEmbd: number; width: number; height: number; id: string }
   toFloat32Array(): Float32Array
   dispose(): void
@@ -77,6 +79,13 @@ export interface NativeModel {
   detokenize(tokens: Int32Array, renderSpecial: boolean): string
   encodeImage(input: NativeImageInput, abort?: NativeAbortHandle): Promise<NativeEmbedding>
   encodeCount(): number
+  countTokens(
+    prompt: string,
+    images: Array<NativeEmbedding | NativeImageInput>,
+    addSpecial: boolean,
+    parseSpecial: boolean,
+  ): Promise<{ tokens: number; textTokens: number; imageTokens: number; positions: number }>
+  applyChatTemplate(template: string | null, messages: Array<{ role: string; content: string }>, addAssistant: boolean): string
   dispose(): void
 }
 
@@ -91,7 +100,7 @@ export interface NativeSessionParams {
 
 export interface NativeGenerateRequest {
   prompt: string
-  images: NativeEmbedding[]
+  images: Array<NativeEmbedding | NativeImageInput>
   addSpecial: boolean
   parseSpecial: boolean
   reuseCache: boolean
@@ -120,6 +129,8 @@ export interface NativeGenerateResult {
   stopReason: 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull'
   promptTokens: number
   reusedTokens: number
+  imageEncodes: number
+  imageEncodeMs: number
   promptMs: number
   generatedTokens: number
   generateMs: number
@@ -129,6 +140,8 @@ export interface NativeSession {
   generate(req: NativeGenerateRequest, abort: NativeAbortHandle, onPieces?: (pieces: NativePiece[]) => void): Promise<NativeGenerateResult>
   reset(): void
   cacheInfo(): { cachedItems: number; positions: number; contextSize: number }
+  save(path: string): Promise<void>
+  load(path: string): Promise<void>
   dispose(): void
 }
 

@@ -1,9 +1,11 @@
+import * as nodePath from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
+import { type ChatMessage, renderChat } from './chat'
 import { LlavaError, fromNative } from './errors'
-import { ImageEmbedding, type ImageInput } from './image'
+import { ImageEmbedding, type ImageInput, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
-import type { NativeGenerateRequest, NativeGenerateResult, NativePiece, NativeSession, NativeSessionParams } from './native-types'
+import type { NativeGenerateRequest, NativeGenerateResult, NativeImageInput, NativePiece, NativeSession, NativeSessionParams } from './native-types'
 import { binding } from './native'
 import * as v from './validate'
 
@@ -93,6 +95,12 @@ export interface GenerateOptions {
 export interface CompleteOptions extends GenerateOptions {
   /** Called with each piece as it is generated. Throwing from it stops generation and rejects. */
   onToken?: (piece: GeneratedPiece) => void
+}
+
+/** Options for {@link Session.chat}: those of complete() without prompt and images, plus a template override. */
+export interface ChatOptions extends Omit<CompleteOptions, 'prompt' | 'images' | 'imageMarker' | 'addSpecial'> {
+  /** A chat template to use instead of the model's: Jinja, or a llama.cpp built-in name ('chatml', 'vicuna', 'gemma', …). */
+  chatTemplate?: string
 }
 
 const GENERATE_KEYS = [
@@ -205,6 +213,56 @@ export class Session {
     return this.#run(rest, { onPiece: onToken, userCallback: true })
   }
 
+  /**
+   * Answers a conversation: the messages go through the model's chat template (or
+   * `options.chatTemplate`), images where their parts are. A follow-up turn that repeats the
+   * earlier turns evaluates only the new tokens and never encodes an image the cache holds.
+   */
+  chat(messages: ChatMessage[], options?: ChatOptions): Promise<CompletionResult> {
+    try {
+      const o = v.optionsObject('chat options', options)
+      const { chatTemplate, ...rest } = o
+      const r = renderChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
+      return this.complete({ ...rest, prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial })
+    } catch (err) {
+      return Promise.reject(err)
+    }
+  }
+
+  /** {@link Session.chat} as a stream of pieces. */
+  chatStream(messages: ChatMessage[], options?: Omit<ChatOptions, 'onToken'>): GenerationStream {
+    const o = v.optionsObject('chatStream options', options)
+    const { chatTemplate, ...rest } = o
+    const r = renderChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
+    return this.generate({ ...rest, prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial })
+  }
+
+  /** Writes the session's KV cache and what it holds to `path`, to resume later (in any process) with {@link Session.load}. */
+  async save(path: string): Promise<void> {
+    this.#lifetime.assertAlive('create a new one with model.createSession()')
+    const file = nodePath.resolve(v.str('path', path))
+    await this.#enqueue(async () => {
+      try {
+        await this.#native.save(file)
+      } catch (err) {
+        throw fromNative(err)
+      }
+    })
+  }
+
+  /** Restores a state written by {@link Session.save} with the same model; the next call continues from it. */
+  async load(path: string): Promise<void> {
+    this.#lifetime.assertAlive('create a new one with model.createSession()')
+    const file = nodePath.resolve(v.str('path', path))
+    await this.#enqueue(async () => {
+      try {
+        await this.#native.load(file)
+      } catch (err) {
+        throw fromNative(err)
+      }
+    })
+  }
+
   /** Forgets the KV cache: the next prompt is evaluated from the start. */
   async reset(): Promise<void> {
     this.#lifetime.assertAlive('create a new one with model.createSession()')
@@ -296,54 +354,44 @@ export class Session {
       : undefined
 
     const work = async (): Promise<CompletionResult> => {
-      const temporary: ImageEmbedding[] = []
-      let imageEncodeMs = 0
+      throwIfAborted(prepared.signal)
+      if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed before generation started')
+      // Inputs go to the native side as they are: it decodes them, and encodes only images whose
+      // pixels are neither in this session's cache nor encoded elsewhere in the model.
+      const images = prepared.images.map((img) => {
+        if (img instanceof ImageEmbedding) {
+          img.assertAlive()
+          return img.native
+        }
+        return img
+      })
+      let raw: NativeGenerateResult
       try {
-        throwIfAborted(prepared.signal)
-        if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed before generation started')
-        const embeddings: ImageEmbedding[] = []
-        for (let i = 0; i < prepared.images.length; i++) {
-          const img = prepared.images[i]
-          if (img instanceof ImageEmbedding) {
-            embeddings.push(img)
-            continue
-          }
-          const e = await this.#model.encodeImage(img, { signal: prepared.signal })
-          temporary.push(e)
-          embeddings.push(e)
-          imageEncodeMs += e.encodeMs
-        }
-        for (const e of embeddings) e.assertAlive()
-        let raw: NativeGenerateResult
-        try {
-          raw = await this.#native.generate({ ...prepared.request, images: embeddings.map((e) => e.native) }, link.handle, onPieces)
-        } catch (err) {
-          if (callbackError) throw callbackError.error
-          if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation', { cause: err })
-          throw abortError(prepared.signal, err, 'Generation')
-        }
+        raw = await this.#native.generate({ ...prepared.request, images }, link.handle, onPieces)
+      } catch (err) {
         if (callbackError) throw callbackError.error
-        if (raw.stopReason === 'aborted') {
-          if (prepared.signal?.aborted) throw prepared.signal.reason
-          if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation')
-          if (!consumerStopped) throw new LlavaError('ERR_ABORTED', 'Generation was aborted')
-        }
-        return {
-          text: raw.text,
-          tokens: Array.from(raw.tokens),
-          stopReason: raw.stopReason,
-          timings: {
-            imageEncodeMs,
-            imageEncodes: temporary.length,
-            promptTokens: raw.promptTokens,
-            reusedTokens: raw.reusedTokens,
-            promptMs: raw.promptMs,
-            generatedTokens: raw.generatedTokens,
-            generateMs: raw.generateMs,
-          },
-        }
-      } finally {
-        await Promise.all(temporary.map((e) => e.dispose()))
+        if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation', { cause: err })
+        throw abortError(prepared.signal, err, 'Generation')
+      }
+      if (callbackError) throw callbackError.error
+      if (raw.stopReason === 'aborted') {
+        if (prepared.signal?.aborted) throw prepared.signal.reason
+        if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation')
+        if (!consumerStopped) throw new LlavaError('ERR_ABORTED', 'Generation was aborted')
+      }
+      return {
+        text: raw.text,
+        tokens: Array.from(raw.tokens),
+        stopReason: raw.stopReason,
+        timings: {
+          imageEncodeMs: raw.imageEncodeMs,
+          imageEncodes: raw.imageEncodes,
+          promptTokens: raw.promptTokens,
+          reusedTokens: raw.reusedTokens,
+          promptMs: raw.promptMs,
+          generatedTokens: raw.generatedTokens,
+          generateMs: raw.generateMs,
+        },
       }
     }
 
@@ -359,7 +407,7 @@ export class Session {
 
 interface Prepared {
   request: Omit<NativeGenerateRequest, 'images'>
-  images: Array<ImageInput | ImageEmbedding>
+  images: Array<NativeImageInput | ImageEmbedding>
   signal: AbortSignal | undefined
 }
 
@@ -384,14 +432,17 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   const seed = o.seed === undefined ? undefined : v.int('seed', o.seed, 0, 0xfffffffe, 0)
 
   let prompt = o.prompt
+  let nativeImages: Array<NativeImageInput | ImageEmbedding> = []
   if (images.length > 0) {
     const vision = model.info.vision
     if (!vision) throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
-    images.forEach((img, i) => {
+    nativeImages = images.map((img, i) => {
       if (img instanceof ImageEmbedding) {
         if (img.owner !== model) throw new LlavaError('ERR_INVALID_ARGUMENT', `images[${i}] was encoded by another model; encode it with this model`)
         img.assertAlive()
+        return img
       }
+      return toNativeImage(img, `images[${i}]`, model.defaults.maxImagePixels)
     })
     const markers = countOccurrences(prompt, marker)
     if (markers === 0) prompt = marker.repeat(images.length) + prompt
@@ -407,7 +458,7 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   }
 
   return {
-    images,
+    images: nativeImages,
     signal: v.signal('signal', o.signal),
     request: {
       prompt,

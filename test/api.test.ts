@@ -146,6 +146,8 @@ describe('with a loaded model', () => {
       answers.push((await session.complete({ prompt: PROMPT, images: [e], maxTokens: 10, ...greedy })).tokens)
     }
     for (const a of answers) expect(a).toEqual(answers[0])
+    expect(embeddings[0].reused).toBe(false)
+    for (const e of embeddings.slice(1)) expect(e.reused).toBe(true)
     await Promise.all(embeddings.map((e) => e.dispose()))
   })
 
@@ -161,12 +163,21 @@ describe('with a loaded model', () => {
     expect(model.imageEncodeCount).toBe(before + 1)
     expect(r1.timings.imageEncodes).toBe(0)
     expect(r2.timings.imageEncodes).toBe(0)
-    // An input given directly is encoded for that call only.
+    // The same pixels given as a file find the alive embedding: still one encode.
     const r3 = await a.complete({ prompt: PROMPT, images: [file], maxTokens: 8, ...greedy })
-    expect(r3.timings.imageEncodes).toBe(1)
-    expect(model.imageEncodeCount).toBe(before + 2)
+    expect(r3.timings.imageEncodes).toBe(0)
     expect(r3.tokens).toEqual(r1.tokens)
-    await Promise.all([a.dispose(), b.dispose(), image.dispose()])
+    const again = await model.encodeImage(file)
+    expect(again.reused).toBe(true)
+    expect(model.imageEncodeCount).toBe(before + 1)
+    await Promise.all([a.dispose(), b.dispose(), image.dispose(), again.dispose()])
+    // Once nothing holds it, the image is encoded again when next given.
+    const c = model.createSession()
+    const r4 = await c.complete({ prompt: PROMPT, images: [file], maxTokens: 8, ...greedy })
+    expect(r4.timings.imageEncodes).toBe(1)
+    expect(model.imageEncodeCount).toBe(before + 2)
+    expect(r4.tokens).toEqual(r1.tokens)
+    await c.dispose()
   })
 
   test('several images in one prompt, placed by their markers', async () => {
