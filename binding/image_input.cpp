@@ -1,12 +1,29 @@
 #include "image_input.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <limits>
 
 #include "errors.h"
-#include "stb/stb_image.h"  // implementation compiled into libmtmd (mtmd-helper.cpp)
+
+// A private copy of stb_image, compiled here with two changes from the one inside libmtmd:
+// buffers come zeroed (a decoder that stops early on a damaged file leaves black, never stale
+// heap memory), and the input is read through callbacks that notice when the decoder asks
+// for bytes past the end (a truncated file is refused instead of decoded half-way).
+#include <cstdlib>
+namespace {
+void* ZeroedMalloc(size_t n) { return std::calloc(1, n ? n : 1); }
+}  // namespace
+#define STBI_MALLOC(sz) ZeroedMalloc(sz)
+#define STBI_REALLOC(p, newsz) std::realloc(p, newsz)
+#define STBI_FREE(p) std::free(p)
+#define STB_IMAGE_STATIC
+#define STB_IMAGE_IMPLEMENTATION
+#define STBI_NO_STDIO
+#include "stb/stb_image.h"
 
 namespace llava {
 namespace {
@@ -37,6 +54,41 @@ std::vector<unsigned char> ReadFile(const std::string& path) {
   return out;
 }
 
+// Feeds stb from memory and records whether it read past the end.
+struct CallbackReader {
+  const unsigned char* data;
+  size_t size;
+  size_t pos = 0;
+  bool overrun = false;
+
+  static int Read(void* user, char* out, int n) {
+    auto* r = static_cast<CallbackReader*>(user);
+    if (r->pos >= r->size) {
+      r->overrun = true;
+      return 0;
+    }
+    const size_t take = std::min(static_cast<size_t>(n), r->size - r->pos);
+    std::memcpy(out, r->data + r->pos, take);
+    r->pos += take;
+    return static_cast<int>(take);
+  }
+  static void Skip(void* user, int n) {
+    auto* r = static_cast<CallbackReader*>(user);
+    if (n < 0) {
+      r->pos = static_cast<size_t>(-n) > r->pos ? 0 : r->pos + n;
+    } else if (r->pos + static_cast<size_t>(n) > r->size) {
+      r->overrun = true;
+      r->pos = r->size;
+    } else {
+      r->pos += static_cast<size_t>(n);
+    }
+  }
+  static int Eof(void* user) {
+    auto* r = static_cast<CallbackReader*>(user);
+    return r->pos >= r->size ? 1 : 0;
+  }
+};
+
 RgbImage DecodeEncoded(const std::vector<unsigned char>& bytes, uint64_t maxPixels, const std::string& what) {
   if (bytes.empty()) Throw("ERR_IMAGE_DECODE", what + " is empty");
   if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) Throw("ERR_IMAGE_DECODE", what + " is too large");
@@ -50,10 +102,16 @@ RgbImage DecodeEncoded(const std::vector<unsigned char>& bytes, uint64_t maxPixe
   }
   CheckDimensions(static_cast<uint64_t>(w), static_cast<uint64_t>(h), maxPixels, what);
   int nx = 0, ny = 0, nc = 0;
-  unsigned char* pixels = stbi_load_from_memory(bytes.data(), len, &nx, &ny, &nc, 3);
+  CallbackReader reader{bytes.data(), bytes.size()};
+  const stbi_io_callbacks io = {&CallbackReader::Read, &CallbackReader::Skip, &CallbackReader::Eof};
+  unsigned char* pixels = stbi_load_from_callbacks(&io, &reader, &nx, &ny, &nc, 3);
   if (!pixels) {
     const char* reason = stbi_failure_reason();
     Throw("ERR_IMAGE_DECODE", what + " could not be decoded" + std::string(reason ? std::string(": ") + reason : std::string()));
+  }
+  if (reader.overrun) {
+    stbi_image_free(pixels);
+    Throw("ERR_IMAGE_DECODE", what + " is truncated: its image data ends before the picture is complete");
   }
   RgbImage out;
   out.width = static_cast<uint32_t>(nx);

@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "gguf.h"
 #include "logging.h"
+#include "model_validator.h"
 #include "promise_worker.h"
 
 namespace llava {
@@ -77,6 +78,9 @@ class LoadWorker : public PromiseWorker {
     state->modelPath = params_.modelPath;
     state->mmprojPath = params_.mmprojPath;
     state->threads = params_.threads;
+
+    const ModelFacts facts = ValidateTextModel(params_.modelPath);
+    if (!params_.mmprojPath.empty()) ValidateProjector(params_.mmprojPath, facts);
 
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params_.gpuLayers;

@@ -1,0 +1,259 @@
+#include "model_validator.h"
+
+#include <cstring>
+#include <filesystem>
+#include <set>
+
+#include "errors.h"
+#include "ggml.h"
+#include "gguf.h"
+
+namespace llava {
+namespace {
+
+// llama.cpp's own limit (src/llama-hparams.h); more layers abort in llama-model.cpp.
+constexpr uint32_t kMaxLayers = 512;
+constexpr uint32_t kMaxVisionLayers = 1024;
+
+struct Gguf {
+  gguf_context* ctx = nullptr;
+  ggml_context* meta = nullptr;
+  ~Gguf() {
+    if (ctx) gguf_free(ctx);
+    if (meta) ggml_free(meta);
+  }
+};
+
+class Check {
+ public:
+  Check(const std::string& path, const char* code, const char* what) : path_(path), code_(code), what_(what) {}
+
+  [[noreturn]] void Fail(const std::string& msg) const {
+    Throw(code_, "the " + std::string(what_) + " file " + path_ + " is invalid: " + msg);
+  }
+
+  void Open(Gguf& g) {
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fileSize_ = fs::file_size(path_, ec);
+    if (ec) Fail("it cannot be read (" + ec.message() + ")");
+    if (fileSize_ < 8) Fail("it is too short to be a GGUF file");
+    gguf_init_params params = {/*no_alloc*/ true, &g.meta};
+    g.ctx = gguf_init_from_file(path_.c_str(), params);
+    if (!g.ctx) Fail("it is not a readable GGUF v2/v3 file (bad magic, version, counts or truncated header)");
+    ctx_ = g.ctx;
+    meta_ = g.meta;
+    const size_t dataOffset = gguf_get_data_offset(ctx_);
+    for (int64_t i = 0; i < gguf_get_n_tensors(ctx_); i++) {
+      const uint64_t end = static_cast<uint64_t>(dataOffset) + gguf_get_tensor_offset(ctx_, i) + gguf_get_tensor_size(ctx_, i);
+      if (end > fileSize_) {
+        Fail(std::string("the data of tensor '") + gguf_get_tensor_name(ctx_, i) + "' lies beyond the end of the file (truncated download?)");
+      }
+    }
+  }
+
+  int64_t Key(const std::string& key) const { return gguf_find_key(ctx_, key.c_str()); }
+
+  // A key read with a fixed type by llama.cpp: any other type aborts inside gguf.cpp.
+  void ExpectType(const std::string& key, gguf_type want) const {
+    int64_t k = Key(key);
+    if (k < 0) return;
+    gguf_type have = gguf_get_kv_type(ctx_, k);
+    if (have != want) Fail("key '" + key + "' has type " + gguf_type_name(have) + ", expected " + gguf_type_name(want));
+  }
+
+  // The value when the key is present as UINT32; other types are left to llama.cpp's own checks.
+  bool U32If(const std::string& key, uint32_t& out) const {
+    int64_t k = Key(key);
+    if (k < 0 || gguf_get_kv_type(ctx_, k) != GGUF_TYPE_UINT32) return false;
+    out = gguf_get_val_u32(ctx_, k);
+    return true;
+  }
+
+  bool U32(const std::string& key, uint32_t& out) const {
+    int64_t k = Key(key);
+    if (k < 0) return false;
+    ExpectType(key, GGUF_TYPE_UINT32);
+    out = gguf_get_val_u32(ctx_, k);
+    return true;
+  }
+
+  std::string Str(const std::string& key) const {
+    int64_t k = Key(key);
+    if (k < 0) return {};
+    ExpectType(key, GGUF_TYPE_STRING);
+    return gguf_get_val_str(ctx_, k);
+  }
+
+  void Range(const std::string& key, uint32_t v, uint32_t lo, uint32_t hi) const {
+    if (v < lo || v > hi) Fail("key '" + key + "' is " + std::to_string(v) + ", expected " + std::to_string(lo) + ".." + std::to_string(hi));
+  }
+
+  const ggml_tensor* Tensor(const std::string& name) const { return ggml_get_tensor(meta_, name.c_str()); }
+  bool Has(const std::string& name) const { return Tensor(name) != nullptr; }
+  void Require(const std::string& name, const std::string& why) const {
+    if (!Has(name)) Fail("tensor '" + name + "' is missing (" + why + ")");
+  }
+
+  gguf_context* ctx() const { return ctx_; }
+
+ private:
+  std::string path_;
+  const char* code_;
+  const char* what_;
+  uint64_t fileSize_ = 0;
+  gguf_context* ctx_ = nullptr;
+  ggml_context* meta_ = nullptr;
+};
+
+std::string Dims(const ggml_tensor* t) {
+  return "[" + std::to_string(t->ne[0]) + ", " + std::to_string(t->ne[1]) + ", " + std::to_string(t->ne[2]) + ", " +
+         std::to_string(t->ne[3]) + "]";
+}
+
+}  // namespace
+
+ModelFacts ValidateTextModel(const std::string& path) {
+  Gguf g;
+  Check c(path, "ERR_MODEL_LOAD", "model");
+  c.Open(g);
+  if (c.Key("general.architecture") < 0) c.Fail("key 'general.architecture' is missing");
+  const std::string arch = c.Str("general.architecture");
+  if (arch == "clip") c.Fail("it is a projector (mmproj) file; pass it as `mmproj` and the text model as `model`");
+  ModelFacts facts;
+  facts.architecture = arch;
+
+  uint32_t v = 0;
+  if (c.U32If(arch + ".block_count", v)) c.Range(arch + ".block_count", v, 1, kMaxLayers);
+  if (c.U32If(arch + ".embedding_length", v)) {
+    c.Range(arch + ".embedding_length", v, 1, 1u << 20);
+    facts.embeddingLength = v;
+  }
+  if (c.U32If(arch + ".attention.head_count", v)) c.Range(arch + ".attention.head_count", v, 1, 1u << 16);
+
+  // Special token ids index the vocabulary: one outside it is read out of bounds at generation.
+  const int64_t tokens = c.Key("tokenizer.ggml.tokens");
+  if (tokens >= 0) {
+    if (gguf_get_kv_type(c.ctx(), tokens) != GGUF_TYPE_ARRAY || gguf_get_arr_type(c.ctx(), tokens) != GGUF_TYPE_STRING) {
+      c.Fail("key 'tokenizer.ggml.tokens' must be an array of strings");
+    }
+    const uint64_t nVocab = gguf_get_arr_n(c.ctx(), tokens);
+    if (nVocab == 0) c.Fail("the vocabulary (tokenizer.ggml.tokens) is empty");
+    for (int64_t i = 0; i < gguf_get_n_kv(c.ctx()); i++) {
+      const std::string key = gguf_get_key(c.ctx(), i);
+      if (key.rfind("tokenizer.ggml.", 0) != 0 || key.size() < 9 || key.compare(key.size() - 9, 9, "_token_id") != 0) continue;
+      const gguf_type t = gguf_get_kv_type(c.ctx(), i);
+      if (t == GGUF_TYPE_UINT32 && gguf_get_val_u32(c.ctx(), i) >= nVocab && gguf_get_val_u32(c.ctx(), i) != 0xFFFFFFFFu) {
+        c.Fail("key '" + key + "' is " + std::to_string(gguf_get_val_u32(c.ctx(), i)) + ", outside the vocabulary of " +
+               std::to_string(nVocab) + " tokens");
+      }
+      if (t == GGUF_TYPE_INT32 && (gguf_get_val_i32(c.ctx(), i) >= static_cast<int64_t>(nVocab))) {
+        c.Fail("key '" + key + "' is outside the vocabulary of " + std::to_string(nVocab) + " tokens");
+      }
+    }
+  }
+  return facts;
+}
+
+void ValidateProjector(const std::string& path, const ModelFacts& text) {
+  Gguf g;
+  Check c(path, "ERR_MMPROJ_LOAD", "projector");
+  c.Open(g);
+  const std::string arch = c.Str("general.architecture");
+  if (arch != "clip") {
+    c.Fail("general.architecture is '" + arch + "', expected 'clip' (is this the text model? pass it as `model`)");
+  }
+
+  // Every key llama.cpp's CLIP loader reads with a fixed scalar type (clip.cpp get_u32/get_f32/...).
+  static const std::set<std::string> kStrings = {"general.name", "general.description", "clip.projector_type",
+                                                  "clip.vision.projector_type", "clip.audio.projector_type",
+                                                  "clip.gen.audio.projector_type", "clip.gen.audio.model_variant",
+                                                  "clip.vision.mm_patch_merge_type"};
+  static const std::set<std::string> kBools = {"clip.has_vision_encoder", "clip.has_audio_encoder", "clip.has_gen_audio_encoder",
+                                                "clip.has_llava_projector", "clip.use_gelu", "clip.use_silu"};
+  for (int64_t i = 0; i < gguf_get_n_kv(c.ctx()); i++) {
+    const std::string key = gguf_get_key(c.ctx(), i);
+    const gguf_type t = gguf_get_kv_type(c.ctx(), i);
+    if (kStrings.count(key)) {
+      c.ExpectType(key, GGUF_TYPE_STRING);
+    } else if (kBools.count(key)) {
+      c.ExpectType(key, GGUF_TYPE_BOOL);
+    } else if (key == "clip.minicpmv_version") {
+      c.ExpectType(key, GGUF_TYPE_INT32);
+    } else if (key.size() > 18 && key.compare(key.size() - 18, 18, "layer_norm_epsilon") == 0) {
+      c.ExpectType(key, GGUF_TYPE_FLOAT32);
+    } else if (key.rfind("clip.", 0) == 0 && t != GGUF_TYPE_ARRAY) {
+      c.ExpectType(key, GGUF_TYPE_UINT32);
+    }
+  }
+
+  std::string projector = c.Str("clip.projector_type");
+  if (projector.empty()) projector = c.Str("clip.vision.projector_type");
+  if (projector.empty() && c.Key("clip.has_llava_projector") >= 0) projector = "mlp";
+
+  const int64_t hasVisionKey = c.Key("clip.has_vision_encoder");
+  const bool hasVision = hasVisionKey >= 0 && gguf_get_val_bool(c.ctx(), hasVisionKey);
+  if (!hasVision) return;  // audio-only projectors: left to llama.cpp, which reports what it misses
+
+  uint32_t imageSize = 0, patchSize = 0, nEmbd = 0, nHead = 0, nLayer = 0, headDim = 0;
+  if (!c.U32("clip.vision.image_size", imageSize)) c.Fail("key 'clip.vision.image_size' is missing");
+  if (!c.U32("clip.vision.patch_size", patchSize)) c.Fail("key 'clip.vision.patch_size' is missing");
+  if (!c.U32("clip.vision.embedding_length", nEmbd)) c.Fail("key 'clip.vision.embedding_length' is missing");
+  if (!c.U32("clip.vision.attention.head_count", nHead)) c.Fail("key 'clip.vision.attention.head_count' is missing");
+  if (!c.U32("clip.vision.block_count", nLayer)) c.Fail("key 'clip.vision.block_count' is missing");
+  c.Range("clip.vision.patch_size", patchSize, 1, 4096);
+  c.Range("clip.vision.image_size", imageSize, patchSize, 65536);
+  c.Range("clip.vision.embedding_length", nEmbd, 1, 1u << 16);
+  c.Range("clip.vision.attention.head_count", nHead, 1, nEmbd);
+  c.Range("clip.vision.block_count", nLayer, 1, kMaxVisionLayers);
+  if (!c.U32("clip.vision.attention.head_dim", headDim) && nEmbd % nHead != 0) {
+    c.Fail("clip.vision.embedding_length " + std::to_string(nEmbd) + " is not a multiple of clip.vision.attention.head_count " +
+           std::to_string(nHead));
+  }
+
+  // The patch embedding (a patch x patch x 3 convolution into the hidden width) is used by every
+  // vision projector; a missing one is dereferenced while building the graph.
+  const ggml_tensor* patch = c.Tensor("v.patch_embd.weight");
+  if (!patch) c.Fail("tensor 'v.patch_embd.weight' (the patch embedding) is missing");
+  if (patch->ne[0] != patchSize || patch->ne[1] != patchSize || patch->ne[2] != 3 || patch->ne[3] != nEmbd) {
+    c.Fail("tensor 'v.patch_embd.weight' has shape " + Dims(patch) + ", expected [" + std::to_string(patchSize) + ", " +
+           std::to_string(patchSize) + ", 3, " + std::to_string(nEmbd) + "]");
+  }
+  for (uint32_t il = 0; il < nLayer; il++) {
+    const std::string p = "v.blk." + std::to_string(il) + ".";
+    const bool split = c.Has(p + "attn_q.weight") && c.Has(p + "attn_k.weight") && c.Has(p + "attn_v.weight");
+    if (!split && !c.Has(p + "attn_qkv.weight")) c.Fail("layer " + std::to_string(il) + " has no attention weights (attn_q/k/v or attn_qkv)");
+  }
+
+  // Projector families this validator knows the tensors of; others are left to llama.cpp.
+  const bool llavaFamily = projector == "mlp" || projector == "mlp_norm";
+  if (llavaFamily) {
+    const ggml_tensor* pos = c.Tensor("v.position_embd.weight");
+    if (!pos) c.Fail("tensor 'v.position_embd.weight' is missing (the " + projector + " projector needs learned positions)");
+    const uint64_t nPatches = static_cast<uint64_t>(imageSize / patchSize) * (imageSize / patchSize) + (c.Has("v.class_embd") ? 1 : 0);
+    if (pos->ne[0] != nEmbd || static_cast<uint64_t>(pos->ne[1]) < nPatches) {
+      c.Fail("tensor 'v.position_embd.weight' has shape " + Dims(pos) + ", expected [" + std::to_string(nEmbd) + ", " + std::to_string(nPatches) + "]");
+    }
+    c.Require("mm.0.weight", "the first layer of the " + projector + " projector");
+    c.Require("mm.2.weight", "the second layer of the " + projector + " projector");
+    // LLaVA reads the features of the second-to-last layer unless told otherwise.
+    if (nLayer < 2 && c.Key("clip.vision.feature_layer") < 0) {
+      c.Fail("clip.vision.block_count is " + std::to_string(nLayer) + "; the " + projector + " projector needs at least 2 layers");
+    }
+    const ggml_tensor* out = c.Tensor("mm.2.weight");
+    if (text.embeddingLength > 0 && out->ne[1] != text.embeddingLength) {
+      Throw("ERR_MMPROJ_MISMATCH", "the projector " + path + " outputs embeddings of width " + std::to_string(out->ne[1]) +
+                                       " but the text model takes " + std::to_string(text.embeddingLength) +
+                                       ". Use the mmproj file published together with this text model.");
+    }
+  } else if (projector == "gemma3") {
+    c.Require("v.position_embd.weight", "Gemma 3 uses learned positions");
+    c.Require("mm.input_projection.weight", "the Gemma 3 projection");
+    c.Require("mm.soft_emb_norm.weight", "the Gemma 3 projection norm");
+  } else if (projector == "qwen2vl_merger" || projector == "qwen2.5vl_merger") {
+    c.Require("mm.0.weight", "the first layer of the Qwen2-VL merger");
+    c.Require("mm.2.weight", "the second layer of the Qwen2-VL merger");
+  }
+}
+
+}  // namespace llava
