@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <unordered_set>
 
 #include "errors.h"
 #include "ggml.h"
@@ -139,6 +140,22 @@ ModelFacts ValidateTextModel(const std::string& path) {
     }
     const uint64_t nVocab = gguf_get_arr_n(c.ctx(), tokens);
     if (nVocab == 0) c.Fail("the vocabulary (tokenizer.ggml.tokens) is empty");
+    // llama.cpp maps token text to id and asserts that no two tokens share a text.
+    std::unordered_set<std::string> seen;
+    seen.reserve(static_cast<size_t>(nVocab));
+    for (uint64_t i = 0; i < nVocab; i++) {
+      if (!seen.emplace(gguf_get_arr_str(c.ctx(), tokens, static_cast<size_t>(i))).second) {
+        c.Fail("token " + std::to_string(i) + " in tokenizer.ggml.tokens repeats an earlier token's text");
+      }
+    }
+    // Per-token arrays are indexed by token id.
+    for (const char* key : {"tokenizer.ggml.scores", "tokenizer.ggml.token_type"}) {
+      const int64_t k = c.Key(key);
+      if (k < 0) continue;
+      if (gguf_get_kv_type(c.ctx(), k) != GGUF_TYPE_ARRAY || gguf_get_arr_n(c.ctx(), k) != nVocab) {
+        c.Fail(std::string("key '") + key + "' must be an array with one entry per token (" + std::to_string(nVocab) + ")");
+      }
+    }
     for (int64_t i = 0; i < gguf_get_n_kv(c.ctx()); i++) {
       const std::string key = gguf_get_key(c.ctx(), i);
       if (key.rfind("tokenizer.ggml.", 0) != 0 || key.size() < 9 || key.compare(key.size() - 9, 9, "_token_id") != 0) continue;
@@ -234,13 +251,60 @@ void ValidateProjector(const std::string& path, const ModelFacts& text) {
     if (pos->ne[0] != nEmbd || static_cast<uint64_t>(pos->ne[1]) < nPatches) {
       c.Fail("tensor 'v.position_embd.weight' has shape " + Dims(pos) + ", expected [" + std::to_string(nEmbd) + ", " + std::to_string(nPatches) + "]");
     }
-    c.Require("mm.0.weight", "the first layer of the " + projector + " projector");
-    c.Require("mm.2.weight", "the second layer of the " + projector + " projector");
+    // Every tensor the LLaVA graph multiplies or adds must exist with the width it is combined
+    // with: ggml asserts on a mismatch and the graph dereferences a missing optional tensor.
+    uint32_t nFf = 0;
+    if (!c.U32("clip.vision.feed_forward_length", nFf)) c.Fail("key 'clip.vision.feed_forward_length' is missing");
+    auto shape = [&](const std::string& name, int64_t ne0, int64_t ne1, bool required) {
+      const ggml_tensor* t = c.Tensor(name);
+      if (!t) {
+        if (required) c.Fail("tensor '" + name + "' is missing");
+        return;
+      }
+      if (t->ne[0] != ne0 || t->ne[1] != ne1 || t->ne[2] != 1 || t->ne[3] != 1) {
+        c.Fail("tensor '" + name + "' has shape " + Dims(t) + ", expected [" + std::to_string(ne0) + ", " + std::to_string(ne1) + ", 1, 1]");
+      }
+    };
+    auto ffn = [&](const std::string& name) {
+      const ggml_tensor* t = c.Tensor(name);
+      if (!t) c.Fail("tensor '" + name + "' is missing");
+      // Old converters store fc1/fc2 swapped; llama.cpp detects that from the shapes.
+      const bool ok = t->ne[2] == 1 && t->ne[3] == 1 &&
+                      ((t->ne[0] == nEmbd && t->ne[1] == nFf) || (t->ne[0] == nFf && t->ne[1] == nEmbd));
+      if (!ok) c.Fail("tensor '" + name + "' has shape " + Dims(t) + ", expected [" + std::to_string(nEmbd) + ", " + std::to_string(nFf) + "] or its transpose");
+    };
+    for (const char* n : {"v.class_embd", "v.pre_ln.weight", "v.pre_ln.bias", "v.post_ln.weight", "v.post_ln.bias"}) shape(n, nEmbd, 1, false);
+    for (uint32_t il = 0; il < nLayer; il++) {
+      const std::string p = "v.blk." + std::to_string(il) + ".";
+      for (const char* w : {"attn_q", "attn_k", "attn_v", "attn_out"}) {
+        shape(p + w + ".weight", nEmbd, nEmbd, std::string(w) == "attn_out");
+        shape(p + w + ".bias", nEmbd, 1, false);
+      }
+      for (const char* n : {"ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias"}) shape(p + n, nEmbd, 1, false);
+      ffn(p + "ffn_up.weight");
+      ffn(p + "ffn_down.weight");
+    }
+    const ggml_tensor* mm0 = c.Tensor("mm.0.weight");
+    if (!mm0) c.Fail("tensor 'mm.0.weight' is missing (the first layer of the " + projector + " projector)");
+    const int64_t hidden = mm0->ne[1];
+    shape("mm.0.weight", nEmbd, hidden, true);
+    shape("mm.0.bias", hidden, 1, true);
+    if (projector == "mlp_norm") {
+      for (const char* n : {"mm.1.weight", "mm.1.bias", "mm.4.weight", "mm.4.bias"}) shape(n, hidden, 1, true);
+      shape("mm.3.weight", hidden, hidden, true);
+      shape("mm.3.bias", hidden, 1, true);
+    } else {
+      // clip_n_mmproj_embd() reads mm.2.weight's shape for this projector unconditionally.
+      if (!c.Has("mm.2.weight")) c.Fail("tensor 'mm.2.weight' is missing (the second layer of the mlp projector)");
+      const int64_t width = c.Tensor("mm.2.weight")->ne[1];
+      shape("mm.2.weight", hidden, width, true);
+      shape("mm.2.bias", width, 1, true);
+    }
     // LLaVA reads the features of the second-to-last layer unless told otherwise.
     if (nLayer < 2 && c.Key("clip.vision.feature_layer") < 0) {
       c.Fail("clip.vision.block_count is " + std::to_string(nLayer) + "; the " + projector + " projector needs at least 2 layers");
     }
-    const ggml_tensor* out = c.Tensor("mm.2.weight");
+    const ggml_tensor* out = projector == "mlp" ? c.Tensor("mm.2.weight") : c.Tensor("mm.3.weight");
     if (text.embeddingLength > 0 && out->ne[1] != text.embeddingLength) {
       Throw("ERR_MMPROJ_MISMATCH", "the projector " + path + " outputs embeddings of width " + std::to_string(out->ne[1]) +
                                        " but the text model takes " + std::to_string(text.embeddingLength) +

@@ -4,7 +4,7 @@
 // set of options, then builds incrementally (a no-op rebuild takes seconds).
 //
 //   node scripts/build-native.js [--backend cpu|cuda|vulkan|metal] [--reference] [--sanitize]
-//                                [--portable] [-- <extra cmake -D options>]
+//                                [--portable] [--build-dir DIR] [-- <extra cmake -D options>]
 // The same choices can come from the environment: LLAVA_NATIVE_BACKEND, LLAVA_NATIVE_REFERENCE=1,
 // LLAVA_NATIVE_SANITIZE=1, LLAVA_NATIVE_PORTABLE=1, LLAVA_NATIVE_CMAKE_ARGS="-DX=Y ...".
 
@@ -14,8 +14,7 @@ const os = require('node:os')
 const path = require('node:path')
 
 const root = path.resolve(__dirname, '..')
-const buildDir = path.join(root, 'build')
-const stampFile = path.join(buildDir, 'llava-native-options.json')
+let buildDir = path.resolve(root, process.env.LLAVA_NATIVE_BUILD_DIR || 'build')
 
 function truthy(v) {
   return v !== undefined && v !== '' && v !== '0' && v.toLowerCase() !== 'false' && v.toLowerCase() !== 'off'
@@ -36,6 +35,7 @@ function parseArgs(argv) {
     else if (a === '--reference') opts.reference = true
     else if (a === '--sanitize') opts.sanitize = true
     else if (a === '--portable') opts.portable = true
+    else if (a === '--build-dir') buildDir = path.resolve(argv[++i])
     else if (a.startsWith('-D')) opts.extra.push(a)
     else if (a === '--') continue
     else {
@@ -91,6 +91,7 @@ function main() {
     process.exit(1)
   }
 
+  const stampFile = path.join(buildDir, 'llava-native-options.json')
   const defines = cmakeDefines(opts)
   const stamp = JSON.stringify({ defines, llamaDir: process.env.LLAVA_NATIVE_LLAMA_CPP_DIR || null })
   const configured = fs.existsSync(path.join(buildDir, 'CMakeCache.txt')) && fs.existsSync(stampFile) &&

@@ -1,0 +1,66 @@
+#!/usr/bin/env node
+'use strict'
+// Leak check: repeated load/dispose and encode+generate cycles on the tiny pair, printing RSS as it
+// goes. Bounded growth after warm-up means nothing leaks per cycle.
+//   node bench/leak.js [--loads 200] [--cycles 1000]
+const { loadModel } = require('llava-native')
+const { ensurePair } = require('llava-native/fixtures')
+
+function arg(name, fallback) {
+  const i = process.argv.indexOf(`--${name}`)
+  return i > 0 ? Number(process.argv[i + 1]) : fallback
+}
+
+const mb = () => process.memoryUsage().rss / 1048576
+
+function pixels(seed) {
+  const data = new Uint8Array(32 * 32 * 3)
+  for (let i = 0; i < data.length; i++) data[i] = (i * 7 + seed * 13) & 255
+  return { data, width: 32, height: 32, format: 'rgb' }
+}
+
+async function main() {
+  const loads = arg('loads', 200)
+  const cycles = arg('cycles', 1000)
+  const pair = ensurePair('tiny')
+  const report = { loads: [], cycles: [] }
+
+  const base = mb()
+  for (let i = 1; i <= loads; i++) {
+    const model = await loadModel({ ...pair, threads: 1 })
+    const s = model.createSession()
+    await s.complete({ prompt: 'USER: hi\nASSISTANT:', maxTokens: 2, temperature: 0 })
+    await model.dispose()
+    if (i % Math.max(1, Math.floor(loads / 10)) === 0) {
+      global.gc?.()
+      report.loads.push({ cycle: i, rssMb: +mb().toFixed(1) })
+    }
+  }
+
+  const model = await loadModel({ ...pair, threads: 1 })
+  const session = model.createSession()
+  for (let i = 1; i <= cycles; i++) {
+    // A new image every cycle (a different seed), encoded, used, disposed.
+    const image = await model.encodeImage(pixels(i))
+    await session.complete({ prompt: 'USER: <image>\ndescribe\nASSISTANT:', images: [image], maxTokens: 4, temperature: 0 })
+    await image.dispose()
+    if (i % Math.max(1, Math.floor(cycles / 10)) === 0) {
+      global.gc?.()
+      report.cycles.push({ cycle: i, rssMb: +mb().toFixed(1) })
+    }
+  }
+  await model.dispose()
+
+  const growth = (rows) => (rows.length > 2 ? +(rows[rows.length - 1].rssMb - rows[1].rssMb).toFixed(1) : 0)
+  const summary = {
+    startRssMb: +base.toFixed(1),
+    loadDispose: { cycles: loads, rss: report.loads, growthAfterWarmupMb: growth(report.loads) },
+    encodeGenerate: { cycles, rss: report.cycles, growthAfterWarmupMb: growth(report.cycles) },
+  }
+  console.log(JSON.stringify(summary, null, 2))
+}
+
+main().catch((e) => {
+  console.error(e)
+  process.exit(1)
+})
