@@ -1,6 +1,7 @@
 #include "model.h"
 
 #include <filesystem>
+#include <mutex>
 #include <vector>
 
 #include "abort_handle.h"
@@ -56,6 +57,7 @@ class LoadWorker : public PromiseWorker {
       : PromiseWorker(env, "llava.loadModel", abort), params_(std::move(params)), abort_(std::move(abort)) {
     if (onProgress.IsFunction()) {
       progress_ = Napi::ThreadSafeFunction::New(env, onProgress.As<Napi::Function>(), "llava.loadProgress", 0, 1);
+      onProgress_ = Napi::Persistent(onProgress.As<Napi::Function>());
       hasProgress_ = true;
     }
   }
@@ -170,23 +172,55 @@ class LoadWorker : public PromiseWorker {
     mtmd_bitmap_free(bmp);
   }
 
+  // Progress values wait here for the JS thread; only the latest matters.
+  struct ProgressQueue {
+    std::mutex mutex;
+    std::vector<double> values;
+    bool scheduled = false;
+    std::vector<double> Take() {
+      std::lock_guard<std::mutex> lock(mutex);
+      scheduled = false;
+      return std::move(values);
+    }
+  };
+
+  static void DeliverProgress(Napi::Env env, Napi::Function fn, std::vector<double> values) {
+    for (double v : values) fn.Call({Napi::Number::New(env, v)});
+  }
+
   void Report(double fraction) {
     if (!hasProgress_) return;
-    auto* value = new double(fraction);
-    if (progress_.NonBlockingCall(value, [](Napi::Env env, Napi::Function fn, double* v) {
-          std::unique_ptr<double> owned(v);
-          if (env == nullptr) return;
-          try {
-            fn.Call({Napi::Number::New(env, *owned)});
-          } catch (...) {
-          }
-        }) != napi_ok) {
-      delete value;
+    bool schedule = false;
+    {
+      std::lock_guard<std::mutex> lock(queue_->mutex);
+      queue_->values.push_back(fraction);
+      if (!queue_->scheduled) queue_->scheduled = schedule = true;
     }
+    if (!schedule) return;
+    auto* q = new std::shared_ptr<ProgressQueue>(queue_);
+    napi_status st = progress_.NonBlockingCall(q, [](Napi::Env env, Napi::Function fn, std::shared_ptr<ProgressQueue>* data) {
+      std::unique_ptr<std::shared_ptr<ProgressQueue>> owned(data);
+      if (env == nullptr) return;
+      try {
+        DeliverProgress(env, fn, (*owned)->Take());
+      } catch (...) {
+      }
+    });
+    if (st != napi_ok) {
+      delete q;
+      std::lock_guard<std::mutex> lock(queue_->mutex);
+      queue_->scheduled = false;
+    }
+  }
+
+  void Flush(Napi::Env env) override {
+    if (hasProgress_) DeliverProgress(env, onProgress_.Value(), queue_->Take());
   }
 
   LoadParams params_;
   AbortFlag abort_;
+  std::shared_ptr<ProgressQueue> queue_ = std::make_shared<ProgressQueue>();
+  Napi::FunctionReference onProgress_;
   Napi::ThreadSafeFunction progress_;
   bool hasProgress_ = false;
   double modelShare_ = 1.0;

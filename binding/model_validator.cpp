@@ -98,6 +98,24 @@ class Check {
 
   gguf_context* ctx() const { return ctx_; }
 
+  // Vectors (biases, norms, embeddings added to activations) are combined with F32 activations
+  // by ggml ops that support only F32 there; converters always store them as F32.
+  void VectorsAreF32() const {
+    for (int64_t i = 0; i < gguf_get_n_tensors(ctx_); i++) {
+      const ggml_tensor* t = Tensor(gguf_get_tensor_name(ctx_, i));
+      if (t && t->ne[1] == 1 && t->ne[2] == 1 && t->ne[3] == 1 && t->type != GGML_TYPE_F32) {
+        Fail(std::string("tensor '") + t->name + "' is a vector stored as " + ggml_type_name(t->type) + ", expected f32");
+      }
+    }
+  }
+
+  void FloatType(const std::string& name) const {
+    const ggml_tensor* t = Tensor(name);
+    if (t && t->type != GGML_TYPE_F32 && t->type != GGML_TYPE_F16) {
+      Fail("tensor '" + name + "' is stored as " + ggml_type_name(t->type) + ", expected f32 or f16");
+    }
+  }
+
  private:
   std::string path_;
   const char* code_;
@@ -123,6 +141,7 @@ ModelFacts ValidateTextModel(const std::string& path) {
   if (arch == "clip") c.Fail("it is a projector (mmproj) file; pass it as `mmproj` and the text model as `model`");
   ModelFacts facts;
   facts.architecture = arch;
+  c.VectorsAreF32();
 
   uint32_t v = 0;
   if (c.U32If(arch + ".block_count", v)) c.Range(arch + ".block_count", v, 1, kMaxLayers);
@@ -208,6 +227,7 @@ void ValidateProjector(const std::string& path, const ModelFacts& text) {
   if (projector.empty()) projector = c.Str("clip.vision.projector_type");
   if (projector.empty() && c.Key("clip.has_llava_projector") >= 0) projector = "mlp";
 
+  c.VectorsAreF32();
   const int64_t hasVisionKey = c.Key("clip.has_vision_encoder");
   const bool hasVision = hasVisionKey >= 0 && gguf_get_val_bool(c.ctx(), hasVisionKey);
   if (!hasVision) return;  // audio-only projectors: left to llama.cpp, which reports what it misses
@@ -236,6 +256,8 @@ void ValidateProjector(const std::string& path, const ModelFacts& text) {
     c.Fail("tensor 'v.patch_embd.weight' has shape " + Dims(patch) + ", expected [" + std::to_string(patchSize) + ", " +
            std::to_string(patchSize) + ", 3, " + std::to_string(nEmbd) + "]");
   }
+  c.FloatType("v.patch_embd.weight");
+  c.FloatType("v.position_embd.weight");
   for (uint32_t il = 0; il < nLayer; il++) {
     const std::string p = "v.blk." + std::to_string(il) + ".";
     const bool split = c.Has(p + "attn_q.weight") && c.Has(p + "attn_k.weight") && c.Has(p + "attn_v.weight");

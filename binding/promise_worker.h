@@ -29,6 +29,9 @@ class PromiseWorker : public Napi::AsyncWorker {
  protected:
   virtual void Run() = 0;
   virtual Napi::Value Result(Napi::Env env) { return env.Undefined(); }
+  // Delivers what thread-safe callbacks have not delivered yet (progress, streamed pieces), so
+  // that JS sees all of it before the promise settles. Runs on the JS thread, success or not.
+  virtual void Flush(Napi::Env) {}
 
   void Execute() final {
     struct EndGuard {
@@ -71,6 +74,10 @@ class PromiseWorker : public Napi::AsyncWorker {
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
     try {
+      Flush(env);
+    } catch (...) {
+    }
+    try {
       deferred_.Resolve(Result(env));
     } catch (const Napi::Error& e) {
       try {
@@ -90,6 +97,10 @@ class PromiseWorker : public Napi::AsyncWorker {
     if (registry_->terminating()) return;
     Napi::Env env = Env();
     Napi::HandleScope scope(env);
+    try {
+      Flush(env);
+    } catch (...) {
+    }
     try {
       deferred_.Reject(MakeError(env, code_, e.Message()).Value());
     } catch (...) {

@@ -75,9 +75,11 @@ class GenerateWorker : public PromiseWorker {
     result_ = RunGeneration(*session_, req_, *abort_, [this](StreamPiece&& p) { Enqueue(std::move(p)); });
   }
 
-  Napi::Value Result(Napi::Env env) override {
-    // Whatever the thread-safe calls have not delivered yet goes now, before the promise settles.
+  void Flush(Napi::Env env) override {
     if (hasTsfn_) Deliver(env, onPieces_.Value(), queue_->Take());
+  }
+
+  Napi::Value Result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
     out.Set("text", Napi::String::New(env, result_.text));
     Napi::Int32Array toks = Napi::Int32Array::New(env, result_.tokens.size());
