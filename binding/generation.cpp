@@ -281,6 +281,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     const llama_pos startPos = s.nPast;
     if (items[i].chunk) {
       llama_pos newPast = s.nPast;
+      const auto tImage = Clock::now();
       EmbeddingState& e = *images[static_cast<size_t>(items[i].source)].e;
       float* embd = e.chunks[static_cast<size_t>(items[i].part)].data();
       int32_t rc = mtmd_helper_decode_image_chunk(m.vision, s.ctx, items[i].chunk, embd, s.nPast, 0, nBatch, &newPast, nullptr, nullptr);
@@ -290,6 +291,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       }
       s.cached.push_back(items[i].key);
       s.nPast = newPast;
+      result.imagePrefillMs += MsSince(tImage);
       i++;
       continue;
     }

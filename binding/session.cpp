@@ -91,6 +91,7 @@ class GenerateWorker : public PromiseWorker {
     out.Set("imageEncodes", result_.imageEncodes);
     out.Set("imageEncodeMs", result_.imageEncodeMs);
     out.Set("promptMs", result_.promptMs);
+    out.Set("imagePrefillMs", result_.imagePrefillMs);
     out.Set("generatedTokens", result_.generatedTokens);
     out.Set("generateMs", result_.generateMs);
     return out;

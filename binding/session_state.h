@@ -89,6 +89,7 @@ struct GenerateResult {
   int32_t imageEncodes = 0;
   double imageEncodeMs = 0;
   double promptMs = 0;
+  double imagePrefillMs = 0;  // part of promptMs spent decoding image tokens
   int32_t generatedTokens = 0;
   double generateMs = 0;
 };

@@ -132,6 +132,7 @@ export interface NativeGenerateResult {
   imageEncodes: number
   imageEncodeMs: number
   promptMs: number
+  imagePrefillMs: number
   generatedTokens: number
   generateMs: number
 }

@@ -125,7 +125,10 @@ export interface CompletionResult {
     promptTokens: number
     /** Prompt tokens found in the KV cache and not evaluated again. */
     reusedTokens: number
+    /** Prompt evaluation time, image tokens included. */
     promptMs: number
+    /** The part of promptMs spent on image tokens. */
+    imagePrefillMs: number
     generatedTokens: number
     generateMs: number
   }
@@ -389,6 +392,7 @@ export class Session {
           promptTokens: raw.promptTokens,
           reusedTokens: raw.reusedTokens,
           promptMs: raw.promptMs,
+          imagePrefillMs: raw.imagePrefillMs,
           generatedTokens: raw.generatedTokens,
           generateMs: raw.generateMs,
         },
