@@ -3,6 +3,7 @@
 #include <mutex>
 
 #include "abort_handle.h"
+#include "backends.h"
 #include "addon_data.h"
 #include "embedding.h"
 #include "llama.h"
@@ -17,6 +18,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   static std::once_flag once;
   std::call_once(once, [] {
     InstallLogging();
+    LoadBackends();
     llama_backend_init();
   });
 

@@ -1,5 +1,7 @@
 #include "model.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <mutex>
 #include <vector>
@@ -9,6 +11,7 @@
 #include "session_state.h"
 #include "addon_data.h"
 #include "errors.h"
+#include "ggml-backend.h"
 #include "gguf.h"
 #include "logging.h"
 #include "model_validator.h"
@@ -22,7 +25,8 @@ namespace fs = std::filesystem;
 struct LoadParams {
   std::string modelPath;
   std::string mmprojPath;
-  int gpuLayers = -1;
+  int gpuLayers = -1;  // -1 all, -2 as many as fit the GPU's free memory
+  int mainGpu = -1;    // index among GPU devices, -1 = let llama.cpp split across all
   bool useMmap = true;
   bool mmprojUseGpu = true;
   int threads = 4;
@@ -84,8 +88,23 @@ class LoadWorker : public PromiseWorker {
     const ModelFacts facts = ValidateTextModel(params_.modelPath);
     if (!params_.mmprojPath.empty()) ValidateProjector(params_.mmprojPath, facts);
 
+    std::vector<ggml_backend_dev_t> gpus;
+    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
+      ggml_backend_dev_t d = ggml_backend_dev_get(i);
+      if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU || ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_IGPU) gpus.push_back(d);
+    }
+    if (params_.mainGpu >= static_cast<int>(gpus.size())) {
+      Throw("ERR_INVALID_ARGUMENT", "mainGpu is " + std::to_string(params_.mainGpu) + " but this build sees " + std::to_string(gpus.size()) +
+                                        " GPU device(s); see listDevices()");
+    }
+    ggml_backend_dev_t mainDev = params_.mainGpu >= 0 ? gpus[static_cast<size_t>(params_.mainGpu)] : (gpus.empty() ? nullptr : gpus[0]);
+    std::vector<ggml_backend_dev_t> devList;
+    if (params_.mainGpu >= 0) devList = {mainDev, nullptr};
+
     llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = params_.gpuLayers;
+    mp.n_gpu_layers = params_.gpuLayers == -2 ? AutoLayers(facts, mainDev, modelBytes, projBytes) : params_.gpuLayers;
+    gpuLayersUsed_ = mainDev ? (mp.n_gpu_layers < 0 ? static_cast<int>(facts.blockCount) + 1 : mp.n_gpu_layers) : 0;
+    if (params_.mainGpu >= 0) mp.devices = devList.data();
     if (!params_.useMmap) mp.load_mode = LLAMA_LOAD_MODE_NONE;
     mp.progress_callback = [](float p, void* self) -> bool {
       auto* w = static_cast<LoadWorker*>(self);
@@ -107,7 +126,8 @@ class LoadWorker : public PromiseWorker {
     if (!params_.mmprojPath.empty()) {
       ReadProjectorMeta(params_.mmprojPath, state->projectorType, imageSize_);
       mtmd_context_params cp = mtmd_context_params_default();
-      cp.use_gpu = params_.mmprojUseGpu;
+      cp.use_gpu = params_.mmprojUseGpu && mainDev != nullptr;
+      if (cp.use_gpu && params_.mainGpu >= 0) cp.device = mainDev;
       cp.print_timings = false;
       cp.n_threads = params_.threads;
       cp.warmup = true;
@@ -140,6 +160,7 @@ class LoadWorker : public PromiseWorker {
     AddonData* data = AddonData::Of(env);
     Napi::Object obj = data->modelCtor.New({});
     Model::FromValue(env, obj)->Adopt(std::move(state_));
+    obj.Set("gpuLayers", gpuLayersUsed_);
     return obj;
   }
 
@@ -188,6 +209,18 @@ class LoadWorker : public PromiseWorker {
     for (double v : values) fn.Call({Napi::Number::New(env, v)});
   }
 
+  // Layers that fit in 90% of the device's free memory after the projector, assuming the weights
+  // are spread evenly over the layers (plus one for the output layer).
+  static int AutoLayers(const ModelFacts& facts, ggml_backend_dev_t dev, double modelBytes, double projBytes) {
+    if (!dev || facts.blockCount == 0) return 0;
+    size_t freeMem = 0, totalMem = 0;
+    ggml_backend_dev_memory(dev, &freeMem, &totalMem);
+    const double budget = static_cast<double>(freeMem) * 0.9 - projBytes - 512.0 * 1024 * 1024;
+    const double perLayer = modelBytes / (facts.blockCount + 1);
+    if (budget <= 0 || perLayer <= 0) return 0;
+    return static_cast<int>(std::min<double>(facts.blockCount + 1, std::floor(budget / perLayer)));
+  }
+
   void Report(double fraction) {
     if (!hasProgress_) return;
     bool schedule = false;
@@ -225,6 +258,7 @@ class LoadWorker : public PromiseWorker {
   bool hasProgress_ = false;
   double modelShare_ = 1.0;
   int imageSize_ = 0;
+  int gpuLayersUsed_ = 0;
   ModelPtr state_;
 };
 
@@ -360,6 +394,7 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   p.modelPath = StrProp(o, "model");
   p.mmprojPath = StrProp(o, "mmproj");
   p.gpuLayers = IntProp(o, "gpuLayers", -1);
+  p.mainGpu = IntProp(o, "mainGpu", -1);
   p.useMmap = BoolProp(o, "useMmap", true);
   p.mmprojUseGpu = BoolProp(o, "mmprojUseGpu", true);
   p.threads = IntProp(o, "threads", 4);

@@ -144,7 +144,10 @@ ModelFacts ValidateTextModel(const std::string& path) {
   c.VectorsAreF32();
 
   uint32_t v = 0;
-  if (c.U32If(arch + ".block_count", v)) c.Range(arch + ".block_count", v, 1, kMaxLayers);
+  if (c.U32If(arch + ".block_count", v)) {
+    c.Range(arch + ".block_count", v, 1, kMaxLayers);
+    facts.blockCount = v;
+  }
   if (c.U32If(arch + ".embedding_length", v)) {
     c.Range(arch + ".embedding_length", v, 1, 1u << 20);
     facts.embeddingLength = v;

@@ -11,6 +11,7 @@ namespace llava {
 struct ModelFacts {
   std::string architecture;
   uint32_t embeddingLength = 0;
+  uint32_t blockCount = 0;
 };
 
 // Throws ERR_MODEL_LOAD.

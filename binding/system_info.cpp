@@ -30,6 +30,10 @@ Napi::Value SystemInfo(const Napi::CallbackInfo& info) {
       default: break;
     }
     d.Set("type", type);
+    size_t freeMem = 0, totalMem = 0;
+    ggml_backend_dev_memory(dev, &freeMem, &totalMem);
+    d.Set("memoryFree", static_cast<double>(freeMem));
+    d.Set("memoryTotal", static_cast<double>(totalMem));
     devices.Set(static_cast<uint32_t>(i), d);
   }
   out.Set("devices", devices);

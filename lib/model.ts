@@ -22,8 +22,13 @@ export interface LoadModelOptions {
   contextSize?: number
   /** Default logical batch size of sessions. Default 2048. */
   batchSize?: number
-  /** Layers to offload to a GPU: a number, 'max' (all; the default) or 'auto'. Ignored by CPU builds. */
+  /**
+   * Layers to offload to a GPU: a number, 'max' (all; the default) or 'auto' (as many as fit in
+   * 90% of the GPU's free memory). Ignored by CPU-only builds.
+   */
   gpuLayers?: number | 'max' | 'auto'
+  /** Which GPU (an index among the GPU devices of listDevices()) holds the model and the projector. Default: all GPUs share the layers. */
+  mainGpu?: number
   /** Memory-map the weights (default true). */
   useMmap?: boolean
   /** Run the projector on the GPU when one is available (default true). */
@@ -39,7 +44,7 @@ export interface LoadModelOptions {
 }
 
 const LOAD_KEYS = [
-  'model', 'mmproj', 'threads', 'contextSize', 'batchSize', 'gpuLayers', 'useMmap', 'mmprojUseGpu', 'flashAttention',
+  'model', 'mmproj', 'threads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
   'maxImagePixels', 'onProgress', 'signal',
 ] as const
 
@@ -97,6 +102,8 @@ export interface ModelDefaults {
 export class Model {
   /** What the model is: architecture, sizes, chat template, vision capabilities. */
   readonly info: ModelInfo
+  /** Layers offloaded to a GPU (0 on CPU-only builds or without a GPU). */
+  readonly gpuLayers: number
   /** @internal */
   readonly native: NativeModel
   /** @internal */
@@ -110,6 +117,7 @@ export class Model {
     this.native = native
     this.defaults = defaults
     this.info = toModelInfo(native.info())
+    this.gpuLayers = native.gpuLayers
   }
 
   get disposed(): boolean {
@@ -320,8 +328,10 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const batchSize = v.int('batchSize', options.batchSize, 1, 1 << 20, 2048)
   const gl = options.gpuLayers
   let gpuLayers: number
-  if (gl === undefined || gl === 'max' || gl === 'auto') gpuLayers = -1
+  if (gl === undefined || gl === 'max') gpuLayers = -1
+  else if (gl === 'auto') gpuLayers = -2
   else gpuLayers = v.int('gpuLayers', gl, 0, 100000, 0)
+  const mainGpu = v.int('mainGpu', options.mainGpu, 0, 64, -1)
   const useMmap = v.bool('useMmap', options.useMmap, true)
   const mmprojUseGpu = v.bool('mmprojUseGpu', options.mmprojUseGpu, true)
   const fa = options.flashAttention
@@ -351,6 +361,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
         model: path.resolve(model),
         mmproj: mmproj === undefined ? undefined : path.resolve(mmproj),
         gpuLayers,
+        mainGpu,
         useMmap,
         mmprojUseGpu,
         threads,

@@ -5,6 +5,8 @@ export interface NativeDeviceInfo {
   name: string
   description: string
   type: 'cpu' | 'gpu' | 'igpu' | 'accel'
+  memoryFree: number
+  memoryTotal: number
 }
 
 export interface NativeSystemInfo {
@@ -26,6 +28,7 @@ export interface NativeLoadParams {
   model: string
   mmproj?: string
   gpuLayers: number
+  mainGpu: number
   useMmap: boolean
   mmprojUseGpu: boolean
   threads: number
@@ -74,6 +77,8 @@ export interface NativeEmbedding {
 }
 
 export interface NativeModel {
+  /** Layers offloaded to a GPU (0 on CPU-only builds). */
+  readonly gpuLayers: number
   info(): NativeModelInfo
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array
   detokenize(tokens: Int32Array, renderSpecial: boolean): string

@@ -32,3 +32,21 @@ export function systemInfo(): SystemInfo {
     version: require('../package.json').version as string,
   }
 }
+
+/** A compute device ggml can use. */
+export interface DeviceInfo {
+  name: string
+  description: string
+  /** 'cpu', 'gpu' (discrete), 'igpu' (integrated) or 'accel'. */
+  kind: 'cpu' | 'gpu' | 'igpu' | 'accel'
+  /** Bytes; 0 where the backend does not report it. */
+  memoryFree: number
+  memoryTotal: number
+}
+
+/** The devices this build can run on: the CPU, and GPUs of the backends compiled in (CUDA, Vulkan, Metal). */
+export function listDevices(): DeviceInfo[] {
+  return binding()
+    .systemInfo()
+    .devices.map((d) => ({ name: d.name, description: d.description, kind: d.type, memoryFree: d.memoryFree, memoryTotal: d.memoryTotal }))
+}

@@ -59,8 +59,8 @@ function cmakeDefines(opts) {
     `-DLLAVA_NATIVE_SANITIZE=${opts.sanitize ? 'ON' : 'OFF'}`,
   ]
   if (process.platform === 'darwin') d.push(`-DGGML_METAL=${opts.backend === 'metal' || opts.backend === 'cpu' ? 'ON' : 'OFF'}`)
-  if (opts.portable) d.push('-DGGML_NATIVE=OFF', '-DGGML_BACKEND_DL=OFF')
-  else d.push('-DGGML_NATIVE=ON')
+  if (opts.portable) d.push('-DLLAVA_NATIVE_PORTABLE=ON')
+  else d.push('-DLLAVA_NATIVE_PORTABLE=OFF', '-DGGML_NATIVE=ON', '-DGGML_BACKEND_DL=OFF', '-DGGML_CPU_ALL_VARIANTS=OFF')
   return d.concat(opts.extra)
 }
 

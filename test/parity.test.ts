@@ -21,7 +21,7 @@ if (!haveReference) {
 }
 
 // llama-mtmd-cli prints a newline, the answer, then blank lines. (Its logger thread is joined at
-// exit by test/reference/flush_log_at_exit.cpp, linked into the reference build, so stdout is
+// exit by scripts/reference/flush_log_at_exit.cpp, linked into the reference build, so stdout is
 // complete; without it the answer is now and then lost on a busy machine.)
 function runMtmdCli(pair: { model: string; mmproj: string }, images: string[], prompt: string): string {
   const args = ['-m', pair.model, '--mmproj', pair.mmproj, '-p', prompt, '-n', String(N), '--temp', '0', '-t', '1', '--no-warmup']

@@ -1,0 +1,100 @@
+// The published package: `npm pack` gives a tarball with the prebuilt binary, the compiled JS and
+// types, and what a source build needs, and nothing else; installed into an empty project with
+// install scripts disabled and no compiler on PATH, it runs the tiny model from the prebuild.
+import { execFileSync, spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import { root, tempDir } from './helpers/fixtures'
+
+const platformDir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)
+const havePrebuild = fs.existsSync(path.join(platformDir, 'llava-native.napi.node'))
+if (!havePrebuild && process.env.CI) throw new Error('CI must build the prebuild first: npm run prebuild')
+if (!havePrebuild) console.warn(`pack suite SKIPPED: no prebuild in ${platformDir} (run npm run prebuild)`)
+const describePack = havePrebuild ? describe : describe.skip
+
+describePack('npm pack and install from the prebuild', () => {
+  let tarball: string
+  let files: string[]
+  const work = tempDir('llava-pack-')
+
+  beforeAll(() => {
+    const out = execFileSync('npm', ['pack', '--json', '--pack-destination', work], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
+    const info = JSON.parse(out)[0] as { filename: string; files: Array<{ path: string }> }
+    tarball = path.join(work, info.filename)
+    files = info.files.map((f) => f.path)
+  }, 120000)
+
+  test('the tarball holds the prebuild, compiled JS, types and the source-build inputs, and nothing else', () => {
+    for (const f of [
+      `prebuilds/${process.platform}-${process.arch}/llava-native.napi.node`,
+      'dist/index.js',
+      'dist/index.mjs',
+      'dist/index.d.ts',
+      'dist/fixtures/index.js',
+      'binding/addon.cpp',
+      'CMakeLists.txt',
+      'scripts/fetch-llama-cpp.js',
+      'scripts/install.js',
+      'deps/llama.cpp.json',
+      'THIRD_PARTY_NOTICES.md',
+      'LICENSE',
+      'package.json',
+    ]) {
+      expect(files).toContain(f)
+    }
+    for (const f of files) {
+      expect(f).not.toMatch(/^(test|bench|build|build-portable|node_modules|\.ci|\.cache|deps\/llama\.cpp)\//)
+      expect(f).not.toMatch(/\.gguf$/)
+    }
+    // The CPU backends for other CPUs travel with it (the portable build picks one at run time).
+    expect(files.some((f) => /ggml-cpu-.*\.(so|dylib|dll)$/.test(f))).toBe(true)
+  })
+
+  test('installs with scripts disabled and without a compiler, and runs the tiny model end to end', () => {
+    const app = path.join(work, 'app')
+    fs.mkdirSync(app)
+    fs.writeFileSync(path.join(app, 'package.json'), JSON.stringify({ name: 'consumer', version: '1.0.0', private: true }))
+    // A PATH with node and npm only: no cc, c++, cmake or make.
+    const bin = path.join(work, 'bin')
+    fs.mkdirSync(bin)
+    fs.symlinkSync(process.execPath, path.join(bin, 'node'))
+    const npmCli = require.resolve('npm/bin/npm-cli.js', { paths: [path.dirname(path.dirname(process.execPath)) + '/lib/node_modules'] })
+    fs.writeFileSync(path.join(bin, 'npm'), `#!/bin/sh\nexec "${process.execPath}" "${npmCli}" "$@"\n`, { mode: 0o755 })
+    const env = { ...process.env, PATH: bin, npm_config_ignore_scripts: 'true', LLAVA_NATIVE_CACHE_DIR: path.join(work, 'cache') }
+    for (const tool of ['cc', 'c++', 'g++', 'cmake', 'make']) {
+      expect(spawnSync('sh', ['-c', `command -v ${tool}`], { env }).status).not.toBe(0)
+    }
+    const install = spawnSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', tarball], { cwd: app, env, encoding: 'utf8' })
+    expect(install.stderr).not.toMatch(/ERR!/)
+    expect(install.status).toBe(0)
+    expect(fs.existsSync(path.join(app, 'node_modules', 'llava-native', 'build'))).toBe(false)
+
+    const script = `
+      const { loadModel, systemInfo } = require('llava-native')
+      const { ensurePair } = require('llava-native/fixtures')
+      ;(async () => {
+        const info = systemInfo()
+        const pair = ensurePair('tiny')
+        const model = await loadModel({ ...pair, threads: 2 })
+        const s = model.createSession()
+        const pixels = { data: new Uint8Array(32 * 32 * 3).fill(120), width: 32, height: 32, format: 'rgb' }
+        const r = await s.complete({ prompt: 'USER: <image>\\ndescribe\\nASSISTANT:', images: [pixels], maxTokens: 8, temperature: 0 })
+        console.log(JSON.stringify({ commit: info.llamaCppCommit, backends: info.backends, cpu: info.cpuFeatures, tokens: r.tokens.length }))
+        await model.dispose()
+      })().catch((e) => { console.error(e); process.exit(1) })
+    `
+    const run = spawnSync('node', ['-e', script], { cwd: app, env, encoding: 'utf8' })
+    expect(run.stderr).toBe('')
+    expect(run.status).toBe(0)
+    const result = JSON.parse(run.stdout) as { commit: string; backends: string[]; cpu: string; tokens: number }
+    expect(result.backends).toContain('CPU')
+    expect(result.tokens).toBe(8)
+    // The binary that ran is the prebuild inside node_modules.
+    const which = spawnSync('node', ['-e', "console.log(require('node-gyp-build').path(require('path').dirname(require.resolve('llava-native/package.json'))))"], {
+      cwd: app,
+      env,
+      encoding: 'utf8',
+    })
+    expect(which.stdout.trim()).toContain(path.join('node_modules', 'llava-native', 'prebuilds'))
+  }, 300000)
+})
