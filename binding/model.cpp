@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "abort_handle.h"
+#include "batched_callback.h"
 #include "embedding.h"
 #include "session_state.h"
 #include "addon_data.h"
@@ -58,17 +59,10 @@ void ReadProjectorMeta(const std::string& path, std::string& projector, int& ima
 class LoadWorker : public PromiseWorker {
  public:
   LoadWorker(Napi::Env env, LoadParams params, AbortFlag abort, Napi::Value onProgress)
-      : PromiseWorker(env, "llava.loadModel", abort), params_(std::move(params)), abort_(std::move(abort)) {
-    if (onProgress.IsFunction()) {
-      progress_ = Napi::ThreadSafeFunction::New(env, onProgress.As<Napi::Function>(), "llava.loadProgress", 0, 1);
-      onProgress_ = Napi::Persistent(onProgress.As<Napi::Function>());
-      hasProgress_ = true;
-    }
-  }
-
-  ~LoadWorker() override {
-    if (hasProgress_) progress_.Release();
-  }
+      : PromiseWorker(env, "llava.loadModel", abort),
+        params_(std::move(params)),
+        abort_(std::move(abort)),
+        progress_(env, onProgress, "llava.loadProgress", &DeliverProgress) {}
 
  protected:
   void Run() override {
@@ -193,18 +187,6 @@ class LoadWorker : public PromiseWorker {
     mtmd_bitmap_free(bmp);
   }
 
-  // Progress values wait here for the JS thread; only the latest matters.
-  struct ProgressQueue {
-    std::mutex mutex;
-    std::vector<double> values;
-    bool scheduled = false;
-    std::vector<double> Take() {
-      std::lock_guard<std::mutex> lock(mutex);
-      scheduled = false;
-      return std::move(values);
-    }
-  };
-
   static void DeliverProgress(Napi::Env env, Napi::Function fn, std::vector<double> values) {
     for (double v : values) fn.Call({Napi::Number::New(env, v)});
   }
@@ -221,41 +203,13 @@ class LoadWorker : public PromiseWorker {
     return static_cast<int>(std::min<double>(facts.blockCount + 1, std::floor(budget / perLayer)));
   }
 
-  void Report(double fraction) {
-    if (!hasProgress_) return;
-    bool schedule = false;
-    {
-      std::lock_guard<std::mutex> lock(queue_->mutex);
-      queue_->values.push_back(fraction);
-      if (!queue_->scheduled) queue_->scheduled = schedule = true;
-    }
-    if (!schedule) return;
-    auto* q = new std::shared_ptr<ProgressQueue>(queue_);
-    napi_status st = progress_.NonBlockingCall(q, [](Napi::Env env, Napi::Function fn, std::shared_ptr<ProgressQueue>* data) {
-      std::unique_ptr<std::shared_ptr<ProgressQueue>> owned(data);
-      if (env == nullptr) return;
-      try {
-        DeliverProgress(env, fn, (*owned)->Take());
-      } catch (...) {
-      }
-    });
-    if (st != napi_ok) {
-      delete q;
-      std::lock_guard<std::mutex> lock(queue_->mutex);
-      queue_->scheduled = false;
-    }
-  }
+  void Report(double fraction) { progress_.Push(fraction); }
 
-  void Flush(Napi::Env env) override {
-    if (hasProgress_) DeliverProgress(env, onProgress_.Value(), queue_->Take());
-  }
+  void Flush(Napi::Env env) override { progress_.Flush(env); }
 
   LoadParams params_;
   AbortFlag abort_;
-  std::shared_ptr<ProgressQueue> queue_ = std::make_shared<ProgressQueue>();
-  Napi::FunctionReference onProgress_;
-  Napi::ThreadSafeFunction progress_;
-  bool hasProgress_ = false;
+  BatchedCallback<double> progress_;
   double modelShare_ = 1.0;
   int imageSize_ = 0;
   int gpuLayersUsed_ = 0;

@@ -5,6 +5,7 @@
 
 #include "abort_handle.h"
 #include "addon_data.h"
+#include "batched_callback.h"
 #include "embedding.h"
 #include "errors.h"
 #include "generation.h"
@@ -14,20 +15,6 @@
 
 namespace llava {
 namespace {
-
-// Pieces produced on the worker thread wait here until the JS thread takes them. When JS is
-// slower than the model, several pieces go over in one call.
-struct PieceQueue {
-  std::mutex mutex;
-  std::vector<StreamPiece> pieces;
-  bool scheduled = false;
-
-  std::vector<StreamPiece> Take() {
-    std::lock_guard<std::mutex> lock(mutex);
-    scheduled = false;
-    return std::move(pieces);
-  }
-};
 
 void Deliver(Napi::Env env, Napi::Function fn, std::vector<StreamPiece> pieces) {
   if (pieces.empty()) return;
@@ -50,17 +37,7 @@ class GenerateWorker : public PromiseWorker {
         session_(std::move(session)),
         req_(std::move(req)),
         abort_(std::move(abort)),
-        queue_(std::make_shared<PieceQueue>()) {
-    if (onPieces.IsFunction()) {
-      onPieces_ = Napi::Persistent(onPieces.As<Napi::Function>());
-      tsfn_ = Napi::ThreadSafeFunction::New(env, onPieces.As<Napi::Function>(), "llava.tokens", 0, 1);
-      hasTsfn_ = true;
-    }
-  }
-
-  ~GenerateWorker() override {
-    if (hasTsfn_) tsfn_.Release();
-  }
+        pieces_(env, onPieces, "llava.tokens", &Deliver) {}
 
  protected:
   void Run() override {
@@ -72,12 +49,10 @@ class GenerateWorker : public PromiseWorker {
       ~BusyReset() { b.store(false); }
     } busyReset{session_->busy};
     std::lock_guard<std::mutex> lock(session_->mutex);
-    result_ = RunGeneration(*session_, req_, *abort_, [this](StreamPiece&& p) { Enqueue(std::move(p)); });
+    result_ = RunGeneration(*session_, req_, *abort_, [this](StreamPiece&& p) { pieces_.Push(std::move(p)); });
   }
 
-  void Flush(Napi::Env env) override {
-    if (hasTsfn_) Deliver(env, onPieces_.Value(), queue_->Take());
-  }
+  void Flush(Napi::Env env) override { pieces_.Flush(env); }
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
@@ -98,39 +73,10 @@ class GenerateWorker : public PromiseWorker {
   }
 
  private:
-  void Enqueue(StreamPiece&& piece) {
-    if (!hasTsfn_) return;
-    bool schedule = false;
-    {
-      std::lock_guard<std::mutex> lock(queue_->mutex);
-      queue_->pieces.push_back(std::move(piece));
-      if (!queue_->scheduled) queue_->scheduled = schedule = true;
-    }
-    if (!schedule) return;
-    auto* q = new std::shared_ptr<PieceQueue>(queue_);
-    napi_status st = tsfn_.NonBlockingCall(q, [](Napi::Env env, Napi::Function fn, std::shared_ptr<PieceQueue>* data) {
-      std::unique_ptr<std::shared_ptr<PieceQueue>> owned(data);
-      if (env == nullptr) return;
-      try {
-        Deliver(env, fn, (*owned)->Take());
-      } catch (...) {
-        // lib/ wraps user callbacks; nothing thrown here may reach the worker.
-      }
-    });
-    if (st != napi_ok) {
-      delete q;
-      std::lock_guard<std::mutex> lock(queue_->mutex);
-      queue_->scheduled = false;
-    }
-  }
-
   SessionPtr session_;
   GenerateRequest req_;
   AbortFlag abort_;
-  std::shared_ptr<PieceQueue> queue_;
-  Napi::ThreadSafeFunction tsfn_;
-  Napi::FunctionReference onPieces_;
-  bool hasTsfn_ = false;
+  BatchedCallback<StreamPiece> pieces_;
   GenerateResult result_;
 };
 

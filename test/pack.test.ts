@@ -8,8 +8,8 @@ import { root, tempDir } from './helpers/fixtures'
 
 const platformDir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)
 const havePrebuild = fs.existsSync(path.join(platformDir, 'llava-native.napi.node'))
-if (!havePrebuild && process.env.CI) throw new Error('CI must build the prebuild first: npm run prebuild')
-if (!havePrebuild) console.warn(`pack suite SKIPPED: no prebuild in ${platformDir} (run npm run prebuild)`)
+if (!havePrebuild && process.env.CI) throw new Error('CI must build the prebuild first: npm run prebuilds')
+if (!havePrebuild) console.warn(`pack suite SKIPPED: no prebuild in ${platformDir} (run npm run prebuilds)`)
 const describePack = havePrebuild ? describe : describe.skip
 
 describePack('npm pack and install from the prebuild', () => {
