@@ -173,6 +173,29 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
   return in;
 }
 
+std::vector<ImageSource> ParseImageSources(Napi::Env env, const Napi::Value& list, const ModelPtr& model) {
+  std::vector<ImageSource> out;
+  if (!list.IsArray()) return out;
+  Napi::Array arr = list.As<Napi::Array>();
+  AddonData* data = AddonData::Of(env);
+  for (uint32_t i = 0; i < arr.Length(); i++) {
+    Napi::Value item = arr.Get(i);
+    const std::string where = "images[" + std::to_string(i) + "]";
+    if (!item.IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", where + " is not an image");
+    ImageSource src;
+    if (item.As<Napi::Object>().InstanceOf(data->embeddingCtor.Value())) {
+      src.embedding = Embedding::FromValue(env, item)->State(env);
+      if (src.embedding->model != model) {
+        throw MakeError(env, "ERR_INVALID_ARGUMENT", where + " was encoded by another model; encode it with this model");
+      }
+    } else {
+      src.input = std::make_unique<ImageInput>(ParseImageInput(env, item.As<Napi::Object>()));
+    }
+    out.push_back(std::move(src));
+  }
+  return out;
+}
+
 Napi::Function Embedding::Define(Napi::Env env) {
   return DefineClass(env, "Embedding",
                      {InstanceMethod<&Embedding::Info>("info"), InstanceMethod<&Embedding::ToFloat32Array>("toFloat32Array"),

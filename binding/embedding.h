@@ -30,6 +30,16 @@ struct EmbeddingState {
 
 using EmbeddingPtr = std::shared_ptr<EmbeddingState>;
 
+// An image of a request: an embedding encoded earlier, or an input to decode (and to encode
+// only if its pixels are neither in the KV cache nor encoded elsewhere in the model).
+struct ImageSource {
+  EmbeddingPtr embedding;
+  std::unique_ptr<ImageInput> input;
+};
+
+// Reads an array of images from JS: native embeddings (of `model`) or image inputs.
+std::vector<ImageSource> ParseImageSources(Napi::Env env, const Napi::Value& list, const ModelPtr& model);
+
 // An alive, encoded embedding of these pixels, if the model has one.
 EmbeddingPtr FindEncoded(ModelState& model, const std::string& id);
 // Runs the vision encoder over `image` into `e` and remembers it. Worker thread only.

@@ -469,20 +469,7 @@ Napi::Value Model::CountTokens(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray()) {
     throw MakeError(env, "ERR_INVALID_ARGUMENT", "countTokens(prompt, images) expected");
   }
-  std::vector<ImageSource> images;
-  Napi::Array arr = info[1].As<Napi::Array>();
-  AddonData* data = AddonData::Of(env);
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Value item = arr.Get(i);
-    if (!item.IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "images[" + std::to_string(i) + "] is not an image");
-    ImageSource src;
-    if (item.As<Napi::Object>().InstanceOf(data->embeddingCtor.Value())) {
-      src.embedding = Embedding::FromValue(env, item)->State(env);
-    } else {
-      src.input = std::make_unique<ImageInput>(ParseImageInput(env, item.As<Napi::Object>()));
-    }
-    images.push_back(std::move(src));
-  }
+  std::vector<ImageSource> images = ParseImageSources(env, info[1], s);
   auto* w = new CountWorker(env, s, info[0].As<Napi::String>().Utf8Value(), std::move(images), info[2].ToBoolean().Value(),
                             info[3].ToBoolean().Value());
   Napi::Promise p = w->Promise();

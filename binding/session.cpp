@@ -146,26 +146,7 @@ Napi::Value Session::Generate(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   GenerateRequest req;
   req.prompt = o.Get("prompt").ToString().Utf8Value();
-  Napi::Value images = o.Get("images");
-  if (images.IsArray()) {
-    Napi::Array arr = images.As<Napi::Array>();
-    AddonData* data = AddonData::Of(env);
-    for (uint32_t i = 0; i < arr.Length(); i++) {
-      Napi::Value item = arr.Get(i);
-      if (!item.IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "images[" + std::to_string(i) + "] is not an image");
-      ImageSource src;
-      if (item.As<Napi::Object>().InstanceOf(data->embeddingCtor.Value())) {
-        src.embedding = Embedding::FromValue(env, item)->State(env);
-        if (src.embedding->model != s->model) {
-          throw MakeError(env, "ERR_INVALID_ARGUMENT",
-                          "images[" + std::to_string(i) + "] was encoded by another model; encode it with this session's model");
-        }
-      } else {
-        src.input = std::make_unique<ImageInput>(ParseImageInput(env, item.As<Napi::Object>()));
-      }
-      req.images.push_back(std::move(src));
-    }
-  }
+  req.images = ParseImageSources(env, o.Get("images"), s->model);
   req.addSpecial = o.Get("addSpecial").ToBoolean().Value();
   req.parseSpecial = o.Get("parseSpecial").ToBoolean().Value();
   req.reuseCache = o.Get("reuseCache").ToBoolean().Value();

@@ -57,13 +57,6 @@ struct PromptItem {
   int32_t nTokens = 1;                      // tokens the item feeds the model (image chunks: many)
 };
 
-// An image of a request: an embedding encoded earlier, or an input to decode (and to encode
-// only if its pixels are neither in the KV cache nor encoded elsewhere in the model).
-struct ImageSource {
-  EmbeddingPtr embedding;
-  std::unique_ptr<ImageInput> input;
-};
-
 struct GenerateRequest {
   std::string prompt;
   std::vector<ImageSource> images;

@@ -3,30 +3,12 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as zlib from 'node:zlib'
-import { pattern, toBmp, toPng } from '../helpers/images'
+import { pattern, pngChunk, toBmp, toPng } from '../helpers/images'
 
 export interface ImageCase {
   name: string
   make: (dir: string) => unknown
   code: string | 'deterministic'
-}
-
-function crc32(bytes: Buffer): number {
-  let c = 0xffffffff
-  for (const b of bytes) {
-    c ^= b
-    for (let k = 0; k < 8; k++) c = c & 1 ? 0xedb88320 ^ (c >>> 1) : c >>> 1
-  }
-  return (c ^ 0xffffffff) >>> 0
-}
-
-function pngChunk(type: string, data: Buffer): Buffer {
-  const len = Buffer.alloc(4)
-  len.writeUInt32BE(data.length)
-  const body = Buffer.concat([Buffer.from(type, 'ascii'), data])
-  const crc = Buffer.alloc(4)
-  crc.writeUInt32BE(crc32(body))
-  return Buffer.concat([len, body, crc])
 }
 
 /** A valid PNG header that claims a huge image, with a tiny (wrong) payload. */
