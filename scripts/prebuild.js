@@ -15,15 +15,16 @@ const started = Date.now()
 const r = spawnSync(process.execPath, [path.join(__dirname, 'build-native.js'), ...args], { stdio: 'inherit' })
 if (r.status !== 0) process.exit(r.status || 1)
 
-const out = path.join(buildDir, 'Release')
+// The addon lands in Release/ (cmake-js), llama.cpp puts its libraries and modules in bin/.
+const outDirs = [path.join(buildDir, 'Release'), path.join(buildDir, 'bin')]
 const target = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)
 fs.rmSync(target, { recursive: true, force: true })
 fs.mkdirSync(target, { recursive: true })
 const libPattern = process.platform === 'win32' ? /\.dll$/ : process.platform === 'darwin' ? /\.dylib$/ : /\.so$/
 let bytes = 0
-for (const f of fs.readdirSync(out)) {
+for (const out of outDirs) for (const f of fs.existsSync(out) ? fs.readdirSync(out) : []) {
   const src = path.join(out, f)
-  if (!fs.statSync(src).isFile()) continue
+  if (!fs.lstatSync(src).isFile()) continue
   let dest
   if (f === 'llava_native.node') dest = path.join(target, 'llava-native.napi.node')
   else if (libPattern.test(f)) dest = path.join(target, f)

@@ -58,7 +58,7 @@ describePack('npm pack and install from the prebuild', () => {
     const bin = path.join(work, 'bin')
     fs.mkdirSync(bin)
     fs.symlinkSync(process.execPath, path.join(bin, 'node'))
-    const npmCli = require.resolve('npm/bin/npm-cli.js', { paths: [path.dirname(path.dirname(process.execPath)) + '/lib/node_modules'] })
+    const npmCli = fs.realpathSync(execFileSync('sh', ['-c', 'command -v npm'], { encoding: 'utf8' }).trim())
     fs.writeFileSync(path.join(bin, 'npm'), `#!/bin/sh\nexec "${process.execPath}" "${npmCli}" "$@"\n`, { mode: 0o755 })
     const env = { ...process.env, PATH: bin, npm_config_ignore_scripts: 'true', LLAVA_NATIVE_CACHE_DIR: path.join(work, 'cache') }
     for (const tool of ['cc', 'c++', 'g++', 'cmake', 'make']) {
