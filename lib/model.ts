@@ -1,9 +1,9 @@
-import * as os from 'node:os'
 import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
 import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, toNativeImage } from './image'
 import { type ChatMessage, renderChat } from './chat'
+import { defaultThreads } from './cpu'
 import { Lifetime } from './lifetime'
 import { binding } from './native'
 import type { NativeModel, NativeModelInfo } from './native-types'
@@ -16,7 +16,7 @@ export interface LoadModelOptions {
   model: string
   /** Path of the projector (mmproj) GGUF. Optional for text-only use. */
   mmproj?: string
-  /** CPU threads for prompt processing, generation and image encoding. Default: the number of CPUs. */
+  /** CPU threads for prompt processing, generation and image encoding. Default: the number of physical cores. */
   threads?: number
   /** Default context size (tokens) of sessions. Default: the model's training context, at most 4096. */
   contextSize?: number
@@ -308,10 +308,6 @@ function toModelInfo(n: NativeModelInfo): ModelInfo {
         }
       : null,
   }
-}
-
-function defaultThreads(): number {
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length
 }
 
 /**
