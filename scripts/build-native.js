@@ -6,7 +6,8 @@
 //   node scripts/build-native.js [--backend cpu|cuda|vulkan|metal] [--reference] [--sanitize]
 //                                [--portable] [--build-dir DIR] [-- <extra cmake -D options>]
 // The same choices can come from the environment: LLAVA_NATIVE_BACKEND, LLAVA_NATIVE_REFERENCE=1,
-// LLAVA_NATIVE_SANITIZE=1, LLAVA_NATIVE_PORTABLE=1, LLAVA_NATIVE_CMAKE_ARGS="-DX=Y ...".
+// LLAVA_NATIVE_SANITIZE=1, LLAVA_NATIVE_PORTABLE=1, LLAVA_NATIVE_CMAKE_ARGS="-DX=Y ...",
+// LLAVA_NATIVE_VULKAN_INCLUDE_DIR (Vulkan headers to use), LLAVA_NATIVE_BUILD_DIR.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -58,6 +59,10 @@ function cmakeDefines(opts) {
     `-DLLAVA_NATIVE_REFERENCE=${opts.reference ? 'ON' : 'OFF'}`,
     `-DLLAVA_NATIVE_SANITIZE=${opts.sanitize ? 'ON' : 'OFF'}`,
   ]
+  if (opts.backend === 'vulkan' && process.env.LLAVA_NATIVE_VULKAN_INCLUDE_DIR) {
+    // Headers newer than the distribution's (scripts/vulkan/setup-debian.sh prepares them on Debian 12).
+    d.push(`-DVulkan_INCLUDE_DIR=${process.env.LLAVA_NATIVE_VULKAN_INCLUDE_DIR}`)
+  }
   if (process.platform === 'darwin') d.push(`-DGGML_METAL=${opts.backend === 'metal' || opts.backend === 'cpu' ? 'ON' : 'OFF'}`)
   if (opts.portable) d.push('-DLLAVA_NATIVE_PORTABLE=ON')
   else d.push('-DLLAVA_NATIVE_PORTABLE=OFF', '-DGGML_NATIVE=ON', '-DGGML_BACKEND_DL=OFF', '-DGGML_CPU_ALL_VARIANTS=OFF')

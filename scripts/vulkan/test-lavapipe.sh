@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Builds the Vulkan variant into .vulkan/ and runs a targeted part of the test suite against it on
+# Mesa's CPU Vulkan driver (lavapipe), with every layer and the projector offloaded: the GPU
+# offload path (gpuLayers, device choice, projector on the device) runs for real. Debian 12 only
+# (scripts/vulkan/setup-debian.sh installs what it needs).
+#   bash scripts/vulkan/test-lavapipe.sh [jest arguments]
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+LLAVA_NATIVE_VULKAN_INCLUDE_DIR="$(bash scripts/vulkan/setup-debian.sh | tail -1)"
+export LLAVA_NATIVE_VULKAN_INCLUDE_DIR
+start=$(date +%s)
+node scripts/build-native.js --backend vulkan --build-dir .vulkan/build
+echo "vulkan: build took $(( $(date +%s) - start )) s"
+npm run build:ts >/dev/null
+export LLAVA_NATIVE_BINARY_DIR="$PWD/.vulkan"
+# lavapipe is a CPU-type Vulkan device, which ggml-vulkan hides unless asked for by index.
+export GGML_VK_VISIBLE_DEVICES=0
+export LLAVA_NATIVE_EXPECT_GPU=1
+start=$(date +%s)
+npx jest --runInBand test/gpu.test.ts test/parity.test.ts "$@"
+echo "vulkan: tests took $(( $(date +%s) - start )) s"
