@@ -5,6 +5,7 @@ import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, toNativeImage } fr
 import { type ChatMessage, renderChat } from './chat'
 import { defaultThreads } from './cpu'
 import { Lifetime } from './lifetime'
+import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
 import type { NativeModel, NativeModelInfo } from './native-types'
 import { Session, type SessionOptions, SESSION_OPTION_KEYS, resolveSessionOptions } from './session'
@@ -109,8 +110,8 @@ export class Model {
   /** @internal */
   readonly defaults: ModelDefaults
   readonly #lifetime = new Lifetime('model')
-  readonly #sessions = new Set<Session>()
-  readonly #embeddings = new Set<ImageEmbedding>()
+  readonly #sessions = new WeakObjectSet<Session>()
+  readonly #embeddings = new WeakObjectSet<ImageEmbedding>()
 
   /** @internal */
   constructor(native: NativeModel, defaults: ModelDefaults) {
@@ -270,8 +271,8 @@ export class Model {
     return this.#lifetime.dispose(
       () => undefined,
       async () => {
-        await Promise.all([...this.#sessions].map((s) => s.dispose()))
-        await Promise.all([...this.#embeddings].map((e) => e.dispose()))
+        await Promise.all(this.#sessions.values().map((s) => s.dispose()))
+        await Promise.all(this.#embeddings.values().map((e) => e.dispose()))
         this.native.dispose()
       },
     )

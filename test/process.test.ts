@@ -62,6 +62,43 @@ describe('process and threads', () => {
     expect(r.stdout.trim()).toBe('ok')
   })
 
+  test('sessions and embeddings dropped without dispose() are garbage-collected and freed', () => {
+    const pair = tinyPair()
+    const r = spawnSync(
+      process.execPath,
+      [
+        '--expose-gc',
+        '-e',
+        `
+        const { loadModel } = require('llava-native')
+        ;(async () => {
+          const model = await loadModel({ model: process.env.MODEL, mmproj: process.env.MMPROJ, threads: 1 })
+          // Each pair is made and dropped in a scope of its own.
+          async function useAndDrop(i) {
+            const s = model.createSession({ contextSize: 2048 })
+            await s.complete({ prompt: 'USER: hi\\nASSISTANT:', maxTokens: 2, temperature: 0 })
+            const e = await model.encodeImage({ data: new Uint8Array(32 * 32 * 3).fill(i), width: 32, height: 32, format: 'rgb' })
+            return [new WeakRef(s), new WeakRef(e)]
+          }
+          const refs = []
+          for (let i = 0; i < 40; i++) refs.push(...(await useAndDrop(i)))
+          for (let i = 0; i < 10 && refs.some((r) => r.deref()); i++) {
+            await new Promise((r) => setTimeout(r, 20))
+            global.gc()
+          }
+          console.log(JSON.stringify({ alive: refs.filter((r) => r.deref()).length, total: refs.length }))
+          await model.dispose()
+        })().catch((e) => { console.error(e); process.exit(1) })
+        `,
+      ],
+      { cwd: root, encoding: 'utf8', timeout: 60000, env: { ...process.env, MODEL: pair.model, MMPROJ: pair.mmproj } },
+    )
+    expect(r.stderr).toBe('')
+    const { alive, total } = JSON.parse(r.stdout) as { alive: number; total: number }
+    expect(total).toBe(80)
+    expect(alive).toBe(0)
+  })
+
   test('process.exit() during generation exits cleanly', () => {
     const r = runScript(`${GENERATE}
       let n = 0
