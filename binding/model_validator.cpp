@@ -152,7 +152,17 @@ ModelFacts ValidateTextModel(const std::string& path) {
     c.Range(arch + ".embedding_length", v, 1, 1u << 20);
     facts.embeddingLength = v;
   }
-  if (c.U32If(arch + ".attention.head_count", v)) c.Range(arch + ".attention.head_count", v, 1, 1u << 16);
+  uint32_t nHead = 0, nHeadKv = 0;
+  if (c.U32If(arch + ".attention.head_count", nHead)) c.Range(arch + ".attention.head_count", nHead, 1, 1u << 16);
+  // Grouped-query attention: the key/value heads must divide the query heads, or the graph's
+  // reshapes assert.
+  if (nHead > 0 && c.U32If(arch + ".attention.head_count_kv", nHeadKv)) {
+    c.Range(arch + ".attention.head_count_kv", nHeadKv, 1, nHead);
+    if (nHead % nHeadKv != 0) {
+      c.Fail("key '" + arch + ".attention.head_count_kv' (" + std::to_string(nHeadKv) + ") does not divide the head count (" +
+             std::to_string(nHead) + ")");
+    }
+  }
 
   // Special token ids index the vocabulary: one outside it is read out of bounds at generation.
   const int64_t tokens = c.Key("tokenizer.ggml.tokens");

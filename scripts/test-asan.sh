@@ -18,9 +18,10 @@ export LLAVA_NATIVE_BINARY_DIR="$PWD/.asan"
 export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 export ASAN_OPTIONS="detect_leaks=1:halt_on_error=1:detect_odr_violation=0:allocator_may_return_null=1:log_path=$PWD/.asan/reports/asan"
 export LSAN_OPTIONS="exitcode=0"
-export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$PWD/.asan/reports/ubsan"
+export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:suppressions=$PWD/scripts/asan/ubsan.supp:log_path=$PWD/.asan/reports/ubsan"
 status=0
-npx jest --runInBand "$@" || status=$?
+# Jest's output is kept too: a UBSan report can land on stderr rather than in log_path.
+npx jest --runInBand "$@" 2>&1 | tee .asan/reports/jest-output.log || status=$?
 unset LD_PRELOAD
 node scripts/asan/check-reports.js .asan/reports || status=1
 exit $status

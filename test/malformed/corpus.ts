@@ -107,6 +107,8 @@ export const MODEL_CASES: ModelCase[] = [
   editCase('head-count-zero', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.head_count', u32(0))),
   editCase('head-count-int32', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.head_count', i32(4))),
   editCase('head-count-not-dividing', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.head_count', u32(3))),
+  editCase('head-count-kv-huge', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.head_count_kv', u32(0x20000004))),
+  editCase('head-count-kv-not-dividing', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.head_count_kv', u32(3))),
   editCase('context-length-int32', 'model', 'ERR_MODEL_LOAD', setKv('llama.context_length', i32(2048))),
   editCase('rope-dims-too-large', 'model', 'ERR_MODEL_LOAD', setKv('llama.rope.dimension_count', u32(4096))),
   editCase('eps-as-string', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.layer_norm_rms_epsilon', str('small'))),
