@@ -12,7 +12,10 @@ const root = path.resolve(__dirname, '..')
 const buildDir = path.join(root, 'build-portable')
 const args = ['--portable', '--build-dir', buildDir, ...process.argv.slice(2)]
 const started = Date.now()
-const r = spawnSync(process.execPath, [path.join(__dirname, 'build-native.js'), ...args], { stdio: 'inherit' })
+// The reference programs (LLAVA_NATIVE_REFERENCE) are for tests and benchmarks, not for a prebuild.
+const env = { ...process.env }
+delete env.LLAVA_NATIVE_REFERENCE
+const r = spawnSync(process.execPath, [path.join(__dirname, 'build-native.js'), ...args], { stdio: 'inherit', env })
 if (r.status !== 0) process.exit(r.status || 1)
 
 // The addon lands in Release/ (cmake-js), llama.cpp puts its libraries and modules in bin/.
