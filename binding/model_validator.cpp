@@ -3,6 +3,7 @@
 #include <cstring>
 #include <filesystem>
 #include <set>
+#include <unordered_map>
 #include <unordered_set>
 
 #include "errors.h"
@@ -213,28 +214,73 @@ void ValidateProjector(const std::string& path, const ModelFacts& text) {
     c.Fail("general.architecture is '" + arch + "', expected 'clip' (is this the text model? pass it as `model`)");
   }
 
-  // Every key llama.cpp's CLIP loader reads with a fixed scalar type (clip.cpp get_u32/get_f32/...).
-  static const std::set<std::string> kStrings = {"general.name", "general.description", "clip.projector_type",
-                                                  "clip.vision.projector_type", "clip.audio.projector_type",
-                                                  "clip.gen.audio.projector_type", "clip.gen.audio.model_variant",
-                                                  "clip.vision.mm_patch_merge_type"};
-  static const std::set<std::string> kBools = {"clip.has_vision_encoder", "clip.has_audio_encoder", "clip.has_gen_audio_encoder",
-                                                "clip.has_llava_projector", "clip.use_gelu", "clip.use_silu"};
-  for (int64_t i = 0; i < gguf_get_n_kv(c.ctx()); i++) {
-    const std::string key = gguf_get_key(c.ctx(), i);
-    const gguf_type t = gguf_get_kv_type(c.ctx(), i);
-    if (kStrings.count(key)) {
-      c.ExpectType(key, GGUF_TYPE_STRING);
-    } else if (kBools.count(key)) {
-      c.ExpectType(key, GGUF_TYPE_BOOL);
-    } else if (key == "clip.minicpmv_version") {
-      c.ExpectType(key, GGUF_TYPE_INT32);
-    } else if (key.size() > 18 && key.compare(key.size() - 18, 18, "layer_norm_epsilon") == 0) {
-      c.ExpectType(key, GGUF_TYPE_FLOAT32);
-    } else if (key.rfind("clip.", 0) == 0 && t != GGUF_TYPE_ARRAY) {
-      c.ExpectType(key, GGUF_TYPE_UINT32);
-    }
-  }
+  // The keys llama.cpp's CLIP loader reads with a fixed scalar type: clip.cpp's get_u32, get_i32,
+  // get_f32, get_bool and get_string calls at the pinned commit (a key of another type aborts in
+  // gguf.cpp). Keys it does not read are not checked.
+  static const std::unordered_map<std::string, gguf_type> kTyped = {
+      {"clip.audio.attention.head_count", GGUF_TYPE_UINT32},
+      {"clip.audio.attention.head_count_kv", GGUF_TYPE_UINT32},
+      {"clip.audio.attention.head_dim", GGUF_TYPE_UINT32},
+      {"clip.audio.attention.layer_norm_epsilon", GGUF_TYPE_FLOAT32},
+      {"clip.audio.block_count", GGUF_TYPE_UINT32},
+      {"clip.audio.chunk_size", GGUF_TYPE_UINT32},
+      {"clip.audio.conv_kernel_size", GGUF_TYPE_UINT32},
+      {"clip.audio.embedding_length", GGUF_TYPE_UINT32},
+      {"clip.audio.feed_forward_length", GGUF_TYPE_UINT32},
+      {"clip.audio.local_block_count", GGUF_TYPE_UINT32},
+      {"clip.audio.local_group_size", GGUF_TYPE_UINT32},
+      {"clip.audio.max_pos_emb", GGUF_TYPE_UINT32},
+      {"clip.audio.num_mel_bins", GGUF_TYPE_UINT32},
+      {"clip.audio.projection_dim", GGUF_TYPE_UINT32},
+      {"clip.audio.projector.downsample_rate", GGUF_TYPE_UINT32},
+      {"clip.audio.projector.head_count", GGUF_TYPE_UINT32},
+      {"clip.audio.projector.stack_factor", GGUF_TYPE_UINT32},
+      {"clip.audio.projector.window_size", GGUF_TYPE_UINT32},
+      {"clip.audio.projector_type", GGUF_TYPE_STRING},
+      {"clip.audio.rvq.num_quantizers", GGUF_TYPE_UINT32},
+      {"clip.audio.subsampling_factor", GGUF_TYPE_UINT32},
+      {"clip.audio.window_size", GGUF_TYPE_UINT32},
+      {"clip.gen.audio.model_variant", GGUF_TYPE_STRING},
+      {"clip.gen.audio.projector_type", GGUF_TYPE_STRING},
+      {"clip.has_audio_encoder", GGUF_TYPE_BOOL},
+      {"clip.has_gen_audio_encoder", GGUF_TYPE_BOOL},
+      {"clip.has_vision_encoder", GGUF_TYPE_BOOL},
+      {"clip.minicpmv_query_num", GGUF_TYPE_UINT32},
+      {"clip.minicpmv_version", GGUF_TYPE_INT32},
+      {"clip.projector_type", GGUF_TYPE_STRING},
+      {"clip.use_gelu", GGUF_TYPE_BOOL},
+      {"clip.use_silu", GGUF_TYPE_BOOL},
+      {"clip.vision.attention.head_count", GGUF_TYPE_UINT32},
+      {"clip.vision.attention.head_count_kv", GGUF_TYPE_UINT32},
+      {"clip.vision.attention.head_dim", GGUF_TYPE_UINT32},
+      {"clip.vision.attention.layer_norm_epsilon", GGUF_TYPE_FLOAT32},
+      {"clip.vision.block_count", GGUF_TYPE_UINT32},
+      {"clip.vision.embedding_length", GGUF_TYPE_UINT32},
+      {"clip.vision.expert_used_count", GGUF_TYPE_UINT32},
+      {"clip.vision.feed_forward_length", GGUF_TYPE_UINT32},
+      {"clip.vision.image_max_pixels", GGUF_TYPE_UINT32},
+      {"clip.vision.image_min_pixels", GGUF_TYPE_UINT32},
+      {"clip.vision.image_size", GGUF_TYPE_UINT32},
+      {"clip.vision.mm_patch_merge_type", GGUF_TYPE_STRING},
+      {"clip.vision.n_wa_pattern", GGUF_TYPE_UINT32},
+      {"clip.vision.patch_size", GGUF_TYPE_UINT32},
+      {"clip.vision.preproc_image_size", GGUF_TYPE_UINT32},
+      {"clip.vision.preproc_max_tiles", GGUF_TYPE_UINT32},
+      {"clip.vision.preproc_min_tiles", GGUF_TYPE_UINT32},
+      {"clip.vision.projection_dim", GGUF_TYPE_UINT32},
+      {"clip.vision.projector.query_side", GGUF_TYPE_UINT32},
+      {"clip.vision.projector.scale_factor", GGUF_TYPE_UINT32},
+      {"clip.vision.projector.window_side", GGUF_TYPE_UINT32},
+      {"clip.vision.projector_type", GGUF_TYPE_STRING},
+      {"clip.vision.sam.block_count", GGUF_TYPE_UINT32},
+      {"clip.vision.sam.embedding_length", GGUF_TYPE_UINT32},
+      {"clip.vision.sam.head_count", GGUF_TYPE_UINT32},
+      {"clip.vision.spatial_merge_size", GGUF_TYPE_UINT32},
+      {"clip.vision.window_size", GGUF_TYPE_UINT32},
+      {"general.description", GGUF_TYPE_STRING},
+      {"general.name", GGUF_TYPE_STRING},
+  };
+  for (const auto& [key, type] : kTyped) c.ExpectType(key, type);
 
   std::string projector = c.Str("clip.projector_type");
   if (projector.empty()) projector = c.Str("clip.vision.projector_type");

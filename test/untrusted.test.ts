@@ -3,7 +3,9 @@
 import * as fs from 'node:fs'
 import { LlavaError, type Model, type Session, loadModel } from '../lib'
 import { bmpFile, greedy, tempDir, tinyPair } from './helpers/fixtures'
+import { GGUFValueType } from '../lib/gguf/types'
 import { MODEL_CASES } from './malformed/corpus'
+import { rewrite } from './malformed/rewrite'
 import { IMAGE_CASES, JPEG_SAMPLE } from './malformed/images'
 
 const pair = tinyPair()
@@ -33,6 +35,21 @@ describe('malformed model files', () => {
     expect((err as LlavaError).code).toBe(c.code)
     // The message names the file.
     expect((err as LlavaError).message).toContain(args.mmproj && c.code !== 'ERR_MODEL_LOAD' ? args.mmproj : args.model)
+  })
+
+  test('keys real projector files carry that the loader does not read are accepted', async () => {
+    // e.g. LLaVA-1.5's mmproj from llama.cpp's converter: has_text_encoder, has_minicpmv_projector, …
+    const mmproj = rewrite(pair.mmproj, `${dir}/extra-keys.gguf`, {
+      kv: (kv) => {
+        kv.set('clip.has_text_encoder', { type: GGUFValueType.BOOL, value: false })
+        kv.set('clip.has_minicpmv_projector', { type: GGUFValueType.BOOL, value: false })
+        kv.set('clip.vision.some_future_scale', { type: GGUFValueType.FLOAT32, value: 0.5 })
+        kv.set('clip.some_future_name', { type: GGUFValueType.STRING, value: 'x' })
+      },
+    })
+    const model = await loadModel({ model: pair.model, mmproj, threads: 1 })
+    expect(model.info.vision?.projector).toBe('mlp')
+    await model.dispose()
   })
 
   test('the corpus is large and the next valid load works', async () => {
