@@ -87,6 +87,14 @@ class Check {
     return gguf_get_val_str(ctx_, k);
   }
 
+  // Norm epsilons: ggml asserts eps >= 0 when the norm runs.
+  void Epsilon(const std::string& key) const {
+    int64_t k = Key(key);
+    if (k < 0 || gguf_get_kv_type(ctx_, k) != GGUF_TYPE_FLOAT32) return;
+    const float eps = gguf_get_val_f32(ctx_, k);
+    if (!(eps >= 0.0f && eps < 1.0f)) Fail("key '" + key + "' is " + std::to_string(eps) + ", expected a small non-negative number");
+  }
+
   void Range(const std::string& key, uint32_t v, uint32_t lo, uint32_t hi) const {
     if (v < lo || v > hi) Fail("key '" + key + "' is " + std::to_string(v) + ", expected " + std::to_string(lo) + ".." + std::to_string(hi));
   }
@@ -153,6 +161,8 @@ ModelFacts ValidateTextModel(const std::string& path) {
     c.Range(arch + ".embedding_length", v, 1, 1u << 20);
     facts.embeddingLength = v;
   }
+  c.Epsilon(arch + ".attention.layer_norm_rms_epsilon");
+  c.Epsilon(arch + ".attention.layer_norm_epsilon");
   uint32_t nHead = 0, nHeadKv = 0;
   if (c.U32If(arch + ".attention.head_count", nHead)) c.Range(arch + ".attention.head_count", nHead, 1, 1u << 16);
   // Grouped-query attention: the key/value heads must divide the query heads, or the graph's
@@ -281,6 +291,8 @@ void ValidateProjector(const std::string& path, const ModelFacts& text) {
       {"general.name", GGUF_TYPE_STRING},
   };
   for (const auto& [key, type] : kTyped) c.ExpectType(key, type);
+  c.Epsilon("clip.vision.attention.layer_norm_epsilon");
+  c.Epsilon("clip.audio.attention.layer_norm_epsilon");
 
   std::string projector = c.Str("clip.projector_type");
   if (projector.empty()) projector = c.Str("clip.vision.projector_type");

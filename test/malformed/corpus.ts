@@ -111,6 +111,8 @@ export const MODEL_CASES: ModelCase[] = [
   editCase('head-count-kv-not-dividing', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.head_count_kv', u32(3))),
   editCase('context-length-int32', 'model', 'ERR_MODEL_LOAD', setKv('llama.context_length', i32(2048))),
   editCase('rope-dims-too-large', 'model', 'ERR_MODEL_LOAD', setKv('llama.rope.dimension_count', u32(4096))),
+  editCase('eps-negative', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.layer_norm_rms_epsilon', f32(-1))),
+  editCase('mmproj-eps-negative', 'mmproj', 'ERR_MMPROJ_LOAD', setKv('clip.vision.attention.layer_norm_epsilon', f32(-0.5))),
   editCase('eps-as-string', 'model', 'ERR_MODEL_LOAD', setKv('llama.attention.layer_norm_rms_epsilon', str('small'))),
   editCase('no-tokens', 'model', 'ERR_MODEL_LOAD', delKv('tokenizer.ggml.tokens')),
   editCase('no-tokenizer-model', 'model', 'ERR_MODEL_LOAD', delKv('tokenizer.ggml.model')),
