@@ -199,27 +199,21 @@ Napi::Value Session::CacheInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
-Napi::Value Session::Save(const Napi::CallbackInfo& info) {
+// save(path) / load(path): the file work runs on the thread pool, excluded from generation.
+Napi::Value Session::FileTask(const Napi::CallbackInfo& info, const char* name, void (*task)(SessionState&, const std::string&)) {
   Napi::Env env = info.Env();
   SessionPtr s = State(env);
-  if (info.Length() < 1 || !info[0].IsString()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "save() expects a file path");
+  if (info.Length() < 1 || !info[0].IsString()) throw MakeError(env, "ERR_INVALID_ARGUMENT", std::string(name) + " expects a file path");
   std::string path = info[0].As<Napi::String>().Utf8Value();
-  auto* w = new SessionTaskWorker(env, "llava.saveSession", s, [path](SessionState& st) { SaveSession(st, path); });
+  auto* w = new SessionTaskWorker(env, name, s, [path, task](SessionState& st) { task(st, path); });
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
 }
 
-Napi::Value Session::Load(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  SessionPtr s = State(env);
-  if (info.Length() < 1 || !info[0].IsString()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "load() expects a file path");
-  std::string path = info[0].As<Napi::String>().Utf8Value();
-  auto* w = new SessionTaskWorker(env, "llava.loadSession", s, [path](SessionState& st) { LoadSession(st, path); });
-  Napi::Promise p = w->Promise();
-  w->Queue();
-  return p;
-}
+Napi::Value Session::Save(const Napi::CallbackInfo& info) { return FileTask(info, "llava.saveSession", &SaveSession); }
+
+Napi::Value Session::Load(const Napi::CallbackInfo& info) { return FileTask(info, "llava.loadSession", &LoadSession); }
 
 Napi::Value Session::Dispose(const Napi::CallbackInfo& info) {
   state_.reset();

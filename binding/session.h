@@ -19,6 +19,7 @@ class Session : public Napi::ObjectWrap<Session> {
   // save(path) / load(path) -> Promise<void>
   Napi::Value Save(const Napi::CallbackInfo& info);
   Napi::Value Load(const Napi::CallbackInfo& info);
+  Napi::Value FileTask(const Napi::CallbackInfo& info, const char* name, void (*task)(SessionState&, const std::string&));
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   SessionPtr State(Napi::Env env) const;
 
