@@ -5,6 +5,7 @@
 
 #include "abort_handle.h"
 #include "addon_data.h"
+#include "compute_thread.h"
 #include "errors.h"
 #include "logging.h"
 #include "promise_worker.h"
@@ -69,7 +70,7 @@ void EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image,
       if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_IMAGE) continue;
       if (abort.load()) Throw("ERR_ABORTED", "image encoding was aborted");
       ClearLastLlamaError();
-      if (mtmd_encode_chunk(model.vision, c) != 0) {
+      if (ComputeThread::Run([&] { return mtmd_encode_chunk(model.vision, c); }) != 0) {
         std::string why = LastLlamaError();
         Throw("ERR_IMAGE_ENCODE", "the vision encoder failed" + (why.empty() ? std::string() : ": " + why));
       }

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 
+#include "compute_thread.h"
 #include "errors.h"
 #include "logging.h"
 #include "mtmd-helper.h"
@@ -284,7 +285,8 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       const auto tImage = Clock::now();
       EmbeddingState& e = *images[static_cast<size_t>(items[i].source)].e;
       float* embd = e.chunks[static_cast<size_t>(items[i].part)].data();
-      int32_t rc = mtmd_helper_decode_image_chunk(m.vision, s.ctx, items[i].chunk, embd, s.nPast, 0, nBatch, &newPast, nullptr, nullptr);
+      int32_t rc = ComputeThread::Run(
+          [&] { return mtmd_helper_decode_image_chunk(m.vision, s.ctx, items[i].chunk, embd, s.nPast, 0, nBatch, &newPast, nullptr, nullptr); });
       if (rc != 0) {
         rollback(startItems, startPos);
         CheckDecode(rc == -1 ? -1 : (abort.load() ? 2 : rc), abort);
@@ -306,7 +308,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       batch.logits[k] = (i == items.size() - 1);
       i++;
     }
-    int32_t rc = llama_decode(s.ctx, batch);
+    int32_t rc = ComputeThread::Run([&] { return llama_decode(s.ctx, batch); });
     if (rc != 0) {
       rollback(startItems, startPos);
       CheckDecode(rc, abort);
@@ -365,7 +367,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     batch.n_seq_id[0] = 1;
     batch.seq_id[0][0] = 0;
     batch.logits[0] = true;
-    int32_t rc = llama_decode(s.ctx, batch);
+    int32_t rc = ComputeThread::Run([&] { return llama_decode(s.ctx, batch); });
     if (rc != 0) {
       llama_memory_seq_rm(mem, 0, s.nPast, -1);
       if (rc == 2 || abort.load()) {

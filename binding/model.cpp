@@ -11,6 +11,7 @@
 #include "embedding.h"
 #include "session_state.h"
 #include "addon_data.h"
+#include "compute_thread.h"
 #include "errors.h"
 #include "ggml-backend.h"
 #include "gguf.h"
@@ -108,7 +109,7 @@ class LoadWorker : public PromiseWorker {
     mp.progress_callback_user_data = this;
 
     ClearLastLlamaError();
-    state->model = llama_model_load_from_file(params_.modelPath.c_str(), mp);
+    state->model = ComputeThread::Run([&] { return llama_model_load_from_file(params_.modelPath.c_str(), mp); });
     if (abort_->load()) Throw("ERR_ABORTED", "model loading was aborted");
     if (!state->model) {
       std::string why = LastLlamaError();
@@ -132,7 +133,8 @@ class LoadWorker : public PromiseWorker {
       };
       cp.progress_callback_user_data = this;
       ClearLastLlamaError();
-      state->vision = mtmd_init_from_file(params_.mmprojPath.c_str(), state->model, cp);
+      // Loading the projector runs a warm-up encode.
+      state->vision = ComputeThread::Run([&] { return mtmd_init_from_file(params_.mmprojPath.c_str(), state->model, cp); });
       if (abort_->load()) Throw("ERR_ABORTED", "model loading was aborted");
       if (!state->vision) {
         std::string why = LastLlamaError();
