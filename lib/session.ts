@@ -224,9 +224,23 @@ export class Session {
   chat(messages: ChatMessage[], options?: ChatOptions): Promise<CompletionResult> {
     try {
       const o = v.optionsObject('chat options', options)
-      const { chatTemplate, ...rest } = o
+      const { chatTemplate, onToken, ...rest } = o
+      const userOnToken = v.fn<(p: GeneratedPiece) => void>('onToken', onToken)
       const r = renderChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
-      return this.complete({ ...rest, prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial })
+      const trim = answerTrimmer()
+      return this.complete({
+        ...rest,
+        prompt: r.prompt,
+        images: r.images,
+        imageMarker: r.marker,
+        addSpecial: r.addSpecial,
+        onToken: userOnToken
+          ? (p) => {
+              const text = trim(p.text)
+              if (text) userOnToken({ ...p, text })
+            }
+          : undefined,
+      }).then((result) => ({ ...result, text: result.text.trimStart() }))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -237,7 +251,19 @@ export class Session {
     const o = v.optionsObject('chatStream options', options)
     const { chatTemplate, ...rest } = o
     const r = renderChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
-    return this.generate({ ...rest, prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial })
+    const inner = this.generate({ ...rest, prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial })
+    const result = inner.result.then((res) => ({ ...res, text: res.text.trimStart() }))
+    result.catch(() => undefined) // settled through `result` or the iterator, whichever the caller uses
+    const trim = answerTrimmer()
+    return {
+      result,
+      async *[Symbol.asyncIterator]() {
+        for await (const p of inner) {
+          const text = trim(p.text)
+          if (text) yield { ...p, text }
+        }
+      },
+    }
   }
 
   /** Writes the session's KV cache and what it holds to `path`, to resume later (in any process) with {@link Session.load}. */
@@ -406,6 +432,19 @@ export class Session {
     }
     op.then(done, done)
     return this.#model.track(op)
+  }
+}
+
+// A chat answer starts without the whitespace the model writes after the template's role
+// prefix ('ASSISTANT:' + ' word'): put back into the history as the assistant message, it then
+// renders to exactly the tokens the session already holds, and the next turn reuses them.
+function answerTrimmer(): (text: string) => string {
+  let started = false
+  return (text) => {
+    if (started) return text
+    const rest = text.replace(/^\s+/, '')
+    if (rest.length > 0) started = true
+    return rest
   }
 }
 

@@ -80,9 +80,10 @@ describe('chat', () => {
     expect(r1.timings.imageEncodes).toBe(1)
     expect(r1.timings.reusedTokens).toBe(0)
 
-    // The vicuna template writes 'ASSISTANT: ' + content, so the answer goes back without the
-    // space it was generated with: the history is then exactly what the cache holds.
-    const answer = r1.text.trimStart()
+    // chat() answers come without the leading space the model wrote after 'ASSISTANT:', so the
+    // answer goes back into the history as it is and renders to exactly what the cache holds.
+    const answer = r1.text
+    expect(answer).toBe(answer.trimStart())
     const turn2: ChatMessage[] = [...turn1, { role: 'assistant', content: answer }, { role: 'user', content: 'and the colour?' }]
     const r2 = await s.chat(turn2, { maxTokens: 10, ...greedy })
     expect(r2.timings.imageEncodes).toBe(0)
@@ -104,6 +105,26 @@ describe('chat', () => {
     expect(r3.timings.reusedTokens).toBeGreaterThanOrEqual(r1.timings.promptTokens)
     expect(r3.timings.imageEncodes).toBe(0)
     await Promise.all([s.dispose(), fresh.dispose()])
+  })
+
+  test('chatStream and onToken deliver the same answer as the result, without leading whitespace', async () => {
+    const s = model.createSession()
+    const msgs: ChatMessage[] = [{ role: 'user', content: [{ type: 'image', image: photo }, { type: 'text', text: 'hello' }] }]
+    const stream = s.chatStream(msgs, { maxTokens: 10, ...greedy })
+    let streamed = ''
+    for await (const p of stream) streamed += p.text
+    const result = await stream.result
+    expect(streamed).toBe(result.text)
+    expect(result.text.length).toBeGreaterThan(0)
+    expect(result.text).toBe(result.text.trimStart())
+    const pieces: string[] = []
+    const again = await s.chat(msgs, { maxTokens: 10, onToken: (p) => pieces.push(p.text), ...greedy })
+    expect(pieces.join('')).toBe(again.text)
+    expect(again.text).toBe(result.text)
+    // complete() keeps the model's raw text
+    const raw = await s.complete({ prompt: 'USER: <image>hello\nASSISTANT:', images: [photo], maxTokens: 10, ...greedy })
+    expect(raw.text.trimStart()).toBe(result.text)
+    await s.dispose()
   })
 
   test('reset() forgets the cache', async () => {
