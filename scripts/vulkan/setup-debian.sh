@@ -12,7 +12,10 @@ need=()
 for p in libvulkan-dev glslc glslang-tools spirv-headers mesa-vulkan-drivers; do
   dpkg -s "$p" >/dev/null 2>&1 || need+=("$p")
 done
-if [ ${#need[@]} -gt 0 ]; then apt-get install -y -qq "${need[@]}" >/dev/null; fi
+if [ ${#need[@]} -gt 0 ]; then
+  apt-get update -qq >/dev/null
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
 if [ ! -f "$dest/usr/include/vulkan/vulkan_core.h" ]; then
   src=/etc/apt/sources.list.d/llava-native-trixie.sources
   pin=/etc/apt/preferences.d/llava-native-trixie
