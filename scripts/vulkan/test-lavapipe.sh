@@ -9,7 +9,8 @@ cd "$(dirname "$0")/../.."
 LLAVA_NATIVE_VULKAN_INCLUDE_DIR="$(bash scripts/vulkan/setup-debian.sh | tail -1)"
 export LLAVA_NATIVE_VULKAN_INCLUDE_DIR
 start=$(date +%s)
-node scripts/build-native.js --backend vulkan --build-dir .vulkan/build
+# The parity suite compares with the CPU reference programs of the main build (build/bin).
+env -u LLAVA_NATIVE_REFERENCE node scripts/build-native.js --backend vulkan --build-dir .vulkan/build
 echo "vulkan: build took $(( $(date +%s) - start )) s"
 npm run build:ts >/dev/null
 export LLAVA_NATIVE_BINARY_DIR="$PWD/.vulkan"
