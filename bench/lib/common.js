@@ -110,6 +110,21 @@ function childArgs() {
   return { config: JSON.parse(fs.readFileSync(configFile, 'utf8')), resultPath }
 }
 
+/**
+ * Runs a child's main(), records a failure in its result file, and always exits: some bindings
+ * keep the process alive after their work is done.
+ */
+function exitWhenDone(main, out) {
+  main().then(
+    () => process.exit(0),
+    (err) => {
+      out.fail(err)
+      console.error(err)
+      process.exit(1)
+    },
+  )
+}
+
 module.exports = {
   FOLLOW_UP,
   LagMonitor,
@@ -121,4 +136,5 @@ module.exports = {
   peakRssMb,
   resultFile,
   round,
+  exitWhenDone,
 }

@@ -11,7 +11,7 @@
 // encoded in N ms", "image decoded (batch i/n) in N ms"): the parent reads them from this
 // process's stderr (fugoodLogTimings below).
 const { performance } = require('node:perf_hooks')
-const { LagMonitor, TEXT_PROMPT, childArgs, imagePrompt, peakRssMb, resultFile, round } = require('./common')
+const { LagMonitor, TEXT_PROMPT, childArgs, exitWhenDone, imagePrompt, peakRssMb, resultFile, round } = require('./common')
 
 const { config, resultPath } = childArgs()
 const out = resultFile(resultPath, { system: 'fugood', pid: process.pid })
@@ -77,11 +77,4 @@ async function main() {
 }
 
 // The binding keeps the process alive after release(): leave explicitly once the result is written.
-main().then(
-  () => process.exit(0),
-  (err) => {
-    out.fail(err)
-    console.error(err)
-    process.exit(1)
-  },
-)
+exitWhenDone(main, out)

@@ -17,6 +17,7 @@ const {
   peakRssMb,
   resultFile,
   round,
+  exitWhenDone,
 } = require('./common')
 
 const { config, resultPath } = childArgs()
@@ -149,11 +150,4 @@ async function main() {
   }
 }
 
-main().then(
-  () => process.exit(0),
-  (err) => {
-    out.fail(err)
-    console.error(err)
-    process.exit(1)
-  },
-)
+exitWhenDone(main, out)
