@@ -36,12 +36,7 @@ class PromiseWorker : public Napi::AsyncWorker {
   void Execute() final {
     struct EndGuard {
       PromiseWorker* w;
-      ~EndGuard() {
-        if (!w->ended_) {
-          w->ended_ = true;
-          w->registry_->End(w->flag_);
-        }
-      }
+      ~EndGuard() { w->EndOnce(); }
     } guard{this};
     try {
       Run();
@@ -60,12 +55,13 @@ class PromiseWorker : public Napi::AsyncWorker {
     }
   }
 
-  ~PromiseWorker() override {
-    // Work cancelled before it ran never reached Execute.
-    if (!ended_) {
-      ended_ = true;
-      registry_->End(flag_);
-    }
+  // Work cancelled before it ran never reached Execute.
+  ~PromiseWorker() override { EndOnce(); }
+
+  void EndOnce() {
+    if (ended_) return;
+    ended_ = true;
+    registry_->End(flag_);
   }
 
   // Nothing may throw out of these: a dying environment makes every N-API call fail.
