@@ -12,7 +12,7 @@ const path = require('node:path')
 const { ensurePair } = require('llava-native/fixtures')
 const { writeTestImage } = require('./lib/image')
 const { ensureFugood, fugoodLogTimings, FUGOOD_VERSION } = require('./lib/fugood')
-const { cliPath, rssMethod, runReference } = require('./lib/reference')
+const { batchedBenchPath, cliPath, rssMethod, runBatchedBench, runReference } = require('./lib/reference')
 const { SYSTEMS, machineInfo, summarize, table } = require('./lib/report')
 const { runChild, tail } = require('./lib/spawn')
 const { QUESTION, round } = require('./lib/common')
@@ -168,7 +168,14 @@ async function main() {
       try {
         if (id === 'llava') r = await runNodeChild('llava-child.js', childConfig, workDir, `llava-${round_}`, timeoutMs)
         else if (id === 'fugood') r = await runNodeChild('fugood-child.js', { ...childConfig, fugoodDir: fugood.dir }, workDir, `fugood-${round_}`, timeoutMs, fugoodLogTimings)
-        else r = await runReference({ root: ROOT, ...childConfig, timeoutMs, workDir, rss })
+        else {
+          r = await runReference({ root: ROOT, ...childConfig, timeoutMs, workDir, rss })
+          if (!quick && fs.existsSync(batchedBenchPath(ROOT))) {
+            const b = await runBatchedBench({ root: ROOT, ...childConfig, timeoutMs })
+            if (b.error) r.error = r.error ? `${r.error}; ${b.error}` : b.error
+            else r.parallel = { ...b, sessions: 4 }
+          }
+        }
       } catch (err) {
         r = { ok: false, error: String(err && err.stack ? err.stack : err) }
       }

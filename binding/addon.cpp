@@ -10,6 +10,7 @@
 #include "logging.h"
 #include "model.h"
 #include "session.h"
+#include "session_group.h"
 #include "system_info.h"
 
 namespace llava {
@@ -26,10 +27,12 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function abortHandle = AbortHandle::Define(env);
   Napi::Function model = Model::Define(env);
   Napi::Function session = Session::Define(env);
+  Napi::Function sessionGroup = SessionGroup::Define(env);
   Napi::Function embedding = Embedding::Define(env);
   data->abortHandleCtor = Napi::Persistent(abortHandle);
   data->modelCtor = Napi::Persistent(model);
   data->sessionCtor = Napi::Persistent(session);
+  data->sessionGroupCtor = Napi::Persistent(sessionGroup);
   data->embeddingCtor = Napi::Persistent(embedding);
   env.SetInstanceData<AddonData>(data);
   // Runs before the environment's instance data is freed: stop and wait for native work.
@@ -41,6 +44,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("AbortHandle", abortHandle);
   exports.Set("Model", model);
   exports.Set("Session", session);
+  exports.Set("SessionGroup", sessionGroup);
   exports.Set("Embedding", embedding);
   exports.Set("loadModel", Napi::Function::New(env, Model::Load, "loadModel"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));

@@ -11,6 +11,7 @@ struct AddonData {
   Napi::FunctionReference abortHandleCtor;
   Napi::FunctionReference modelCtor;
   Napi::FunctionReference sessionCtor;
+  Napi::FunctionReference sessionGroupCtor;
   Napi::FunctionReference embeddingCtor;
   RegistryPtr work = std::make_shared<WorkRegistry>();
 

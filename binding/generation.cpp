@@ -7,7 +7,6 @@
 #include "errors.h"
 #include "logging.h"
 #include "mtmd-helper.h"
-#include "session_file.h"
 #include "text_stream.h"
 
 namespace llava {
@@ -18,41 +17,6 @@ using Clock = std::chrono::steady_clock;
 double MsSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
 
 }  // namespace
-
-void EnsureContext(SessionState& s) {
-  if (s.ctx) return;
-  const ModelState& m = *s.model;
-  llama_context_params cp = llama_context_default_params();
-  cp.n_ctx = s.params.contextSize;
-  uint32_t ubatch = std::max<uint32_t>(1, s.params.ubatchSize);
-  // Images with non-causal attention (Gemma 3) must sit in one micro-batch; a smaller one would
-  // trip llama.cpp's batch assertions.
-  if (m.imageNonCausal) ubatch = std::max<uint32_t>(ubatch, static_cast<uint32_t>(m.imageTokens));
-  cp.n_ubatch = ubatch;
-  cp.n_batch = std::max<uint32_t>(s.params.batchSize, ubatch);
-  cp.n_seq_max = 1;
-  cp.n_threads = s.params.threads;
-  cp.n_threads_batch = s.params.threadsBatch;
-  cp.flash_attn_type = s.params.flashAttention < 0   ? LLAMA_FLASH_ATTN_TYPE_AUTO
-                       : s.params.flashAttention == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
-                                                      : LLAMA_FLASH_ATTN_TYPE_ENABLED;
-  cp.no_perf = true;
-  cp.abort_callback = [](void* data) -> bool {
-    auto* st = static_cast<SessionState*>(data);
-    std::atomic<bool>* flag = st->abortFlag;
-    return flag != nullptr && flag->load();
-  };
-  cp.abort_callback_data = &s;
-  ClearLastLlamaError();
-  s.ctx = llama_init_from_model(m.model, cp);
-  if (!s.ctx) {
-    std::string why = LastLlamaError();
-    Throw("ERR_INTERNAL", "llama.cpp could not create a context of " + std::to_string(s.params.contextSize) + " tokens" +
-                              (why.empty() ? std::string() : ": " + why) + ". Try a smaller contextSize.");
-  }
-  s.cached.clear();
-  s.nPast = 0;
-}
 
 namespace {
 
@@ -194,11 +158,13 @@ void CheckDecode(int32_t rc, std::atomic<bool>& abort) {
 GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::atomic<bool>& abort,
                              const std::function<void(StreamPiece&&)>& emit) {
   GenerateResult result;
-  EnsureContext(s);
+  ContextState& c = *s.context;
+  llama_context* ctx = c.Ensure();
   const ModelState& m = *s.model;
   const llama_vocab* vocab = m.vocab();
-  const llama_pos nCtx = static_cast<llama_pos>(llama_n_ctx(s.ctx));
-  const int32_t nBatch = static_cast<int32_t>(llama_n_batch(s.ctx));
+  const llama_seq_id seq = s.seq;
+  const llama_pos nCtx = static_cast<llama_pos>(c.SequenceContext());
+  const int32_t nBatch = static_cast<int32_t>(llama_n_batch(ctx));
 
   ChunksOwner owner;
   const auto tImages = Clock::now();
@@ -222,24 +188,21 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     ~SamplerGuard() { llama_sampler_free(p); }
   } samplerGuard{smpl};
 
-  s.abortFlag = &abort;
-  struct AbortReset {
-    SessionState& s;
-    ~AbortReset() { s.abortFlag = nullptr; }
-  } abortReset{s};
-
   // Keep what the cache already holds of this prompt; the last item is always evaluated again so
-  // that its logits exist.
-  llama_memory_t mem = llama_get_memory(s.ctx);
+  // that its logits exist. The context may be shared, so its memory is touched only on the
+  // compute thread, between decodes.
+  llama_memory_t mem = llama_get_memory(ctx);
   size_t keep = req.reuseCache ? CommonPrefix(s.cached, items) : 0;
   if (keep == items.size()) keep--;
   llama_pos keepPos = 0;
   for (size_t i = 0; i < keep; i++) keepPos += items[i].key.nPos;
-  if (keep == 0 || !llama_memory_seq_rm(mem, 0, keepPos, -1)) {
-    llama_memory_clear(mem, true);
-    keep = 0;
-    keepPos = 0;
-  }
+  ComputeThread::Run([&] {
+    if (keep == 0 || !llama_memory_seq_rm(mem, seq, keepPos, -1)) {
+      llama_memory_seq_rm(mem, seq, -1, -1);
+      keep = 0;
+      keepPos = 0;
+    }
+  });
   s.cached.resize(keep);
   s.nPast = keepPos;
   for (size_t k = 0; k < keep; k++) result.reusedTokens += items[k].nTokens;
@@ -261,35 +224,44 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   for (const auto& r : images) held.push_back(r.e);
   s.held = std::move(held);
 
-  // Evaluate the rest of the prompt: runs of text tokens in batches, images from their embeddings.
-  const auto tPrompt = Clock::now();
-  llama_batch batch = llama_batch_init(nBatch, 0, 1);
-  struct BatchGuard {
-    llama_batch& b;
-    ~BatchGuard() { llama_batch_free(b); }
-  } batchGuard{batch};
-
+  // From here on every step goes through the context's batcher, together with the steps of the
+  // group's other sessions.
+  Batcher& batcher = c.batcher();
+  BatcherMembership membership(batcher);
   auto rollback = [&](size_t items_ok, llama_pos pos_ok) {
-    llama_memory_seq_rm(mem, 0, pos_ok, -1);
+    ComputeThread::Run([&] { llama_memory_seq_rm(mem, seq, pos_ok, -1); });
     s.cached.resize(items_ok);
     s.nPast = pos_ok;
   };
 
+  // Evaluate the rest of the prompt: runs of text tokens in batches, images from their embeddings.
+  // The last batch samples the first generated token.
+  const auto tPrompt = Clock::now();
+  std::vector<llama_token> tokens;
+  tokens.reserve(static_cast<size_t>(nBatch));
+  llama_token next = -1;
   size_t i = keep;
   while (i < items.size()) {
     if (abort.load()) Throw("ERR_ABORTED", "generation was aborted");
     const size_t startItems = s.cached.size();
     const llama_pos startPos = s.nPast;
+    DecodeJob job;
+    job.seq = seq;
+    job.abort = &abort;
     if (items[i].chunk) {
       llama_pos newPast = s.nPast;
       const auto tImage = Clock::now();
       EmbeddingState& e = *images[static_cast<size_t>(items[i].source)].e;
       float* embd = e.chunks[static_cast<size_t>(items[i].part)].data();
-      int32_t rc = ComputeThread::Run(
-          [&] { return mtmd_helper_decode_image_chunk(m.vision, s.ctx, items[i].chunk, embd, s.nPast, 0, nBatch, &newPast, nullptr, nullptr); });
-      if (rc != 0) {
+      const mtmd_input_chunk* chunk = items[i].chunk;
+      const llama_pos past = s.nPast;
+      job.exclusive = [&, chunk, embd, past] {
+        return mtmd_helper_decode_image_chunk(m.vision, ctx, chunk, embd, past, seq, nBatch, &newPast, nullptr, nullptr);
+      };
+      batcher.Submit(job);
+      if (job.rc != 0) {
         rollback(startItems, startPos);
-        CheckDecode(rc == -1 ? -1 : (abort.load() ? 2 : rc), abort);
+        CheckDecode(job.rc == -1 ? -1 : (abort.load() ? 2 : job.rc), abort);
       }
       s.cached.push_back(items[i].key);
       s.nPast = newPast;
@@ -297,28 +269,28 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       i++;
       continue;
     }
-    batch.n_tokens = 0;
+    tokens.clear();
     const size_t batchStart = i;
-    while (i < items.size() && !items[i].chunk && batch.n_tokens < nBatch) {
-      const int32_t k = batch.n_tokens++;
-      batch.token[k] = items[i].key.token;
-      batch.pos[k] = s.nPast + k;
-      batch.n_seq_id[k] = 1;
-      batch.seq_id[k][0] = 0;
-      batch.logits[k] = (i == items.size() - 1);
-      i++;
-    }
-    int32_t rc = ComputeThread::Run([&] { return llama_decode(s.ctx, batch); });
-    if (rc != 0) {
+    while (i < items.size() && !items[i].chunk && static_cast<int32_t>(tokens.size()) < nBatch) tokens.push_back(items[i++].key.token);
+    const bool last = i == items.size();
+    job.tokens = tokens.data();
+    job.nTokens = static_cast<int32_t>(tokens.size());
+    job.pos = s.nPast;
+    job.logitsLast = last;
+    job.sampler = last && req.maxTokens > 0 ? smpl : nullptr;
+    batcher.Submit(job);
+    if (job.stepJobs > 1) result.sharedDecodes++;
+    if (job.rc != 0) {
       rollback(startItems, startPos);
-      CheckDecode(rc, abort);
+      CheckDecode(job.rc, abort);
     }
     for (size_t k = batchStart; k < i; k++) s.cached.push_back(items[k].key);
-    s.nPast += batch.n_tokens;
+    s.nPast += job.nTokens;
+    if (last) next = job.sampled;
   }
   result.promptMs = MsSince(tPrompt);
 
-  // Sample.
+  // Generate: each step decodes the token sampled last and samples the one after it.
   const auto tGen = Clock::now();
   TextStream stream(req.stop);
   StreamPiece pending;
@@ -342,7 +314,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       result.stopReason = "contextFull";
       break;
     }
-    const llama_token tok = llama_sampler_sample(smpl, s.ctx, -1);
+    const llama_token tok = next;
     result.tokens.push_back(tok);
     if (llama_vocab_is_eog(vocab, tok)) {
       result.stopReason = "eos";
@@ -361,23 +333,27 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     }
     if (n + 1 == req.maxTokens) break;
 
-    batch.n_tokens = 1;
-    batch.token[0] = tok;
-    batch.pos[0] = s.nPast;
-    batch.n_seq_id[0] = 1;
-    batch.seq_id[0][0] = 0;
-    batch.logits[0] = true;
-    int32_t rc = ComputeThread::Run([&] { return llama_decode(s.ctx, batch); });
-    if (rc != 0) {
-      llama_memory_seq_rm(mem, 0, s.nPast, -1);
-      if (rc == 2 || abort.load()) {
+    DecodeJob job;
+    job.seq = seq;
+    job.abort = &abort;
+    job.tokens = &tok;
+    job.nTokens = 1;
+    job.pos = s.nPast;
+    job.logitsLast = true;
+    job.sampler = smpl;
+    batcher.Submit(job);
+    if (job.stepJobs > 1) result.sharedDecodes++;
+    if (job.rc != 0) {
+      ComputeThread::Run([&] { llama_memory_seq_rm(mem, seq, s.nPast, -1); });
+      if (job.rc == 2 || abort.load()) {
         result.stopReason = "aborted";
         break;
       }
-      CheckDecode(rc, abort);
+      CheckDecode(job.rc, abort);
     }
     s.cached.push_back(CacheItem{tok, {}, 1});
     s.nPast++;
+    next = job.sampled;
   }
   if (!stream.stopped()) {
     std::string rest = stream.Flush();

@@ -10,6 +10,7 @@
 #include "errors.h"
 #include "generation.h"
 #include "session_file.h"
+#include "session_group.h"
 #include "model.h"
 #include "promise_worker.h"
 
@@ -63,6 +64,7 @@ class GenerateWorker : public PromiseWorker {
     out.Set("stopReason", result_.stopReason);
     out.Set("promptTokens", result_.promptTokens);
     out.Set("reusedTokens", result_.reusedTokens);
+    out.Set("sharedDecodes", result_.sharedDecodes);
     out.Set("imageEncodes", result_.imageEncodes);
     out.Set("imageEncodeMs", result_.imageEncodeMs);
     out.Set("promptMs", result_.promptMs);
@@ -120,17 +122,23 @@ Napi::Function Session::Define(Napi::Env env) {
 
 Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(info) {
   Napi::Env env = info.Env();
-  if (info.Length() < 2 || !info[1].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "Session(model, params) expected");
+  if (info.Length() < 2 || !info[1].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "Session(model, params[, group]) expected");
   ModelPtr model = Model::FromValue(env, info[0])->State(env);
-  Napi::Object o = info[1].As<Napi::Object>();
   auto s = std::make_shared<SessionState>();
+  if (info.Length() > 2 && !info[2].IsUndefined()) {
+    ContextPtr group = SessionGroup::FromValue(env, info[2])->State(env);
+    if (group->model() != model) throw MakeError(env, "ERR_INVALID_ARGUMENT", "the session group belongs to another model");
+    const int32_t seq = group->ClaimSequence();
+    if (seq < 0) {
+      throw MakeError(env, "ERR_GROUP_FULL",
+                      "all " + std::to_string(group->sequences()) + " sessions of this group are in use; dispose one, or create the group with more sessions");
+    }
+    s->context = std::move(group);
+    s->seq = seq;
+  } else {
+    s->context = std::make_shared<ContextState>(model, ParseSessionParams(info[1].As<Napi::Object>()), 1);
+  }
   s->model = std::move(model);
-  s->params.contextSize = static_cast<uint32_t>(std::max(0.0, Num(o, "contextSize", 0)));
-  s->params.batchSize = static_cast<uint32_t>(std::max(1.0, Num(o, "batchSize", 2048)));
-  s->params.ubatchSize = static_cast<uint32_t>(std::max(1.0, Num(o, "ubatchSize", 512)));
-  s->params.threads = static_cast<int32_t>(std::max(1.0, Num(o, "threads", 4)));
-  s->params.threadsBatch = static_cast<int32_t>(std::max(1.0, Num(o, "threadsBatch", s->params.threads)));
-  s->params.flashAttention = static_cast<int32_t>(Num(o, "flashAttention", -1));
   state_ = std::move(s);
 }
 
@@ -175,12 +183,14 @@ Napi::Value Session::Generate(const Napi::CallbackInfo& info) {
   return p;
 }
 
+// Only the record is cleared here, on the JS thread: the context may be decoding for another
+// session of its group. The sequence's cells are removed by the next generation (which then
+// finds nothing to reuse) or trimmed by save().
 Napi::Value Session::Reset(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   SessionPtr s = State(env);
   if (s->busy.load()) throw MakeError(env, "ERR_BUSY", "reset() while the session is generating; wait for it to finish");
   std::lock_guard<std::mutex> lock(s->mutex);
-  if (s->ctx) llama_memory_clear(llama_get_memory(s->ctx), true);
   s->cached.clear();
   s->held.clear();
   s->nPast = 0;
@@ -195,7 +205,7 @@ Napi::Value Session::CacheInfo(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("cachedItems", static_cast<double>(s->cached.size()));
   out.Set("positions", s->nPast);
-  out.Set("contextSize", s->ctx ? static_cast<double>(llama_n_ctx(s->ctx)) : static_cast<double>(s->params.contextSize));
+  out.Set("contextSize", static_cast<double>(s->context->SequenceContext()));
   return out;
 }
 

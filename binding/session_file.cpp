@@ -4,6 +4,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "compute_thread.h"
 #include "errors.h"
 
 namespace llava {
@@ -71,16 +72,64 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// llama.cpp writes a sequence's state as [magic][seq id], then its KV cache as [stream count] and,
+// per stream, [cell count][cells];
+// every stream but the sequence's own is empty. It restores into the destination sequence's
+// stream, but insists on the same stream count, and a session group has one stream per session.
+// For a plain KV cache the state is rewritten to a given stream count, so a session saved in a
+// group restores into a plain session or a group of another size. Other memories (sliding
+// window, recurrent) hold several such blocks and are kept as they are.
+bool RestreamableKv(const llama_model* model) {
+  return llama_model_n_swa(model) == 0 && !llama_model_is_recurrent(model) && !llama_model_is_hybrid(model);
+}
+
+bool Restream(const uint8_t* data, size_t size, uint32_t streams, std::vector<uint8_t>& out) {
+  auto u32At = [&](size_t off) {
+    uint32_t v;
+    std::memcpy(&v, data + off, sizeof(v));
+    return v;
+  };
+  constexpr uint32_t kStateMagic = 0xaf143cd8;  // llama-context.cpp's io_magic
+  constexpr size_t kPrefix = 8;
+  if (size < kPrefix + 4 || u32At(0) != kStateMagic) return false;
+  const uint32_t have = u32At(kPrefix);
+  if (have == 0 || size < kPrefix + 4 + 4ull * have) return false;
+  size_t off = kPrefix + 4;
+  uint32_t leading = 0;
+  while (leading < have && u32At(off) == 0) {
+    off += 4;
+    leading++;
+  }
+  const uint32_t zero = 0;
+  auto put = [&](const void* p, size_t n) { out.insert(out.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n); };
+  out.clear();
+  put(data, kPrefix);
+  put(&streams, 4);
+  if (leading == have) {  // the sequence holds nothing
+    if (off != size) return false;
+    for (uint32_t i = 0; i < streams; i++) put(&zero, 4);
+    return true;
+  }
+  const size_t trailing = 4ull * (have - 1 - leading);
+  if (size - off < 4 + trailing) return false;
+  for (size_t t = size - trailing; t < size; t += 4) {
+    if (u32At(t) != 0) return false;
+  }
+  put(data + off, size - off - trailing);
+  for (uint32_t i = 1; i < streams; i++) put(&zero, 4);
+  return true;
+}
+
 }  // namespace
 
 void SaveSession(SessionState& s, const std::string& path) {
-  EnsureContext(s);
+  llama_context* ctx = s.context->Ensure();
   Writer w;
   w.Bytes(kMagic, sizeof(kMagic));
   w.Put(kVersion);
   Identity id = IdentityOf(*s.model);
   w.Put(id);
-  w.Put(static_cast<uint32_t>(llama_n_ctx(s.ctx)));
+  w.Put(static_cast<uint32_t>(s.context->SequenceContext()));
   w.Put(static_cast<int32_t>(s.nPast));
   w.Put(static_cast<uint64_t>(s.cached.size()));
   for (const auto& item : s.cached) {
@@ -89,9 +138,21 @@ void SaveSession(SessionState& s, const std::string& path) {
     w.Put(static_cast<uint32_t>(item.imageId.size()));
     w.Bytes(item.imageId.data(), item.imageId.size());
   }
-  const size_t size = llama_state_seq_get_size(s.ctx, 0);
-  std::vector<uint8_t> state(size);
-  const size_t written = llama_state_seq_get_data(s.ctx, state.data(), state.size(), 0);
+  // The context may be shared with a group's other sessions: read it between their decodes. Cells
+  // past what the record describes (left by a reset or an earlier owner of the sequence) go first.
+  std::vector<uint8_t> state;
+  size_t size = 0, written = 0;
+  ComputeThread::Run([&] {
+    llama_memory_seq_rm(llama_get_memory(ctx), s.seq, s.nPast, -1);
+    size = llama_state_seq_get_size(ctx, s.seq);
+    state.resize(size);
+    written = llama_state_seq_get_data(ctx, state.data(), state.size(), s.seq);
+  });
+  std::vector<uint8_t> oneStream;
+  if (written > 0 && RestreamableKv(s.model->model) && Restream(state.data(), written, 1, oneStream)) {
+    state.swap(oneStream);
+    written = state.size();
+  }
   if (written == 0 && size != 0) Throw("ERR_INTERNAL", "llama.cpp could not copy the session state");
   w.Put(static_cast<uint64_t>(written));
   w.Bytes(state.data(), written);
@@ -151,18 +212,32 @@ void LoadSession(SessionState& s, const std::string& path) {
   const uint64_t stateLen = r.Get<uint64_t>();
   const char* state = r.Take(static_cast<size_t>(stateLen));
 
-  EnsureContext(s);
-  if (static_cast<uint32_t>(nPast) > llama_n_ctx(s.ctx)) {
+  llama_context* ctx = s.context->Ensure();
+  if (static_cast<uint32_t>(nPast) > s.context->SequenceContext()) {
     Throw("ERR_CONTEXT_OVERFLOW", "the saved session holds " + std::to_string(nPast) + " positions (saved with a context of " +
                                       std::to_string(savedCtx) + "); restore it into a session with contextSize of at least that");
   }
-  llama_memory_clear(llama_get_memory(s.ctx), true);
   s.cached.clear();
   s.held.clear();
   s.nPast = 0;
-  if (stateLen > 0 && llama_state_seq_set_data(s.ctx, reinterpret_cast<const uint8_t*>(state), static_cast<size_t>(stateLen), 0) == 0) {
-    llama_memory_clear(llama_get_memory(s.ctx), true);
-    Throw("ERR_INVALID_ARGUMENT", "llama.cpp refused the state in " + path + " (a different context configuration?)");
+  const uint8_t* stateData = reinterpret_cast<const uint8_t*>(state);
+  size_t stateSize = static_cast<size_t>(stateLen);
+  std::vector<uint8_t> restreamed;
+  if (stateLen > 0 && RestreamableKv(s.model->model) && Restream(stateData, stateSize, s.context->sequences(), restreamed)) {
+    stateData = restreamed.data();
+    stateSize = restreamed.size();
+  }
+  const bool restored = ComputeThread::Run([&] {
+    llama_memory_t mem = llama_get_memory(ctx);
+    llama_memory_seq_rm(mem, s.seq, -1, -1);
+    if (stateSize == 0) return true;
+    if (llama_state_seq_set_data(ctx, stateData, stateSize, s.seq) != 0) return true;
+    llama_memory_seq_rm(mem, s.seq, -1, -1);
+    return false;
+  });
+  if (!restored) {
+    Throw("ERR_INVALID_ARGUMENT", "llama.cpp refused the state in " + path +
+                                      " (saved with another context configuration, such as a session group of another size?)");
   }
   s.cached = std::move(items);
   s.nPast = nPast;

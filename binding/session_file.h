@@ -12,7 +12,4 @@ namespace llava {
 void SaveSession(SessionState& s, const std::string& path);
 void LoadSession(SessionState& s, const std::string& path);
 
-// Creates the session's llama_context if it does not exist yet.
-void EnsureContext(SessionState& s);
-
 }  // namespace llava

@@ -1,26 +1,19 @@
 #pragma once
-// One conversation: a llama_context (its KV cache) over a shared model, and a record of what the
-// cache holds so that a following prompt with the same prefix is not evaluated again.
+// One conversation: a sequence of a llama_context (its part of the KV cache) over a shared model,
+// and a record of what the cache holds so that a following prompt with the same prefix is not
+// evaluated again.
 #include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <string>
 #include <vector>
 
+#include "context_state.h"
 #include "embedding.h"
 #include "model_state.h"
 #include "sampler.h"
 
 namespace llava {
-
-struct SessionParams {
-  uint32_t contextSize = 0;  // 0 = the model's training context
-  uint32_t batchSize = 2048;
-  uint32_t ubatchSize = 512;
-  int32_t threads = 4;
-  int32_t threadsBatch = 4;
-  int32_t flashAttention = -1;  // -1 auto, 0 off, 1 on
-};
 
 // One position-run in the KV cache: a text token, or a whole image chunk.
 struct CacheItem {
@@ -32,17 +25,18 @@ struct CacheItem {
 
 struct SessionState {
   ModelPtr model;
-  SessionParams params;
-  llama_context* ctx = nullptr;
+  ContextPtr context;        // shared with the other sessions of a group
+  llama_seq_id seq = 0;      // this session's sequence in the context
   std::mutex mutex;
   std::atomic<bool> busy{false};
-  std::atomic<bool>* abortFlag = nullptr;  // the running operation's flag, read by llama's abort callback
-  std::vector<CacheItem> cached;           // what the KV cache holds, in order
+  std::vector<CacheItem> cached;           // what this sequence of the KV cache holds, in order
   llama_pos nPast = 0;
   std::vector<EmbeddingPtr> held;          // embeddings of the images the cache holds, kept alive for reuse
 
+  // The sequence's cells are left as they are: the next session to claim it starts by removing
+  // them on the compute thread, so that dropping a session never waits for another's decode.
   ~SessionState() {
-    if (ctx) llama_free(ctx);
+    if (context) context->ReleaseSequence(seq);
   }
 };
 
@@ -85,6 +79,7 @@ struct GenerateResult {
   double imagePrefillMs = 0;  // part of promptMs spent decoding image tokens
   int32_t generatedTokens = 0;
   double generateMs = 0;
+  int32_t sharedDecodes = 0;  // decode steps that also carried other sessions' tokens
 };
 
 }  // namespace llava

@@ -7,6 +7,8 @@ export type { LoadModelOptions, ModelInfo, EncodeImageOptions } from './model'
 export { ImageEmbedding } from './image'
 export type { ImageInput, RawImage } from './image'
 export { Session } from './session'
+export { SessionGroup } from './session-group'
+export type { SessionGroupOptions } from './session-group'
 export type {
   SessionOptions,
   GenerateOptions,

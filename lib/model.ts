@@ -9,6 +9,7 @@ import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
 import type { NativeModel, NativeModelInfo } from './native-types'
 import { Session, type SessionOptions, SESSION_OPTION_KEYS, resolveSessionOptions } from './session'
+import { SessionGroup, type SessionGroupOptions, checkGroupSize } from './session-group'
 import * as v from './validate'
 
 /** Options for {@link loadModel}. */
@@ -112,6 +113,7 @@ export class Model {
   readonly #lifetime = new Lifetime('model')
   readonly #sessions = new WeakObjectSet<Session>()
   readonly #embeddings = new WeakObjectSet<ImageEmbedding>()
+  readonly #groups = new WeakObjectSet<SessionGroup>()
 
   /** @internal */
   constructor(native: NativeModel, defaults: ModelDefaults) {
@@ -175,6 +177,21 @@ export class Model {
     const session = new Session(this, resolveSessionOptions(o, this), (s) => this.#sessions.delete(s))
     this.#sessions.add(session)
     return session
+  }
+
+  /**
+   * Creates a group of up to `sessions` conversations that share one context, so that their
+   * tokens are decoded together when they run at the same time (see {@link SessionGroup}).
+   * `contextSize` is per session.
+   */
+  createSessionGroup(options: SessionGroupOptions): SessionGroup {
+    this.assertAlive()
+    if (options === null || typeof options !== 'object') throw v.invalid('createSessionGroup options', 'an options object with `sessions`', options)
+    v.checkKeys('createSessionGroup()', options, [...SESSION_OPTION_KEYS, 'sessions'])
+    const size = checkGroupSize(options.sessions)
+    const group = new SessionGroup(this, resolveSessionOptions(options, this), size, (g) => this.#groups.delete(g))
+    this.#groups.add(group)
+    return group
   }
 
   /** Token ids of `text`. `addSpecial` adds BOS as the model wants (default false); `parseSpecial` reads special-token text such as `</s>` as the token (default false). */
@@ -272,6 +289,7 @@ export class Model {
       () => undefined,
       async () => {
         await Promise.all(this.#sessions.values().map((s) => s.dispose()))
+        await Promise.all(this.#groups.values().map((g) => g.dispose()))
         await Promise.all(this.#embeddings.values().map((e) => e.dispose()))
         this.native.dispose()
       },

@@ -134,6 +134,7 @@ export interface NativeGenerateResult {
   stopReason: 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull'
   promptTokens: number
   reusedTokens: number
+  sharedDecodes: number
   imageEncodes: number
   imageEncodeMs: number
   promptMs: number
@@ -151,9 +152,15 @@ export interface NativeSession {
   dispose(): void
 }
 
+export interface NativeSessionGroup {
+  freeSessions(): number
+  dispose(): void
+}
+
 export interface NativeBinding {
   AbortHandle: new () => NativeAbortHandle
-  Session: new (model: NativeModel, params: NativeSessionParams) => NativeSession
+  Session: new (model: NativeModel, params: NativeSessionParams, group?: NativeSessionGroup) => NativeSession
+  SessionGroup: new (model: NativeModel, params: NativeSessionParams, sessions: number) => NativeSessionGroup
   loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>
   systemInfo(): NativeSystemInfo
   setLogCallback(fn: ((level: string, message: string) => void) | null, minLevel?: string): void

@@ -5,7 +5,15 @@ import { LlavaError, fromNative } from './errors'
 import { ImageEmbedding, type ImageInput, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
-import type { NativeGenerateRequest, NativeGenerateResult, NativeImageInput, NativePiece, NativeSession, NativeSessionParams } from './native-types'
+import type {
+  NativeGenerateRequest,
+  NativeGenerateResult,
+  NativeImageInput,
+  NativePiece,
+  NativeSession,
+  NativeSessionGroup,
+  NativeSessionParams,
+} from './native-types'
 import { binding } from './native'
 import * as v from './validate'
 
@@ -131,6 +139,8 @@ export interface CompletionResult {
     imagePrefillMs: number
     generatedTokens: number
     generateMs: number
+    /** Decode steps of this call that also evaluated other sessions' tokens (session groups only). */
+    sharedDecodes: number
   }
 }
 
@@ -154,11 +164,15 @@ export class Session {
   readonly #running = new Set<() => void>()
 
   /** @internal */
-  constructor(model: Model, params: NativeSessionParams, onDispose: (s: Session) => void) {
+  constructor(model: Model, params: NativeSessionParams, onDispose: (s: Session) => void, group?: NativeSessionGroup) {
     this.#model = model
     this.#params = params
     this.#onDispose = onDispose
-    this.#native = new (binding().Session)(model.native, params)
+    try {
+      this.#native = new (binding().Session)(model.native, params, group)
+    } catch (err) {
+      throw fromNative(err)
+    }
   }
 
   /** The context size this session was created with. */
@@ -417,6 +431,7 @@ export class Session {
           imageEncodes: raw.imageEncodes,
           promptTokens: raw.promptTokens,
           reusedTokens: raw.reusedTokens,
+          sharedDecodes: raw.sharedDecodes,
           promptMs: raw.promptMs,
           imagePrefillMs: raw.imagePrefillMs,
           generatedTokens: raw.generatedTokens,

@@ -4,10 +4,17 @@
 // set of options, then builds incrementally (a no-op rebuild takes seconds).
 //
 //   node scripts/build-native.js [--backend cpu|cuda|vulkan|metal] [--reference] [--sanitize]
-//                                [--portable] [--build-dir DIR] [-- <extra cmake -D options>]
+//                                [--portable] [--cuda-arch LIST] [--build-dir DIR]
+//                                [-- <extra cmake -D options>]
 // The same choices can come from the environment: LLAVA_NATIVE_BACKEND, LLAVA_NATIVE_REFERENCE=1,
 // LLAVA_NATIVE_SANITIZE=1, LLAVA_NATIVE_PORTABLE=1, LLAVA_NATIVE_CMAKE_ARGS="-DX=Y ...",
-// LLAVA_NATIVE_VULKAN_INCLUDE_DIR (Vulkan headers to use), LLAVA_NATIVE_BUILD_DIR.
+// LLAVA_NATIVE_VULKAN_INCLUDE_DIR (Vulkan headers to use), LLAVA_NATIVE_CUDA_ARCHITECTURES,
+// LLAVA_NATIVE_BUILD_DIR.
+//
+// CUDA architectures: `native` (the GPUs in this machine) when nvidia-smi sees one, otherwise
+// DEFAULT_CUDA_ARCHITECTURES. Each real architecture adds about half an hour of compile time on
+// two cores, so the default list is short: SASS for Ampere (86), Ada (89) and Hopper (90), and
+// PTX for Turing (75) that the driver compiles once on first use, which also covers the A100.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -15,6 +22,7 @@ const os = require('node:os')
 const path = require('node:path')
 
 const root = path.resolve(__dirname, '..')
+const DEFAULT_CUDA_ARCHITECTURES = '75-virtual;86-real;89-real;90-real'
 let buildDir = path.resolve(root, process.env.LLAVA_NATIVE_BUILD_DIR || 'build')
 
 function truthy(v) {
@@ -27,6 +35,7 @@ function parseArgs(argv) {
     reference: truthy(process.env.LLAVA_NATIVE_REFERENCE),
     sanitize: truthy(process.env.LLAVA_NATIVE_SANITIZE),
     portable: truthy(process.env.LLAVA_NATIVE_PORTABLE),
+    cudaArch: process.env.LLAVA_NATIVE_CUDA_ARCHITECTURES || '',
     extra: (process.env.LLAVA_NATIVE_CMAKE_ARGS || '').split(/\s+/).filter(Boolean),
   }
   for (let i = 0; i < argv.length; i++) {
@@ -36,6 +45,8 @@ function parseArgs(argv) {
     else if (a === '--reference') opts.reference = true
     else if (a === '--sanitize') opts.sanitize = true
     else if (a === '--portable') opts.portable = true
+    else if (a === '--cuda-arch') opts.cudaArch = argv[++i]
+    else if (a.startsWith('--cuda-arch=')) opts.cudaArch = a.slice('--cuda-arch='.length)
     else if (a === '--build-dir') buildDir = path.resolve(argv[++i])
     else if (a.startsWith('-D')) opts.extra.push(a)
     else if (a === '--') continue
@@ -52,6 +63,11 @@ function parseArgs(argv) {
   return opts
 }
 
+function hasNvidiaGpu() {
+  const r = spawnSync('nvidia-smi', ['-L'], { encoding: 'utf8' })
+  return r.status === 0 && /GPU \d+:/.test(r.stdout)
+}
+
 function cmakeDefines(opts) {
   const d = [
     `-DGGML_CUDA=${opts.backend === 'cuda' ? 'ON' : 'OFF'}`,
@@ -62,6 +78,10 @@ function cmakeDefines(opts) {
   if (opts.backend === 'vulkan' && process.env.LLAVA_NATIVE_VULKAN_INCLUDE_DIR) {
     // Headers newer than the distribution's (scripts/vulkan/setup-debian.sh prepares them on Debian 12).
     d.push(`-DVulkan_INCLUDE_DIR=${process.env.LLAVA_NATIVE_VULKAN_INCLUDE_DIR}`)
+  }
+  if (opts.backend === 'cuda') {
+    const arch = opts.cudaArch || (hasNvidiaGpu() ? 'native' : DEFAULT_CUDA_ARCHITECTURES)
+    d.push(`-DCMAKE_CUDA_ARCHITECTURES=${arch}`)
   }
   if (process.platform === 'darwin') d.push(`-DGGML_METAL=${opts.backend === 'metal' || opts.backend === 'cpu' ? 'ON' : 'OFF'}`)
   if (opts.portable) d.push('-DLLAVA_NATIVE_PORTABLE=ON')

@@ -129,3 +129,32 @@ async function runReference({ root, model, mmproj, image, nPredict, threads, con
 }
 
 module.exports = { cliPath, parseCliLog, promptFromPerf, rssMethod, runReference }
+
+function batchedBenchPath(root) {
+  return path.join(root, 'build', 'bin', process.platform === 'win32' ? 'llama-batched-bench.exe' : 'llama-batched-bench')
+}
+
+/**
+ * llama-batched-bench on the text model: decoding speed for 1 and for `sessions` sequences at once,
+ * each with a `promptTokens` prompt and `nPredict` generated tokens, one KV stream per sequence.
+ * Returns { oneSessionGenTokPerS, genTokPerS, scaling } from its S_TG column.
+ */
+async function runBatchedBench({ root, model, threads, contextSize, nPredict, sessions = 4, promptTokens = 16, timeoutMs }) {
+  const bin = batchedBenchPath(root)
+  const args = ['-m', model, '-c', String(contextSize * sessions), '-b', '2048', '-ub', '512', '-npp', String(promptTokens),
+    '-ntg', String(nPredict), '-npl', `1,${sessions}`, '-t', String(threads), '-tb', String(threads)]
+  const run = await runChild(bin, args, { timeoutMs })
+  const rows = {}
+  for (const line of `${run.stdout}\n${run.stderr}`.split('\n')) {
+    const cells = line.split('|').map((c) => c.trim()).filter(Boolean)
+    if (cells.length === 10 && /^\d+$/.test(cells[2])) rows[Number(cells[2])] = Number(cells[7])
+  }
+  const command = [path.relative(root, bin), ...args].join(' ')
+  if (run.code !== 0 || rows[1] === undefined || rows[sessions] === undefined) {
+    return { error: `llama-batched-bench failed (exit ${run.code}): ${tail(run.stderr || run.stdout, 800)}`, command }
+  }
+  return { oneSessionGenTokPerS: rows[1], genTokPerS: rows[sessions], scaling: round(rows[sessions] / rows[1]), command }
+}
+
+module.exports.batchedBenchPath = batchedBenchPath
+module.exports.runBatchedBench = runBatchedBench

@@ -30,9 +30,11 @@ const FIGURES = [
   { key: 'turn2Speedup', label: '2nd turn: 1st TTFT / 2nd TTFT (bar: >= 10)', unit: 'x', better: 'higher' },
   { key: 'turn2.reusedTokens', label: '2nd turn: reused tokens', unit: 'tok', better: null },
   { key: 'turn2.promptTokens', label: '2nd turn: prompt tokens', unit: 'tok', better: null },
-  { key: 'parallel.oneSessionTokPerS', label: '1 session alone (wall)', unit: 'tok/s', better: 'higher' },
-  { key: 'parallel.totalTokPerS', label: '4 sessions at once, total (wall)', unit: 'tok/s', better: 'higher' },
-  { key: 'parallel.scaling', label: '4 sessions / 1 session', unit: 'x', better: 'higher' },
+  { key: 'turn2.evaluatedTokens', label: '2nd turn: tokens evaluated', unit: 'tok', better: null },
+  { key: 'parallel.oneSessionGenTokPerS', label: '1 session alone, generation', unit: 'tok/s', better: 'higher', note: 'parallel' },
+  { key: 'parallel.genTokPerS', label: '4 sessions at once, generation total', unit: 'tok/s', better: 'higher', note: 'parallel' },
+  { key: 'parallel.scaling', label: '4 sessions / 1 session, generation', unit: 'x', better: 'higher' },
+  { key: 'parallel.totalTokPerS', label: '4 sessions at once, total (wall, prompts included)', unit: 'tok/s', better: 'higher' },
 ]
 
 const NOTES = {
@@ -41,6 +43,7 @@ const NOTES = {
   prompt: "prompt eval: llava-native: timings.promptMs; the others: llama_perf's prompt eval time minus the encode time, which it spans (its timer runs from the text decoded before the image to the first sampling).",
   ttft: 'time to first token, image encoded: llava-native: measured, complete() call to first onToken (the session creates its context at this first call); llama-mtmd-cli: its prompt eval (derived); @fugood/llama.node: measured from the image file minus its logged encode time (derived).',
   ttftFile: "time to first token from image file: @fugood/llama.node: measured (it encodes inside completion()); llava-native: encodeImage() + the above (derived); llama-mtmd-cli: llama_perf's prompt eval time, encoder included (derived).",
+  parallel: "4 sessions: llava-native: a session group of 4, each session its own prompt (~16 tokens) and 64 greedy tokens, total generated tokens over the longest generation phase; the reference column: llama-batched-bench on the same text model and threads (-npp 16 -ntg 64 -npl 1,4, separate KV streams as in a session group), its S_TG.",
   lagGen: 'event-loop lag, prefill + generate: for @fugood/llama.node this phase also encodes the image.',
 }
 

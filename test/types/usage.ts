@@ -1,5 +1,15 @@
 // Typical user code, type-checked (not run) by test/types.test.ts against the published .d.ts.
-import { type CompletionResult, type GeneratedPiece, ImageEmbedding, LlavaError, loadModel, setLogger, systemInfo } from 'llava-native'
+import {
+  type CompletionResult,
+  type GeneratedPiece,
+  ImageEmbedding,
+  LlavaError,
+  type Model,
+  SessionGroup,
+  loadModel,
+  setLogger,
+  systemInfo,
+} from 'llava-native'
 
 export async function describeImage(modelPath: string, mmprojPath: string, image: string | Buffer): Promise<string> {
   const controller = new AbortController()
@@ -42,9 +52,20 @@ export async function describeImage(modelPath: string, mmprojPath: string, image
   return text + result.text
 }
 
+export async function serve(model: Model, questions: string[]): Promise<string[]> {
+  await using group: SessionGroup = model.createSessionGroup({ sessions: questions.length, contextSize: 2048, threads: 2 })
+  const left: number = group.available
+  void left
+  const results = await Promise.all(questions.map((q) => group.createSession().chat([{ role: 'user', content: q }], { maxTokens: 32 })))
+  const shared: number = results[0].timings.sharedDecodes
+  void shared
+  return results.map((r) => r.text)
+}
+
 export function handle(err: unknown): string | undefined {
   if (err instanceof LlavaError) {
     switch (err.code) {
+      case 'ERR_GROUP_FULL':
       case 'ERR_CONTEXT_OVERFLOW':
       case 'ERR_IMAGE_DECODE':
         return err.message
@@ -63,4 +84,6 @@ export async function misuse(): Promise<void> {
   await model.encodeImage({ data: new Uint8Array(3), width: 1, height: 1, format: 'argb' })
   // @ts-expect-error temperature is a number
   await model.createSession().complete({ prompt: 'x', temperature: 'hot' })
+  // @ts-expect-error a group needs its number of sessions
+  model.createSessionGroup({ contextSize: 1024 })
 }

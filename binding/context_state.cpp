@@ -1,0 +1,88 @@
+#include "context_state.h"
+
+#include <algorithm>
+#include <string>
+
+#include "errors.h"
+#include "logging.h"
+
+namespace llava {
+
+ContextState::ContextState(ModelPtr model, SessionParams params, uint32_t sequences)
+    : model_(std::move(model)), params_(params), nSeq_(std::max<uint32_t>(1, sequences)), seqUsed_(nSeq_, false), batcher_(*this) {}
+
+ContextState::~ContextState() {
+  if (ctx_) llama_free(ctx_);
+}
+
+llama_context* ContextState::Ensure() {
+  std::lock_guard<std::mutex> lock(initMutex_);
+  if (ctx_) return ctx_;
+  const ModelState& m = *model_;
+  uint32_t perSeq = params_.contextSize;
+  if (perSeq == 0) perSeq = static_cast<uint32_t>(std::max<int32_t>(1, llama_model_n_ctx_train(m.model)));
+  llama_context_params cp = llama_context_default_params();
+  cp.n_ctx = perSeq * nSeq_;
+  cp.n_seq_max = nSeq_;
+  // One KV stream per sequence: each session gets its own contextSize and attends only to its own
+  // cells, instead of every session's tokens in a shared buffer.
+  cp.kv_unified = false;
+  uint32_t ubatch = std::max<uint32_t>(1, params_.ubatchSize);
+  // Images with non-causal attention (Gemma 3) must sit in one micro-batch; a smaller one would
+  // trip llama.cpp's batch assertions.
+  if (m.imageNonCausal) ubatch = std::max<uint32_t>(ubatch, static_cast<uint32_t>(m.imageTokens));
+  cp.n_ubatch = ubatch;
+  cp.n_batch = std::max<uint32_t>(params_.batchSize, ubatch);
+  cp.n_threads = params_.threads;
+  cp.n_threads_batch = params_.threadsBatch;
+  cp.flash_attn_type = params_.flashAttention < 0   ? LLAMA_FLASH_ATTN_TYPE_AUTO
+                       : params_.flashAttention == 0 ? LLAMA_FLASH_ATTN_TYPE_DISABLED
+                                                     : LLAMA_FLASH_ATTN_TYPE_ENABLED;
+  cp.no_perf = true;
+  cp.abort_callback = [](void* data) -> bool {
+    const auto& flags = static_cast<ContextState*>(data)->stepAborts;
+    if (flags.empty()) return false;
+    for (const auto* f : flags) {
+      if (f == nullptr || !f->load()) return false;
+    }
+    return true;
+  };
+  cp.abort_callback_data = this;
+  ClearLastLlamaError();
+  ctx_ = llama_init_from_model(m.model, cp);
+  if (!ctx_) {
+    std::string why = LastLlamaError();
+    Throw("ERR_INTERNAL", "llama.cpp could not create a context of " + std::to_string(cp.n_ctx) + " tokens" +
+                              (nSeq_ > 1 ? " (" + std::to_string(nSeq_) + " sessions of " + std::to_string(perSeq) + ")" : std::string()) +
+                              (why.empty() ? std::string() : ": " + why) + ". Try a smaller contextSize.");
+  }
+  return ctx_;
+}
+
+uint32_t ContextState::SequenceContext() const {
+  if (ctx_) return llama_n_ctx_seq(ctx_);
+  return params_.contextSize;
+}
+
+int32_t ContextState::ClaimSequence() {
+  std::lock_guard<std::mutex> lock(seqMutex_);
+  for (uint32_t i = 0; i < nSeq_; i++) {
+    if (!seqUsed_[i]) {
+      seqUsed_[i] = true;
+      return static_cast<int32_t>(i);
+    }
+  }
+  return -1;
+}
+
+void ContextState::ReleaseSequence(int32_t seq) {
+  std::lock_guard<std::mutex> lock(seqMutex_);
+  if (seq >= 0 && static_cast<uint32_t>(seq) < nSeq_) seqUsed_[static_cast<size_t>(seq)] = false;
+}
+
+uint32_t ContextState::FreeSequences() {
+  std::lock_guard<std::mutex> lock(seqMutex_);
+  return static_cast<uint32_t>(std::count(seqUsed_.begin(), seqUsed_.end(), false));
+}
+
+}  // namespace llava
