@@ -63,6 +63,9 @@ void Batcher::Lead(std::unique_lock<std::mutex>& lock) {
         ++it;
       }
     }
+    // With one KV stream per sequence, llama.cpp puts only consecutive, increasing sequence ids in
+    // one micro-batch: in arrival order, four sessions' tokens would take up to four passes.
+    std::sort(take.begin(), take.end(), [](const DecodeJob* a, const DecodeJob* b) { return a->seq < b->seq; });
   }
   lock.unlock();
   try {

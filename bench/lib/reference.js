@@ -139,7 +139,7 @@ function batchedBenchPath(root) {
  * each with a `promptTokens` prompt and `nPredict` generated tokens, one KV stream per sequence.
  * Returns { oneSessionGenTokPerS, genTokPerS, scaling } from its S_TG column.
  */
-async function runBatchedBench({ root, model, threads, contextSize, nPredict, sessions = 4, promptTokens = 16, timeoutMs }) {
+async function runBatchedBench({ root, model, threads, contextSize, nPredict, sessions = 4, promptTokens = 32, timeoutMs }) {
   const bin = batchedBenchPath(root)
   const args = ['-m', model, '-c', String(contextSize * sessions), '-b', '2048', '-ub', '512', '-npp', String(promptTokens),
     '-ntg', String(nPredict), '-npl', `1,${sessions}`, '-t', String(threads), '-tb', String(threads)]

@@ -43,7 +43,7 @@ const NOTES = {
   prompt: "prompt eval: llava-native: timings.promptMs; the others: llama_perf's prompt eval time minus the encode time, which it spans (its timer runs from the text decoded before the image to the first sampling).",
   ttft: 'time to first token, image encoded: llava-native: measured, complete() call to first onToken (the session creates its context at this first call); llama-mtmd-cli: its prompt eval (derived); @fugood/llama.node: measured from the image file minus its logged encode time (derived).',
   ttftFile: "time to first token from image file: @fugood/llama.node: measured (it encodes inside completion()); llava-native: encodeImage() + the above (derived); llama-mtmd-cli: llama_perf's prompt eval time, encoder included (derived).",
-  parallel: "4 sessions: llava-native: a session group of 4, each session its own prompt (~16 tokens) and 64 greedy tokens, total generated tokens over the longest generation phase; the reference column: llama-batched-bench on the same text model and threads (-npp 16 -ntg 64 -npl 1,4, separate KV streams as in a session group), its S_TG.",
+  parallel: "4 sessions: llava-native: a session group of 4, each session its own prompt (~30 tokens, evaluated first) then 64 greedy tokens, all four at once: total generated tokens over the longest generation phase; the reference column: llama-batched-bench on the same text model and threads (-npp 32 -ntg 64 -npl 1,4, one KV stream per sequence as in a session group), its S_TG.",
   lagGen: 'event-loop lag, prefill + generate: for @fugood/llama.node this phase also encodes the image.',
 }
 
