@@ -20,6 +20,18 @@ namespace llava {
 
 class ComputeThread {
  public:
+  // Queues f on the compute thread and returns at once; for releasing backend resources from
+  // whatever thread drops the last reference, without waiting for running work.
+  static void Post(std::function<void()> f) {
+    ComputeThread& self = Instance();
+    if (std::this_thread::get_id() == self.id_) return f();
+    {
+      std::lock_guard<std::mutex> lock(self.mutex_);
+      self.queue_.emplace_back(std::move(f));
+    }
+    self.cv_.notify_one();
+  }
+
   // Runs f on the compute thread and returns its result (or rethrows its exception). Calls made
   // from the compute thread itself run inline.
   template <typename F>

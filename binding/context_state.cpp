@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <string>
 
+#include "compute_thread.h"
 #include "errors.h"
 #include "logging.h"
 
@@ -11,8 +12,13 @@ namespace llava {
 ContextState::ContextState(ModelPtr model, SessionParams params, uint32_t sequences)
     : model_(std::move(model)), params_(params), nSeq_(std::max<uint32_t>(1, sequences)), seqUsed_(nSeq_, false), batcher_(*this) {}
 
+// GPU backends (lavapipe's Vulkan driver at least) are not safe against buffers being created or
+// freed on one thread while another submits work: the context is made and freed where it computes.
 ContextState::~ContextState() {
-  if (ctx_) llama_free(ctx_);
+  if (ctx_) {
+    llama_context* ctx = ctx_;
+    ComputeThread::Post([ctx] { llama_free(ctx); });
+  }
 }
 
 llama_context* ContextState::Ensure() {
@@ -49,7 +55,7 @@ llama_context* ContextState::Ensure() {
   };
   cp.abort_callback_data = this;
   ClearLastLlamaError();
-  ctx_ = llama_init_from_model(m.model, cp);
+  ctx_ = ComputeThread::Run([&] { return llama_init_from_model(m.model, cp); });
   if (!ctx_) {
     std::string why = LastLlamaError();
     Throw("ERR_INTERNAL", "llama.cpp could not create a context of " + std::to_string(cp.n_ctx) + " tokens" +

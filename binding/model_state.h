@@ -9,6 +9,7 @@
 #include <string>
 #include <unordered_map>
 
+#include "compute_thread.h"
 #include "llama.h"
 #include "mtmd.h"
 
@@ -37,9 +38,17 @@ struct ModelState {
 
   const llama_vocab* vocab() const { return llama_model_get_vocab(model); }
 
+  // Freed on the compute thread, after the contexts made from it (queued there first), so that no
+  // backend buffer is released while another thread submits work.
   ~ModelState() {
-    if (vision) mtmd_free(vision);
-    if (model) llama_model_free(model);
+    mtmd_context* v = vision;
+    llama_model* m = model;
+    if (v || m) {
+      ComputeThread::Post([v, m] {
+        if (v) mtmd_free(v);
+        if (m) llama_model_free(m);
+      });
+    }
   }
 };
 
