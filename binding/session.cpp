@@ -8,6 +8,7 @@
 #include "batched_callback.h"
 #include "embedding.h"
 #include "errors.h"
+#include "js_number.h"
 #include "generation.h"
 #include "session_file.h"
 #include "session_group.h"
@@ -103,13 +104,6 @@ class SessionTaskWorker : public PromiseWorker {
   SessionPtr session_;
   std::function<void(SessionState&)> task_;
 };
-
-double Num(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) return fallback;
-  double d = v.As<Napi::Number>().DoubleValue();
-  return d == d ? d : fallback;  // NaN never reaches llama.cpp
-}
 
 }  // namespace
 

@@ -4,20 +4,10 @@
 
 #include "addon_data.h"
 #include "errors.h"
+#include "js_number.h"
 #include "model.h"
 
 namespace llava {
-namespace {
-
-double Num(const Napi::Object& o, const char* key, double fallback) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsNumber()) return fallback;
-  double d = v.As<Napi::Number>().DoubleValue();
-  return d == d ? d : fallback;  // NaN never reaches llama.cpp
-}
-
-}  // namespace
-
 SessionParams ParseSessionParams(const Napi::Object& o) {
   SessionParams p;
   p.contextSize = static_cast<uint32_t>(std::min(16777216.0, std::max(0.0, Num(o, "contextSize", 0))));
