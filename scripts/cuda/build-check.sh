@@ -31,6 +31,7 @@ echo "cuda-check: $addon is $(du -m "$addon" | cut -f1) MiB; it needs:"
 readelf -d "$addon" | grep NEEDED | sed 's/^.*\[/  /; s/\]$//'
 readelf -d "$addon" | grep -q 'libcublas' || { echo "cuda-check: the addon does not link cuBLAS" >&2; exit 1; }
 # The kernels live in the .nv_fatbin section: its size shows that GPU code was compiled in.
-fatbin=$(readelf -S -W "$addon" | awk '$2 == ".nv_fatbin" { print strtonum("0x" $6) }')
-[ -n "$fatbin" ] && [ "$fatbin" -gt 0 ] || { echo "cuda-check: no GPU code (.nv_fatbin) in the addon" >&2; exit 1; }
-echo "cuda-check: GPU code (.nv_fatbin): $(( fatbin / 1048576 )) MiB"
+# (readelf -S -W: Name Type Address Off Size; parsed with sed, as mawk has no hex conversion.)
+fatbin_hex=$(readelf -S -W "$addon" | sed -n 's/.*\.nv_fatbin *[A-Z_]* *[0-9a-f]* *[0-9a-f]* *\([0-9a-f]*\).*/\1/p' | head -1)
+[ -n "$fatbin_hex" ] && [ $((16#$fatbin_hex)) -gt 0 ] || { echo "cuda-check: no GPU code (.nv_fatbin) in the addon" >&2; exit 1; }
+echo "cuda-check: GPU code (.nv_fatbin): $(( 16#$fatbin_hex / 1048576 )) MiB"
