@@ -1,0 +1,54 @@
+#!/usr/bin/env node
+'use strict'
+// What a busy JS thread costs the compute-bound phases: image encode and image-token prefill on the
+// benchmark preset, alternating runs with and without a 5 ms timer (the one `npm run bench` uses
+// to measure event-loop lag) in one process. On a machine with as many cores as compute threads,
+// every wake-up of the JS thread preempts one of them.
+//   node bench/timer-cost.js [--runs 8] [--threads N]
+const os = require('node:os')
+const path = require('node:path')
+const { writeTestImage } = require('./lib/image')
+
+const args = process.argv.slice(2)
+const opt = (name, fallback) => {
+  const i = args.indexOf(name)
+  return i >= 0 ? Number(args[i + 1]) : fallback
+}
+const runs = opt('--runs', 8)
+const threads = opt('--threads', typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length)
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b)
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
+}
+
+async function main() {
+  const { loadModel } = require('..')
+  const { ensurePair } = require('../dist/fixtures')
+  const image = writeTestImage(os.tmpdir(), 336, 336)
+  const model = await loadModel({ ...ensurePair('bench'), threads })
+  const res = { quiet: { encode: [], prefill: [] }, timer: { encode: [], prefill: [] } }
+  for (let i = 0; i < runs; i++) {
+    const mode = i % 2 ? 'timer' : 'quiet'
+    const timer = mode === 'timer' ? setInterval(() => undefined, 5) : null
+    const e = await model.encodeImage(image)
+    res[mode].encode.push(e.encodeMs)
+    const s = model.createSession({ contextSize: 4096 })
+    const r = await s.complete({ prompt: 'USER: <image>\nDescribe the image in detail.\nASSISTANT:', images: [e], maxTokens: 1, temperature: 0 })
+    res[mode].prefill.push(r.timings.imagePrefillMs)
+    await s.dispose()
+    await e.dispose()
+    if (timer) clearInterval(timer)
+  }
+  await model.dispose()
+  console.log(`${runs} runs alternating, ${threads} threads, ${path.basename(image)}; medians in ms`)
+  for (const phase of ['encode', 'prefill']) {
+    const q = median(res.quiet[phase])
+    const t = median(res.timer[phase])
+    console.log(`${phase.padEnd(8)} quiet ${q.toFixed(0)}  with a 5 ms timer ${t.toFixed(0)}  (${((t / q - 1) * 100).toFixed(1)}%)`)
+  }
+}
+
+main().catch((err) => {
+  console.error(err)
+  process.exit(1)
+})
