@@ -12,8 +12,8 @@
 // LLAVA_NATIVE_BUILD_DIR.
 //
 // CUDA architectures: `native` (the GPUs in this machine) when nvidia-smi sees one, otherwise
-// DEFAULT_CUDA_ARCHITECTURES. Each real architecture adds about half an hour of compile time on
-// two cores, so the default list is short: SASS for Ampere (86), Ada (89) and Hopper (90), and
+// DEFAULT_CUDA_ARCHITECTURES. A clean build for one architecture took 19.5 minutes on two cores
+// (sm_90, most of it ggml-cuda's kernels), so the default list is short: SASS for Ampere (86), Ada (89) and Hopper (90), and
 // PTX for Turing (75) that the driver compiles once on first use, which also covers the A100.
 
 const { spawnSync } = require('node:child_process')
