@@ -228,6 +228,10 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   // group's other sessions.
   Batcher& batcher = c.batcher();
   BatcherMembership membership(batcher);
+  auto submit = [&](DecodeJob& job) {
+    batcher.Submit(job);
+    if (job.stepJobs > 1) result.sharedDecodes++;
+  };
   auto rollback = [&](size_t items_ok, llama_pos pos_ok) {
     ComputeThread::Run([&] { llama_memory_seq_rm(mem, seq, pos_ok, -1); });
     s.cached.resize(items_ok);
@@ -258,7 +262,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       job.exclusive = [&, chunk, embd, past] {
         return mtmd_helper_decode_image_chunk(m.vision, ctx, chunk, embd, past, seq, nBatch, &newPast, nullptr, nullptr);
       };
-      batcher.Submit(job);
+      submit(job);
       if (job.rc != 0) {
         rollback(startItems, startPos);
         CheckDecode(job.rc == -1 ? -1 : (abort.load() ? 2 : job.rc), abort);
@@ -278,8 +282,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     job.pos = s.nPast;
     job.logitsLast = last;
     job.sampler = last && req.maxTokens > 0 ? smpl : nullptr;
-    batcher.Submit(job);
-    if (job.stepJobs > 1) result.sharedDecodes++;
+    submit(job);
     if (job.rc != 0) {
       rollback(startItems, startPos);
       CheckDecode(job.rc, abort);
@@ -341,8 +344,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     job.pos = s.nPast;
     job.logitsLast = true;
     job.sampler = smpl;
-    batcher.Submit(job);
-    if (job.stepJobs > 1) result.sharedDecodes++;
+    submit(job);
     if (job.rc != 0) {
       ComputeThread::Run([&] { llama_memory_seq_rm(mem, seq, s.nPast, -1); });
       if (job.rc == 2 || abort.load()) {

@@ -8,7 +8,8 @@ namespace llava {
 class Session : public Napi::ObjectWrap<Session> {
  public:
   static Napi::Function Define(Napi::Env env);
-  // new Session(model, { contextSize, batchSize, ubatchSize, threads, threadsBatch, flashAttention })
+  // new Session(model, { contextSize, batchSize, ubatchSize, threads, threadsBatch, flashAttention }[, group]):
+  // a context of its own, or a sequence of a SessionGroup's context (whose options then apply).
   explicit Session(const Napi::CallbackInfo& info);
 
  private:

@@ -9,7 +9,7 @@ import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
 import type { NativeModel, NativeModelInfo } from './native-types'
 import { Session, type SessionOptions, SESSION_OPTION_KEYS, resolveSessionOptions } from './session'
-import { SessionGroup, type SessionGroupOptions, checkGroupSize } from './session-group'
+import { SessionGroup, type SessionGroupOptions } from './session-group'
 import * as v from './validate'
 
 /** Options for {@link loadModel}. */
@@ -188,7 +188,8 @@ export class Model {
     this.assertAlive()
     if (options === null || typeof options !== 'object') throw v.invalid('createSessionGroup options', 'an options object with `sessions`', options)
     v.checkKeys('createSessionGroup()', options, [...SESSION_OPTION_KEYS, 'sessions'])
-    const size = checkGroupSize(options.sessions)
+    if (options.sessions === undefined) throw v.invalid('sessions', 'an integer between 1 and 256', undefined)
+    const size = v.int('sessions', options.sessions, 1, 256, 0)
     const group = new SessionGroup(this, resolveSessionOptions(options, this), size, (g) => this.#groups.delete(g))
     this.#groups.add(group)
     return group

@@ -1,4 +1,4 @@
-import { LlavaError, fromNative } from './errors'
+import { fromNative } from './errors'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
 import type { NativeSessionGroup, NativeSessionParams } from './native-types'
@@ -81,14 +81,4 @@ export class SessionGroup {
   [Symbol.asyncDispose](): Promise<void> {
     return this.dispose()
   }
-}
-
-/** @internal */
-export function checkGroupSize(value: unknown): number {
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 1 || value > 256) {
-    throw new LlavaError('ERR_INVALID_ARGUMENT', `sessions must be an integer from 1 to 256 (got ${String(value)})`, {
-      details: { option: 'sessions' },
-    })
-  }
-  return value
 }
