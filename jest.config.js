@@ -8,6 +8,6 @@ module.exports = {
     '^.+\\.ts$': ['ts-jest', { tsconfig: '<rootDir>/test/tsconfig.json' }],
   },
   testTimeout: 120000,
-  // Native work runs on libuv's pool; one worker process keeps the 2-core machines honest.
+  // One worker process keeps the 2-core machines honest.
   maxWorkers: 1,
 }

@@ -35,6 +35,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   data->sessionGroupCtor = Napi::Persistent(sessionGroup);
   data->embeddingCtor = Napi::Persistent(embedding);
   env.SetInstanceData<AddonData>(data);
+  // Created before the cleanup hook below is added, so that hook runs first at teardown (hooks run
+  // in reverse order): see completion_queue.h.
+  data->completions = std::make_shared<CompletionQueue>(env);
   // Runs before the environment's instance data is freed: stop and wait for native work.
   RegistryPtr work = data->work;
   napi_add_env_cleanup_hook(
@@ -48,6 +51,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Embedding", embedding);
   exports.Set("loadModel", Napi::Function::New(env, Model::Load, "loadModel"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("shutdown", Napi::Function::New(
+                              env,
+                              [](const Napi::CallbackInfo& info) {
+                                AddonData::Of(info.Env())->work->Terminate();
+                                return info.Env().Undefined();
+                              },
+                              "shutdown"));
   exports.Set("setLogCallback", Napi::Function::New(env, SetLogCallback, "setLogCallback"));
   return exports;
 }

@@ -3,6 +3,7 @@
 // context-aware: constructors are looked up here, never in process-wide statics.
 #include <napi.h>
 
+#include "completion_queue.h"
 #include "work_registry.h"
 
 namespace llava {
@@ -14,6 +15,7 @@ struct AddonData {
   Napi::FunctionReference sessionGroupCtor;
   Napi::FunctionReference embeddingCtor;
   RegistryPtr work = std::make_shared<WorkRegistry>();
+  CompletionQueuePtr completions;
 
   static AddonData* Of(Napi::Env env) { return env.GetInstanceData<AddonData>(); }
 };

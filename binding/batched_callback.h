@@ -18,25 +18,30 @@ class BatchedCallback {
 
   BatchedCallback(Napi::Env env, const Napi::Value& fn, const char* name, DeliverFn deliver) : deliver_(deliver) {
     if (!fn.IsFunction()) return;
-    tsfn_ = Napi::ThreadSafeFunction::New(env, fn.As<Napi::Function>(), name, 0, 1);
+    // Node finalizes the function when the environment is torn down, possibly while the producer
+    // thread still runs; after that it must not be called at all.
+    tsfn_ = Napi::ThreadSafeFunction::New(env, fn.As<Napi::Function>(), name, 0, 1, [q = queue_](Napi::Env) {
+      std::lock_guard<std::mutex> lock(q->mutex);
+      q->closed = true;
+    });
     fn_ = Napi::Persistent(fn.As<Napi::Function>());
     active_ = true;
   }
 
   ~BatchedCallback() {
-    if (active_) tsfn_.Release();
+    if (!active_) return;
+    std::lock_guard<std::mutex> lock(queue_->mutex);
+    if (!queue_->closed) tsfn_.Release();
   }
 
   // Any thread.
   void Push(T value) {
     if (!active_) return;
-    bool schedule = false;
-    {
-      std::lock_guard<std::mutex> lock(queue_->mutex);
-      queue_->items.push_back(std::move(value));
-      if (!queue_->scheduled) queue_->scheduled = schedule = true;
-    }
-    if (!schedule) return;
+    // The call is made under the lock so that the finalizer cannot run in between.
+    std::lock_guard<std::mutex> lock(queue_->mutex);
+    if (queue_->closed) return;
+    queue_->items.push_back(std::move(value));
+    if (queue_->scheduled) return;
     auto* q = new std::shared_ptr<Queue>(queue_);
     const DeliverFn deliver = deliver_;
     napi_status st = tsfn_.NonBlockingCall(q, [deliver](Napi::Env env, Napi::Function fn, std::shared_ptr<Queue>* data) {
@@ -48,10 +53,10 @@ class BatchedCallback {
         // lib/ wraps user callbacks; nothing thrown here may reach the worker.
       }
     });
-    if (st != napi_ok) {
+    if (st == napi_ok) {
+      queue_->scheduled = true;
+    } else {
       delete q;
-      std::lock_guard<std::mutex> lock(queue_->mutex);
-      queue_->scheduled = false;
     }
   }
 
@@ -66,6 +71,7 @@ class BatchedCallback {
     std::mutex mutex;
     std::vector<T> items;
     bool scheduled = false;
+    bool closed = false;
     std::vector<T> Take() {
       std::lock_guard<std::mutex> lock(mutex);
       scheduled = false;

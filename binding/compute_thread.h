@@ -2,7 +2,7 @@
 // Every ggml graph computation of the process runs on one long-lived thread.
 //
 // ggml parallelises with OpenMP, and libgomp keeps a thread team per OS thread that starts
-// parallel work. Workers of libuv's pool take turns, so each of them would grow a team; once the
+// parallel work. Operations run on threads of their own, so each of them would grow a team; once the
 // teams together outnumber the CPUs, libgomp stops spinning between operations and every barrier
 // sleeps on a futex: generation measured 13x slower per token on a tiny model and up to 25% slower
 // on a 1.1B one after a few calls. Funnelling computation through one thread keeps one team, as in

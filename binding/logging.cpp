@@ -15,6 +15,7 @@ struct LogSink {
   std::mutex mutex;
   Napi::ThreadSafeFunction tsfn;
   bool active = false;
+  unsigned generation = 0;  // which callback is installed; a finalizer only retires its own
   int minLevel = GGML_LOG_LEVEL_WARN;
 };
 
@@ -102,7 +103,15 @@ Napi::Value SetLogCallback(const Napi::CallbackInfo& info) {
                     : level == "info"  ? GGML_LOG_LEVEL_INFO
                     : level == "error" ? GGML_LOG_LEVEL_ERROR
                                        : GGML_LOG_LEVEL_WARN;
-    sink.tsfn = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "llava-native-log", 256, 1);
+    const unsigned generation = ++sink.generation;
+    // Node finalizes the function when its environment is torn down (a worker_thread that set the
+    // callback exits); logging from other threads must stop using it from then on.
+    sink.tsfn = Napi::ThreadSafeFunction::New(env, info[0].As<Napi::Function>(), "llava-native-log", 256, 1,
+                                              [generation](Napi::Env) {
+                                                LogSink& s = Sink();
+                                                std::lock_guard<std::mutex> l(s.mutex);
+                                                if (s.generation == generation) s.active = false;
+                                              });
     sink.tsfn.Unref(env);  // logging alone must never keep the process alive
     sink.active = true;
   }

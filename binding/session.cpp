@@ -203,7 +203,7 @@ Napi::Value Session::CacheInfo(const Napi::CallbackInfo& info) {
   return out;
 }
 
-// save(path) / load(path): the file work runs on the thread pool, excluded from generation.
+// save(path) / load(path): the file work runs on a worker thread, excluded from generation.
 Napi::Value Session::FileTask(const Napi::CallbackInfo& info, const char* name, void (*task)(SessionState&, const std::string&)) {
   Napi::Env env = info.Env();
   SessionPtr s = State(env);

@@ -1,7 +1,8 @@
 #pragma once
 // Work in flight per environment. When the environment goes away (process exit, a worker_thread
 // terminated mid-generation) its cleanup hook aborts every running operation and waits for the
-// native threads to let go, so nothing touches a dying environment or freed memory.
+// native threads to let go, so nothing touches a dying environment or freed memory. The wait is
+// bounded: a thread still running after it is abandoned, and its outcome is never delivered.
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -24,8 +25,12 @@ class WorkRegistry {
     }
   }
 
-  void End(const Flag& flag) {
+  // The operation's last step. `deliver` hands its outcome to the JS thread; it is skipped when
+  // Terminate() has stopped waiting, since the environment may be gone by then.
+  template <typename Deliver>
+  void End(const Flag& flag, Deliver&& deliver) {
     std::lock_guard<std::mutex> lock(mutex_);
+    if (!closed_) deliver();
     running_--;
     if (flag) flags_.erase(flag);
     cv_.notify_all();
@@ -37,6 +42,7 @@ class WorkRegistry {
     terminating_ = true;
     for (const auto& f : flags_) f->store(true);
     cv_.wait_for(lock, std::chrono::seconds(30), [this] { return running_ == 0; });
+    closed_ = true;
   }
 
   bool terminating() {
@@ -49,6 +55,7 @@ class WorkRegistry {
   std::condition_variable cv_;
   int running_ = 0;
   bool terminating_ = false;
+  bool closed_ = false;
   std::set<Flag> flags_;
 };
 

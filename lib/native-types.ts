@@ -163,5 +163,7 @@ export interface NativeBinding {
   SessionGroup: new (model: NativeModel, params: NativeSessionParams, sessions: number) => NativeSessionGroup
   loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>
   systemInfo(): NativeSystemInfo
+  /** Aborts every running operation of this thread's environment and waits for them to stop. */
+  shutdown(): void
   setLogCallback(fn: ((level: string, message: string) => void) | null, minLevel?: string): void
 }

@@ -32,5 +32,9 @@ export function binding(): NativeBinding {
   } catch (err) {
     throw explainLoadFailure(err)
   }
+  // Native operations run on threads of their own. process.exit() does not wait for them, and
+  // exit's destructors must not run under a generation: stop them first (bounded wait).
+  const native = cached
+  process.once('exit', () => native.shutdown())
   return cached
 }

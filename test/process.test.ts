@@ -99,6 +99,39 @@ describe('process and threads', () => {
     expect(alive).toBe(0)
   })
 
+  test('generations in flight leave libuv\'s thread pool to the application', async () => {
+    // More running calls than the pool has threads (4): file-system work must still complete
+    // while all of them generate.
+    const r = runScript(`
+      const { loadModel } = require('llava-native')
+      const fs = require('node:fs')
+      ;(async () => {
+        const model = await loadModel({ model: process.env.MODEL, mmproj: process.env.MMPROJ, threads: 1 })
+        const ac = new AbortController()
+        let finished = 0
+        const calls = []
+        // Resolves once every call has produced its first token.
+        const allStarted = Promise.all([0, 1, 2, 3, 4, 5].map((i) => new Promise((started) => {
+          const s = model.createSession({ contextSize: 8192 })
+          const p = s.complete({ prompt: 'USER: hello ' + i + '\\nASSISTANT:', maxTokens: 1000000, temperature: 0, signal: ac.signal,
+            onToken: () => started() })
+          calls.push(p.catch(() => {}).finally(() => finished++))
+        })))
+        await allStarted
+        const read = fs.promises.readFile(require.resolve('llava-native/package.json')).then(() => 'read')
+        const timeout = new Promise((r) => setTimeout(() => r('timed out'), 20000).unref())
+        const outcome = await Promise.race([read, timeout])
+        const runningWhenRead = 6 - finished
+        ac.abort()
+        await Promise.all(calls)
+        console.log(JSON.stringify({ outcome, runningWhenRead }))
+        await model.dispose()
+      })().catch((e) => { console.error(e); process.exit(1) })
+    `)
+    expect(r.stderr).toBe('')
+    expect(JSON.parse(r.stdout)).toEqual({ outcome: 'read', runningWhenRead: 6 })
+  })
+
   test('process.exit() during generation exits cleanly', () => {
     const r = runScript(`${GENERATE}
       let n = 0
