@@ -23,7 +23,7 @@ class Completion {
 class CompletionQueue {
  public:
   explicit CompletionQueue(Napi::Env env) {
-    tsfn_ = Tsfn::New(env, "llava.complete", 0, 1, this);
+    tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function(), "llava.complete", 0, 1);
     tsfn_.Unref(env);
   }
 
@@ -34,21 +34,28 @@ class CompletionQueue {
 
   // Any thread. Ownership of `c` passes to the queue; false if it could not take it (the
   // environment is closing), in which case the caller still owns it.
-  bool Post(Completion* c) { return tsfn_.NonBlockingCall(c) == napi_ok; }
+  bool Post(Completion* c) {
+    return tsfn_.NonBlockingCall(c, [this](Napi::Env env, Napi::Function, Completion* done) {
+             // A null env means teardown: the queue may be gone, only the completion is freed.
+             if (static_cast<napi_env>(env) == nullptr) {
+               delete done;
+               return;
+             }
+             Deliver(env, done);
+           }) == napi_ok;
+  }
 
  private:
-  static void Deliver(Napi::Env env, Napi::Function, CompletionQueue* self, Completion* c) {
+  void Deliver(Napi::Env env, Completion* c) {
     std::unique_ptr<Completion> owned(c);
-    if (static_cast<napi_env>(env) == nullptr) return;  // teardown: only free it
     try {
       owned->Settle(env);
     } catch (...) {
     }
-    if (--self->held_ == 0) self->tsfn_.Unref(env);
+    if (--held_ == 0) tsfn_.Unref(env);
   }
 
-  using Tsfn = Napi::TypedThreadSafeFunction<CompletionQueue, Completion, &CompletionQueue::Deliver>;
-  Tsfn tsfn_;
+  Napi::ThreadSafeFunction tsfn_;
   size_t held_ = 0;  // JS thread only
 };
 
