@@ -83,7 +83,7 @@ function headline(system, r) {
   if (!r.ok && r.error) return `FAILED: ${r.error.split('\n')[0]}`
   const parts = []
   if (r.loadMs != null) parts.push(`load ${Math.round(r.loadMs)} ms`)
-  if (r.encodeMs != null) parts.push(`encode ${Math.round(r.encodeMs)} ms`)
+  if (r.encodeMs != null) parts.push(`encode ${Math.round(r.encodeMs)} ms${r.encodeCallMs != null ? ` (call ${Math.round(r.encodeCallMs)} ms)` : ''}`)
   if (r.promptMs != null) parts.push(`prompt ${Math.round(r.promptMs)} ms / ${r.promptTokens} tok`)
   if (r.genTokPerS != null) parts.push(`gen ${r.genTokPerS.toFixed(1)} tok/s`)
   if (r.peakRssMb != null) parts.push(`rss ${Math.round(r.peakRssMb)} MiB`)

@@ -70,7 +70,10 @@ void EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image,
       if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_IMAGE) continue;
       if (abort.load()) Throw("ERR_ABORTED", "image encoding was aborted");
       ClearLastLlamaError();
-      if (ComputeThread::Run([&] { return mtmd_encode_chunk(model.vision, c); }) != 0) {
+      const auto t0 = std::chrono::steady_clock::now();
+      const int32_t status = ComputeThread::Run([&] { return mtmd_encode_chunk(model.vision, c); });
+      e->encoderMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+      if (status != 0) {
         std::string why = LastLlamaError();
         Throw("ERR_IMAGE_ENCODE", "the vision encoder failed" + (why.empty() ? std::string() : ": " + why));
       }
@@ -119,9 +122,11 @@ class EncodeWorker : public PromiseWorker {
   }
 
   Napi::Value Result(Napi::Env env) override {
+    const double encoderMs = reused_ ? 0.0 : state_->encoderMs;
     Napi::Object obj = AddonData::Of(env)->embeddingCtor.New({});
     Embedding::FromValue(env, obj)->Adopt(std::move(state_));
     obj.Set("encodeMs", elapsedMs_);
+    obj.Set("encoderMs", encoderMs);
     obj.Set("reused", reused_);
     return obj;
   }

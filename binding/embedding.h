@@ -20,6 +20,7 @@ struct EmbeddingState {
   // One entry per media chunk the image expands to (most projectors: one).
   std::vector<std::vector<float>> chunks;
   std::vector<int> chunkTokens;
+  double encoderMs = 0;  // time in the vision encoder itself, as llama.cpp's tools log it
   bool encoded() const { return !chunks.empty(); }
   int totalTokens() const {
     int n = 0;

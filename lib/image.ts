@@ -67,8 +67,10 @@ export class ImageEmbedding {
   readonly height: number
   /** A content hash of the decoded pixels: equal images have equal ids. */
   readonly id: string
-  /** How long decoding and encoding took. */
+  /** How long the whole call took: decoding, preprocessing and encoding. */
   readonly encodeMs: number
+  /** How long the vision encoder itself ran (the figure llama.cpp's tools log); 0 when `reused`. */
+  readonly encoderMs: number
   /** true when the model already held an embedding of the same pixels, so nothing was encoded. */
   readonly reused: boolean
 
@@ -90,6 +92,7 @@ export class ImageEmbedding {
     this.height = info.height
     this.id = info.id
     this.encodeMs = native.encodeMs
+    this.encoderMs = native.encoderMs
     this.reused = native.reused
     this.#onDispose = onDispose
   }

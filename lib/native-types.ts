@@ -69,6 +69,7 @@ export type NativeImageInput =
 
 export interface NativeEmbedding {
   readonly encodeMs: number
+  readonly encoderMs: number
   /** true when an alive embedding of the same pixels was returned instead of encoding again */
   readonly reused: boolean
   info(): { nTokens: number; nEmbd: number; width: number; height: number; id: string }

@@ -169,6 +169,10 @@ describe('with a loaded model', () => {
     expect(r3.tokens).toEqual(r1.tokens)
     const again = await model.encodeImage(file)
     expect(again.reused).toBe(true)
+    // The encoder's own time is part of the call's, and nothing ran for the reused one.
+    expect(image.encoderMs).toBeGreaterThan(0)
+    expect(image.encoderMs).toBeLessThanOrEqual(image.encodeMs)
+    expect(again.encoderMs).toBe(0)
     expect(model.imageEncodeCount).toBe(before + 1)
     await Promise.all([a.dispose(), b.dispose(), image.dispose(), again.dispose()])
     // Once nothing holds it, the image is encoded again when next given.

@@ -2,7 +2,7 @@
 // What every benchmarked system is given (prompts), and the pieces the child processes share:
 // the event-loop lag monitor and the result file that survives a crash half-way.
 const fs = require('node:fs')
-const { performance } = require('node:perf_hooks')
+const { monitorEventLoopDelay, performance } = require('node:perf_hooks')
 
 /** The question about the image. llama-mtmd-cli gets it as `-p`, puts the image marker in front and applies the chat template. */
 const QUESTION = 'Describe the image in detail.'
@@ -42,31 +42,46 @@ const PARALLEL_PROMPTS = [
  * late. `take()` closes the current phase (counting a block still in progress, e.g. a synchronous
  * native call that just returned) and starts the next.
  */
+/**
+ * Worst event-loop lag per phase, from Node's native event-loop delay monitor at `intervalMs`
+ * resolution: no JS runs per tick, so watching costs the compute threads less than a JS timer
+ * does (bench/timer-cost.js compares the two).
+ */
 class LagMonitor {
   constructor(intervalMs = 5) {
     this.intervalMs = intervalMs
-    this.max = 0
-    this.last = performance.now()
-    this.timer = setInterval(() => this.#tick(), intervalMs)
+    this.histogram = null
   }
 
-  #tick() {
-    const now = performance.now()
-    this.max = Math.max(this.max, now - this.last - this.intervalMs)
-    this.last = now
+  // A fresh monitor per phase (reset() drops the tick in progress). A monitor records nothing
+  // until its first tick, so this waits for that tick: a phase that blocks the JS thread at once
+  // is then measured too.
+  async #start() {
+    this.histogram = monitorEventLoopDelay({ resolution: this.intervalMs })
+    this.histogram.enable()
+    const first = this.histogram.count
+    while (this.histogram.count === first) await new Promise((resolve) => setTimeout(resolve, 1))
   }
 
-  /** Ends the phase: its worst delay beyond the timer's interval, in ms. */
-  take() {
-    const now = performance.now()
-    const worst = Math.max(this.max, now - this.last - this.intervalMs, 0)
-    this.max = 0
-    this.last = now
+  /** Starts the first phase. */
+  async begin() {
+    await this.#start()
+  }
+
+  /** Ends the phase and starts the next: its worst delay beyond the monitor's interval, in ms. */
+  async take() {
+    // A native call that blocked the JS thread until just now has not been recorded yet: the
+    // monitor's overdue timer fires before this one.
+    await new Promise((resolve) => setTimeout(resolve, 1))
+    // Each sample is the time between two ticks: the interval plus the delay.
+    const worst = this.histogram.count > 0 ? Math.max(this.histogram.max / 1e6 - this.intervalMs, 0) : 0
+    this.histogram.disable()
+    await this.#start()
     return round(worst)
   }
 
   stop() {
-    clearInterval(this.timer)
+    this.histogram.disable()
   }
 }
 

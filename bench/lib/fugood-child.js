@@ -27,12 +27,12 @@ async function main() {
   const lag = new LagMonitor(5)
   r.lag = {}
   try {
-    lag.take()
+    await lag.begin()
     t = performance.now()
     const ctx = await llama.loadModel({ model: config.model, n_ctx: config.contextSize, n_threads: config.threads })
     if (!ctx.initMultimodal({ path: config.mmproj })) throw new Error('initMultimodal returned false')
     r.loadMs = round(performance.now() - t)
-    r.lag.load = lag.take()
+    r.lag.load = await lag.take()
     r.systemInfo = ctx.getSystemInfo() // the CPU features its prebuilt binary was compiled with
     out.save()
 
@@ -45,7 +45,7 @@ async function main() {
         if (firstMs === undefined) firstMs = performance.now() - t
       },
     )
-    r.lag.generate = lag.take()
+    r.lag.generate = await lag.take()
     const tm = res.timings
     Object.assign(r, {
       ttftFromFileMs: round(firstMs),
