@@ -25,7 +25,7 @@ if [ "${LLAVA_NATIVE_LAVAPIPE:-backports}" != system ]; then
   export LD_LIBRARY_PATH="$(dirname "$icd")/lib${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"
   echo "vulkan: lavapipe from Mesa $(cat "$(dirname "$icd")/mesa-version")"
 fi
-# CI runs the GPU and parity suites; LLAVA_NATIVE_LAVAPIPE_SUITE=all runs every suite (about 5 min).
+# CI runs the GPU and parity suites; LLAVA_NATIVE_LAVAPIPE_SUITE=all runs every suite.
 suites=(test/gpu.test.ts test/parity.test.ts)
 [ "${LLAVA_NATIVE_LAVAPIPE_SUITE:-}" = all ] && suites=()
 start=$(date +%s)
