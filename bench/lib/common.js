@@ -2,7 +2,7 @@
 // What every benchmarked system is given (prompts), and the pieces the child processes share:
 // the event-loop lag monitor and the result file that survives a crash half-way.
 const fs = require('node:fs')
-const { monitorEventLoopDelay, performance } = require('node:perf_hooks')
+const { monitorEventLoopDelay } = require('node:perf_hooks')
 
 /** The question about the image. llama-mtmd-cli gets it as `-p`, puts the image marker in front and applies the chat template. */
 const QUESTION = 'Describe the image in detail.'
@@ -38,14 +38,10 @@ const PARALLEL_PROMPTS = [
 ]
 
 /**
- * Worst event-loop delay per phase: a timer due every `intervalMs` notes by how much each tick is
- * late. `take()` closes the current phase (counting a block still in progress, e.g. a synchronous
- * native call that just returned) and starts the next.
- */
-/**
  * Worst event-loop lag per phase, from Node's native event-loop delay monitor at `intervalMs`
  * resolution: no JS runs per tick, so watching costs the compute threads less than a JS timer
- * does (bench/timer-cost.js compares the two).
+ * does (bench/timer-cost.js compares the two). `take()` closes the current phase (counting a
+ * block that just ended, e.g. a synchronous native call) and starts the next.
  */
 class LagMonitor {
   constructor(intervalMs = 5) {
