@@ -35,7 +35,7 @@ async function main() {
     const histogram = mode === 'histogram' ? monitorEventLoopDelay({ resolution: 5 }) : null
     if (histogram) histogram.enable()
     const e = await model.encodeImage(image)
-    res[mode].encode.push(e.encodeMs)
+    res[mode].encode.push(e.encoderMs)
     const s = model.createSession({ contextSize: 4096 })
     const r = await s.complete({ prompt: 'USER: <image>\nDescribe the image in detail.\nASSISTANT:', images: [e], maxTokens: 1, temperature: 0 })
     res[mode].prefill.push(r.timings.imagePrefillMs)

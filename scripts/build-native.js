@@ -13,8 +13,9 @@
 //
 // CUDA architectures: `native` (the GPUs in this machine) when nvidia-smi sees one, otherwise
 // DEFAULT_CUDA_ARCHITECTURES. A clean build for one architecture took 19.5 minutes on two cores
-// (sm_90, most of it ggml-cuda's kernels), so the default list is short: SASS for Ampere (86), Ada (89) and Hopper (90), and
-// PTX for Turing (75) that the driver compiles once on first use, which also covers the A100.
+// (sm_90, most of it ggml-cuda's kernels), so the default list is short: SASS for Ampere (86),
+// Ada (89) and Hopper (90), and PTX for Turing (75) that the driver compiles once on first use,
+// which also covers the A100.
 
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Fetches cuBLAS headers and libraries from Debian 12's non-free archive into a private folder,
 # for a compile-and-link check of the CUDA variant on a machine whose CUDA toolkit lacks cuBLAS.
-# Nothing is installed: apt runs with its own sources list and state under the cache folder.
+# Nothing is installed (scripts/lib/apt-download.sh).
 # cuBLAS 11.8 with a CUDA 13 runtime only proves that the code compiles and links; do not ship it.
 #
 # Prints the folder; it holds include/ (cublas*.h only) and lib/ (libcublas*.so, stubs/libcuda.so).
@@ -11,15 +11,8 @@ if [ -f "$dest/.complete" ]; then echo "$dest"; exit 0; fi
 
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
-mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/etc"
-cat > "$work/etc/sources.list" <<SRC
-deb http://deb.debian.org/debian bookworm contrib non-free
-SRC
-apt_opts=(-o "Dir::Etc::SourceList=$work/etc/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-  -o "Dir::State::Lists=$work/lists" -o "Dir::Cache::Archives=$work/archives"
-  -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o "APT::Sandbox::User=root" -qq)
-apt-get "${apt_opts[@]}" update >&2
-( cd "$work" && apt-get "${apt_opts[@]}" download nvidia-cuda-dev libcublas11 libcublaslt11 >&2 )
+source "$(dirname "$0")/../lib/apt-download.sh"
+apt_download "$work" "deb http://deb.debian.org/debian bookworm contrib non-free" nvidia-cuda-dev libcublas11 libcublaslt11
 
 rm -rf "$dest.tmp" && mkdir -p "$dest.tmp/x" "$dest.tmp/include" "$dest.tmp/lib/stubs"
 for deb in "$work"/*.deb; do dpkg -x "$deb" "$dest.tmp/x"; done

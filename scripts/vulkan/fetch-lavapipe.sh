@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Fetches Mesa 25's lavapipe (Vulkan on the CPU) from bookworm-backports into a private folder and
 # prints the path of a Vulkan ICD file for it (pass it as VK_DRIVER_FILES / VK_ICD_FILENAMES, with
-# LD_LIBRARY_PATH set to the folder's lib/ for its newer libdrm). Nothing is installed: apt runs
-# with its own sources list and state under a temporary folder.
+# LD_LIBRARY_PATH set to the folder's lib/ for its newer libdrm). Nothing is installed
+# (scripts/lib/apt-download.sh).
 #
 # Why not bookworm's own Mesa 22.3: its lavapipe corrupts the heap while executing ggml's command
 # buffers (a lavapipe queue thread calls a function pointer of 0x1, or glibc aborts with "double
@@ -14,13 +14,8 @@ dest="${LLAVA_NATIVE_CACHE_DIR:-$HOME/.cache/llava-native}/lavapipe-bpo"
 if [ ! -f "$dest/.complete" ]; then
   work="$(mktemp -d)"
   trap 'rm -rf "$work"' EXIT
-  mkdir -p "$work/lists/partial" "$work/archives/partial" "$work/etc"
-  echo "deb http://deb.debian.org/debian bookworm-backports main" > "$work/etc/sources.list"
-  apt_opts=(-o "Dir::Etc::SourceList=$work/etc/sources.list" -o "Dir::Etc::SourceParts=/dev/null"
-    -o "Dir::State::Lists=$work/lists" -o "Dir::Cache::Archives=$work/archives"
-    -o "Dir::Cache::pkgcache=" -o "Dir::Cache::srcpkgcache=" -o "APT::Sandbox::User=root" -qq)
-  apt-get "${apt_opts[@]}" update >&2
-  ( cd "$work" && apt-get "${apt_opts[@]}" download mesa-vulkan-drivers libdrm2 libdrm-amdgpu1 >&2 )
+  source "$(dirname "$0")/../lib/apt-download.sh"
+  apt_download "$work" "deb http://deb.debian.org/debian bookworm-backports main" mesa-vulkan-drivers libdrm2 libdrm-amdgpu1
   rm -rf "$dest.tmp" && mkdir -p "$dest.tmp/x" "$dest.tmp/lib"
   for deb in "$work"/*.deb; do dpkg -x "$deb" "$dest.tmp/x"; done
   libdir="$dest.tmp/x/usr/lib/x86_64-linux-gnu"
