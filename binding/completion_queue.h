@@ -26,31 +26,22 @@ class Completion {
 class CompletionQueue {
  public:
   explicit CompletionQueue(Napi::Env env) {
-    // Calls without data run this function, so Node never holds an allocation of ours in its
-    // queue: at teardown it drops queued calls unrun.
-    Napi::Function drain = Napi::Function::New(
-        env,
-        [this](const Napi::CallbackInfo& info) {
-          Drain(info.Env());
-          return info.Env().Undefined();
-        },
-        "llava.complete");
-    std::shared_ptr<Pending> pending = pending_;
-    tsfn_ = Napi::ThreadSafeFunction::New(env, drain, "llava.complete", 0, 1, [pending](Napi::Env) {
-      std::vector<Completion*> left;
-      {
-        std::lock_guard<std::mutex> lock(pending->mutex);
-        pending->closed = true;
-        left.swap(pending->items);
-      }
-      for (Completion* c : left) delete c;
-    });
-    tsfn_.Unref(env);
+    // No JS function and no per-call data: Node never holds an allocation of ours in its queue
+    // (at teardown it drops queued calls unrun), and the drain is a plain C++ call, so nothing
+    // here calls into a JS engine that may be terminating.
+    Napi::String name = Napi::String::New(env, "llava.complete");
+    auto* pending = new std::shared_ptr<Pending>(pending_);
+    napi_status st = napi_create_threadsafe_function(env, nullptr, nullptr, name, 0, 1, pending, &Finalize, this, &CallJs, &tsfn_);
+    if (st != napi_ok) {
+      delete pending;
+      throw Napi::Error::New(env, "could not create the completion queue");
+    }
+    napi_unref_threadsafe_function(env, tsfn_);
   }
 
   // JS thread: an operation has started.
   void Hold(Napi::Env env) {
-    if (held_++ == 0) tsfn_.Ref(env);
+    if (held_++ == 0) napi_ref_threadsafe_function(env, tsfn_);
   }
 
   // Any thread. Ownership of `c` passes to the queue; false if it could not take it (the
@@ -60,7 +51,7 @@ class CompletionQueue {
     if (pending_->closed) return false;
     pending_->items.push_back(c);
     if (pending_->scheduled) return true;
-    if (tsfn_.NonBlockingCall() != napi_ok) {
+    if (napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking) != napi_ok) {
       pending_->items.pop_back();
       return false;
     }
@@ -76,6 +67,24 @@ class CompletionQueue {
     bool closed = false;
   };
 
+  // JS thread. `env` is null when Node drops the call at teardown.
+  static void CallJs(napi_env env, napi_value, void* context, void*) {
+    if (env == nullptr) return;
+    static_cast<CompletionQueue*>(context)->Drain(Napi::Env(env));
+  }
+
+  // JS thread, once the environment is done with the function: whatever is still queued is freed.
+  static void Finalize(napi_env, void* data, void*) {
+    std::unique_ptr<std::shared_ptr<Pending>> owned(static_cast<std::shared_ptr<Pending>*>(data));
+    std::vector<Completion*> left;
+    {
+      std::lock_guard<std::mutex> lock((*owned)->mutex);
+      (*owned)->closed = true;
+      left.swap((*owned)->items);
+    }
+    for (Completion* c : left) delete c;
+  }
+
   // JS thread.
   void Drain(Napi::Env env) {
     std::vector<Completion*> items;
@@ -90,12 +99,12 @@ class CompletionQueue {
         owned->Settle(env);
       } catch (...) {
       }
-      if (--held_ == 0) tsfn_.Unref(env);
+      if (--held_ == 0) napi_unref_threadsafe_function(env, tsfn_);
     }
   }
 
   std::shared_ptr<Pending> pending_ = std::make_shared<Pending>();
-  Napi::ThreadSafeFunction tsfn_;
+  napi_threadsafe_function tsfn_ = nullptr;
   size_t held_ = 0;  // JS thread only
 };
 

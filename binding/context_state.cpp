@@ -27,6 +27,12 @@ llama_context* ContextState::Ensure() {
   const ModelState& m = *model_;
   uint32_t perSeq = params_.contextSize;
   if (perSeq == 0) perSeq = static_cast<uint32_t>(std::max<int32_t>(1, llama_model_n_ctx_train(m.model)));
+  // llama.cpp counts cells in 32 bits; the TypeScript layer refuses larger groups up front.
+  constexpr uint64_t kMaxCells = 1ull << 24;
+  if (static_cast<uint64_t>(perSeq) * nSeq_ > kMaxCells) {
+    Throw("ERR_INVALID_ARGUMENT", std::to_string(nSeq_) + " sessions of " + std::to_string(perSeq) + " tokens need more than the " +
+                                      std::to_string(kMaxCells) + " cells one context holds; use fewer sessions or a smaller contextSize");
+  }
   llama_context_params cp = llama_context_default_params();
   cp.n_ctx = perSeq * nSeq_;
   cp.n_seq_max = nSeq_;
@@ -58,7 +64,7 @@ llama_context* ContextState::Ensure() {
   ctx_ = ComputeThread::Run([&] { return llama_init_from_model(m.model, cp); });
   if (!ctx_) {
     std::string why = LastLlamaError();
-    Throw("ERR_INTERNAL", "llama.cpp could not create a context of " + std::to_string(cp.n_ctx) + " tokens" +
+    Throw("ERR_OUT_OF_MEMORY", "llama.cpp could not create a context of " + std::to_string(cp.n_ctx) + " tokens" +
                               (nSeq_ > 1 ? " (" + std::to_string(nSeq_) + " sessions of " + std::to_string(perSeq) + ")" : std::string()) +
                               (why.empty() ? std::string() : ": " + why) + ". Try a smaller contextSize.");
   }

@@ -38,7 +38,7 @@ size_t CountImageChunks(ModelState& model, uint32_t nx, uint32_t ny) {
   return n;
 }
 
-void EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort) {
+EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort) {
   mtmd_bitmap* bmp = mtmd_bitmap_init(image.width, image.height, image.rgb.data());
   if (!bmp) Throw("ERR_IMAGE_DECODE", "the image could not be turned into a bitmap");
   mtmd_bitmap_set_id(bmp, e->id.c_str());
@@ -60,6 +60,7 @@ void EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image,
   {
     // mtmd's encoder keeps per-context buffers: one encode at a time per model.
     std::lock_guard<std::mutex> lock(model.visionMutex);
+    if (EmbeddingPtr done = FindEncoded(model, e->id)) return done;
     ClearLastLlamaError();
     if (mtmd_tokenize(model.vision, chunks, &text, bmps, 1) != 0) {
       std::string why = LastLlamaError();
@@ -89,6 +90,7 @@ void EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image,
   e->chunkTokens = std::move(tokens);
   std::lock_guard<std::mutex> lock(model.embeddingsMutex);
   model.embeddings[e->id] = e;
+  return e;
 }
 
 namespace {
@@ -102,8 +104,8 @@ class EncodeWorker : public PromiseWorker {
   void Run() override {
     const auto t0 = std::chrono::steady_clock::now();
     RgbImage image = DecodeImage(input_);
-    input_.data.clear();
-    input_.data.shrink_to_fit();
+    input_.owned.clear();
+    input_.owned.shrink_to_fit();
     if (abort_->load()) Throw("ERR_ABORTED", "image encoding was aborted");
     const std::string id = ContentId(image);
     state_ = FindEncoded(*model_, id);
@@ -115,8 +117,8 @@ class EncodeWorker : public PromiseWorker {
       e->ny = image.height;
       e->id = id;
       e->nEmbd = llama_model_n_embd_inp(model_->model);
-      EncodeInto(*model_, e, image, *abort_);
-      state_ = std::move(e);
+      state_ = EncodeInto(*model_, e, image, *abort_);
+      reused_ = state_ != e;
     }
     elapsedMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
@@ -140,15 +142,45 @@ class EncodeWorker : public PromiseWorker {
   bool reused_ = false;
 };
 
-std::vector<unsigned char> CopyBytes(const Napi::Value& v) {
+// Holds a JS buffer while native work reads it; released on the JS thread, where the operation
+// that owns it is deleted.
+struct JsBufferPin {
+  napi_env env;
+  napi_ref ref = nullptr;
+  ~JsBufferPin() {
+    if (ref) napi_delete_reference(env, ref);
+  }
+};
+
+// Small inputs are copied (cheap, and immune to the caller reusing the buffer). Larger ones are
+// read in place by the operation's thread: copying 48 MB on the JS thread blocked the event loop
+// for 200-300 ms. The caller must leave such a buffer alone until the call settles.
+constexpr size_t kCopyBelowBytes = 1 << 20;
+
+void TakeBytes(Napi::Env env, const Napi::Value& v, ImageInput& in) {
+  unsigned char* p = nullptr;
+  size_t n = 0;
   if (v.IsArrayBuffer()) {
     auto ab = v.As<Napi::ArrayBuffer>();
-    auto* p = static_cast<unsigned char*>(ab.Data());
-    return std::vector<unsigned char>(p, p + ab.ByteLength());
+    p = static_cast<unsigned char*>(ab.Data());
+    n = ab.ByteLength();
+  } else {
+    auto ta = v.As<Napi::TypedArray>();
+    p = static_cast<unsigned char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    n = ta.ByteLength();
   }
-  auto ta = v.As<Napi::TypedArray>();
-  auto* base = static_cast<unsigned char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
-  return std::vector<unsigned char>(base, base + ta.ByteLength());
+  if (n < kCopyBelowBytes) {
+    in.owned.assign(p, p + n);
+    in.bytes = in.owned.data();
+    in.size = n;
+    return;
+  }
+  auto pin = std::make_shared<JsBufferPin>();
+  pin->env = env;
+  if (napi_create_reference(env, v, 1, &pin->ref) != napi_ok) throw MakeError(env, "ERR_INTERNAL", "could not hold the image buffer");
+  in.keep = std::move(pin);
+  in.bytes = p;
+  in.size = n;
 }
 
 }  // namespace
@@ -167,7 +199,7 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
     in.kind = kind == "bytes" ? ImageInput::Kind::Bytes : ImageInput::Kind::Pixels;
     Napi::Value data = o.Get("data");
     if (!data.IsTypedArray() && !data.IsArrayBuffer()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "image data must be a Buffer or Uint8Array");
-    in.data = CopyBytes(data);
+    TakeBytes(env, data, in);
     if (kind == "pixels") {
       in.width = o.Get("width").ToNumber().Uint32Value();
       in.height = o.Get("height").ToNumber().Uint32Value();
@@ -205,7 +237,7 @@ std::vector<ImageSource> ParseImageSources(Napi::Env env, const Napi::Value& lis
 Napi::Function Embedding::Define(Napi::Env env) {
   return DefineClass(env, "Embedding",
                      {InstanceMethod<&Embedding::Info>("info"), InstanceMethod<&Embedding::ToFloat32Array>("toFloat32Array"),
-                      InstanceMethod<&Embedding::Dispose>("dispose")});
+                      InstanceMethod<&Embedding::Retain>("retain"), InstanceMethod<&Embedding::Dispose>("dispose")});
 }
 
 Embedding::Embedding(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Embedding>(info) {}
@@ -261,6 +293,14 @@ Napi::Value Embedding::ToFloat32Array(const Napi::CallbackInfo& info) {
     off += c.size();
   }
   return out;
+}
+
+Napi::Value Embedding::Retain(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  EmbeddingPtr s = State(env);
+  Napi::Object obj = AddonData::Of(env)->embeddingCtor.New({});
+  FromValue(env, obj)->Adopt(std::move(s));
+  return obj;
 }
 
 Napi::Value Embedding::Dispose(const Napi::CallbackInfo& info) {

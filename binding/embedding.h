@@ -43,11 +43,14 @@ std::vector<ImageSource> ParseImageSources(Napi::Env env, const Napi::Value& lis
 
 // An alive, encoded embedding of these pixels, if the model has one.
 EmbeddingPtr FindEncoded(ModelState& model, const std::string& id);
-// Runs the vision encoder over `image` into `e` and remembers it. Worker thread only.
-void EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort);
+// Runs the vision encoder over `image` into `e` and remembers it, unless an encode of the same
+// pixels finished while this one waited for the encoder: that one is returned instead, so
+// concurrent requests for one image encode it once. Worker thread only.
+EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort);
 // Image media chunks one image of this size expands to (most projectors: 1).
 size_t CountImageChunks(ModelState& model, uint32_t nx, uint32_t ny);
-// Reads { kind: 'path' | 'bytes' | 'pixels', ... } from JS, copying bytes out of JS memory.
+// Reads { kind: 'path' | 'bytes' | 'pixels', ... } from JS: small buffers are copied, large ones
+// held and read in place by the operation.
 ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o);
 
 class Embedding : public Napi::ObjectWrap<Embedding> {
@@ -64,6 +67,9 @@ class Embedding : public Napi::ObjectWrap<Embedding> {
  private:
   Napi::Value Info(const Napi::CallbackInfo& info);
   Napi::Value ToFloat32Array(const Napi::CallbackInfo& info);
+  // A second handle on the same embedding, which a call takes the moment it is made: disposing
+  // this one afterwards does not take the image away from the call.
+  Napi::Value Retain(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
   EmbeddingPtr state_;
 };

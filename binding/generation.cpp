@@ -166,6 +166,13 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   const llama_pos nCtx = static_cast<llama_pos>(c.SequenceContext());
   const int32_t nBatch = static_cast<int32_t>(llama_n_batch(ctx));
 
+  // Tokenizing costs time in proportion to the text, and cannot be interrupted: a prompt that
+  // cannot fit even if every token stood for the longest text one token can is refused unread.
+  if (req.prompt.size() > m.maxTokenBytes * static_cast<size_t>(nCtx)) {
+    Throw("ERR_CONTEXT_OVERFLOW", "the prompt is " + std::to_string(req.prompt.size()) + " bytes long, more than a context of " + std::to_string(nCtx) +
+                                      " tokens can hold with this model's vocabulary (at most " + std::to_string(m.maxTokenBytes) +
+                                      " bytes a token); shorten the prompt or create the session with a larger contextSize");
+  }
   ChunksOwner owner;
   const auto tImages = Clock::now();
   std::vector<ResolvedImage> images = ResolveImages(s, req, abort);
@@ -214,9 +221,10 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     ResolvedImage& r = images[static_cast<size_t>(items[k].source)];
     if (r.e->encoded()) continue;
     if (r.pixels.rgb.empty()) Throw("ERR_INTERNAL", "an image to evaluate has neither an embedding nor pixels");
-    EncodeInto(*s.model, r.e, r.pixels, abort);
+    EmbeddingPtr encoded = EncodeInto(*s.model, r.e, r.pixels, abort);
+    if (encoded == r.e) result.imageEncodes++;
+    r.e = std::move(encoded);
     r.pixels = RgbImage();
-    result.imageEncodes++;
   }
   result.imageEncodeMs += MsSince(tEncode);
   // The cache's images stay alive with the session, so a later turn finds them without encoding.

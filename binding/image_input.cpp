@@ -89,20 +89,20 @@ struct CallbackReader {
   }
 };
 
-RgbImage DecodeEncoded(const std::vector<unsigned char>& bytes, uint64_t maxPixels, const std::string& what) {
-  if (bytes.empty()) Throw("ERR_IMAGE_DECODE", what + " is empty");
-  if (bytes.size() > static_cast<size_t>(std::numeric_limits<int>::max())) Throw("ERR_IMAGE_DECODE", what + " is too large");
+RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, uint64_t maxPixels, const std::string& what) {
+  if (size == 0) Throw("ERR_IMAGE_DECODE", what + " is empty");
+  if (size > static_cast<size_t>(std::numeric_limits<int>::max())) Throw("ERR_IMAGE_DECODE", what + " is too large");
   int w = 0, h = 0, comp = 0;
-  const int len = static_cast<int>(bytes.size());
+  const int len = static_cast<int>(size);
   // Read the header first: a 65535x65535 image must be refused before stb allocates for it.
-  if (!stbi_info_from_memory(bytes.data(), len, &w, &h, &comp)) {
+  if (!stbi_info_from_memory(bytes, len, &w, &h, &comp)) {
     const char* reason = stbi_failure_reason();
     Throw("ERR_IMAGE_DECODE", what + " is not a decodable image (JPEG, PNG, BMP, GIF, TGA, PSD, HDR, PIC or PNM)" +
                                   std::string(reason ? std::string(": ") + reason : std::string()));
   }
   CheckDimensions(static_cast<uint64_t>(w), static_cast<uint64_t>(h), maxPixels, what);
   int nx = 0, ny = 0, nc = 0;
-  CallbackReader reader{bytes.data(), bytes.size()};
+  CallbackReader reader{bytes, size};
   const stbi_io_callbacks io = {&CallbackReader::Read, &CallbackReader::Skip, &CallbackReader::Eof};
   unsigned char* pixels = stbi_load_from_callbacks(&io, &reader, &nx, &ny, &nc, 3);
   if (!pixels) {
@@ -126,15 +126,15 @@ RgbImage FromPixels(const ImageInput& in) {
   const size_t channels = in.format == "rgb" ? 3 : (in.format == "rgba" || in.format == "bgra") ? 4 : 0;
   if (channels == 0) Throw("ERR_INVALID_ARGUMENT", "pixel format must be 'rgb', 'rgba' or 'bgra', got '" + in.format + "'");
   const size_t n = static_cast<size_t>(in.width) * in.height;
-  if (in.data.size() != n * channels) {
+  if (in.size != n * channels) {
     Throw("ERR_INVALID_ARGUMENT", "raw " + in.format + " pixels for " + std::to_string(in.width) + "x" + std::to_string(in.height) +
-                                      " need " + std::to_string(n * channels) + " bytes, got " + std::to_string(in.data.size()));
+                                      " need " + std::to_string(n * channels) + " bytes, got " + std::to_string(in.size));
   }
   RgbImage out;
   out.width = in.width;
   out.height = in.height;
   out.rgb.resize(n * 3);
-  const unsigned char* src = in.data.data();
+  const unsigned char* src = in.bytes;
   unsigned char* dst = out.rgb.data();
   if (channels == 3) {
     std::copy(src, src + n * 3, dst);
@@ -168,10 +168,10 @@ RgbImage DecodeImage(ImageInput& input) {
   switch (input.kind) {
     case ImageInput::Kind::Path: {
       std::vector<unsigned char> bytes = ReadFile(input.path);
-      return DecodeEncoded(bytes, input.maxPixels, "the image file " + input.path);
+      return DecodeEncoded(bytes.data(), bytes.size(), input.maxPixels, "the image file " + input.path);
     }
     case ImageInput::Kind::Bytes:
-      return DecodeEncoded(input.data, input.maxPixels, "the image buffer");
+      return DecodeEncoded(input.bytes, input.size, input.maxPixels, "the image buffer");
     case ImageInput::Kind::Pixels:
       return FromPixels(input);
   }
@@ -186,17 +186,18 @@ void ImageSize(ImageInput& input, uint32_t& width, uint32_t& height) {
     return;
   }
   std::vector<unsigned char> fileBytes;
-  const std::vector<unsigned char>* bytes = &input.data;
+  const unsigned char* bytes = input.bytes;
+  size_t size = input.size;
   std::string what = "the image buffer";
   if (input.kind == ImageInput::Kind::Path) {
     fileBytes = ReadFile(input.path);
-    bytes = &fileBytes;
+    bytes = fileBytes.data();
+    size = fileBytes.size();
     what = "the image file " + input.path;
   }
-  if (bytes->empty()) Throw("ERR_IMAGE_DECODE", what + " is empty");
+  if (size == 0) Throw("ERR_IMAGE_DECODE", what + " is empty");
   int w = 0, h = 0, comp = 0;
-  if (bytes->size() > static_cast<size_t>(std::numeric_limits<int>::max()) ||
-      !stbi_info_from_memory(bytes->data(), static_cast<int>(bytes->size()), &w, &h, &comp)) {
+  if (size > static_cast<size_t>(std::numeric_limits<int>::max()) || !stbi_info_from_memory(bytes, static_cast<int>(size), &w, &h, &comp)) {
     Throw("ERR_IMAGE_DECODE", what + " is not a decodable image");
   }
   CheckDimensions(static_cast<uint64_t>(w), static_cast<uint64_t>(h), input.maxPixels, what);

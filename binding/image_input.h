@@ -2,6 +2,7 @@
 // Turns what JS hands over (a file path, encoded bytes, or raw pixels) into RGB pixels, with
 // every size checked before anything is allocated or decoded.
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -10,7 +11,12 @@ namespace llava {
 struct ImageInput {
   enum class Kind { Path, Bytes, Pixels } kind = Kind::Bytes;
   std::string path;
-  std::vector<unsigned char> data;
+  // Encoded bytes or pixels: `owned`, or memory of a JS buffer that `keep` holds on to (released
+  // on the JS thread, with the operation that reads it).
+  std::vector<unsigned char> owned;
+  const unsigned char* bytes = nullptr;
+  size_t size = 0;
+  std::shared_ptr<void> keep;
   uint32_t width = 0, height = 0;
   std::string format;  // pixels: rgb | rgba | bgra
   uint64_t maxPixels = 0;

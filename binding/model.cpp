@@ -40,6 +40,17 @@ std::string MetaString(const llama_model* model, const char* key) {
   return n < 0 ? std::string() : std::string(buf);
 }
 
+size_t LongestToken(const llama_vocab* vocab) {
+  size_t longest = 1;
+  char buf[256];
+  const int32_t n = llama_vocab_n_tokens(vocab);
+  for (llama_token t = 0; t < n; t++) {
+    const int32_t len = llama_token_to_piece(vocab, t, buf, sizeof(buf), 0, true);
+    longest = std::max(longest, static_cast<size_t>(len < 0 ? -len : len));
+  }
+  return longest;
+}
+
 // Reads a few keys of the projector file without loading tensors (gguf's own parser).
 void ReadProjectorMeta(const std::string& path, std::string& projector, int& imageSize) {
   gguf_init_params params = {/*no_alloc*/ true, /*ctx*/ nullptr};
@@ -118,6 +129,10 @@ class LoadWorker : public PromiseWorker {
                                   ". Check that it is a complete GGUF text model supported by llama.cpp " LLAVA_LLAMA_COMMIT ".");
     }
 
+    // Read now, while the file is the one just loaded (and in the page cache): a few milliseconds.
+    state->TextFingerprint();
+    state->maxTokenBytes = LongestToken(state->vocab());
+
     if (!params_.mmprojPath.empty()) {
       ReadProjectorMeta(params_.mmprojPath, state->projectorType, imageSize_);
       mtmd_context_params cp = mtmd_context_params_default();
@@ -147,6 +162,7 @@ class LoadWorker : public PromiseWorker {
                                      (why.empty() ? "" : ": " + why) + ". Check that it is a complete mmproj GGUF.");
       }
       MeasureImageTokens(*state);
+      state->ProjectorFingerprint();
     }
     Report(1.0);
     state_ = std::move(state);

@@ -11,6 +11,7 @@
 
 #include "compute_thread.h"
 #include "llama.h"
+#include "model_fingerprint.h"
 #include "mtmd.h"
 
 namespace llava {
@@ -30,6 +31,9 @@ struct ModelState {
   // Tokens one image at the projector's native size takes, and whether they must be decoded in
   // one micro-batch (non-causal attention over the image, as Gemma 3 needs).
   int imageTokens = 0;
+  // The longest text one token stands for: a prompt longer than this times the context cannot
+  // fit, and is refused before it is tokenized.
+  size_t maxTokenBytes = 0;
   bool imageNonCausal = false;
   // Images encoded by this model and still referenced somewhere, by content id: the same pixels
   // are never encoded twice while an embedding of them is alive.
@@ -37,6 +41,11 @@ struct ModelState {
   std::unordered_map<std::string, std::weak_ptr<EmbeddingState>> embeddings;
 
   const llama_vocab* vocab() const { return llama_model_get_vocab(model); }
+
+  // Fingerprints of the two files (model_fingerprint.h), read on first use: session files carry
+  // them so that a state is restored only into the model that made it. 0 = no projector.
+  uint64_t TextFingerprint() { return Fingerprint(textFingerprint_, modelPath); }
+  uint64_t ProjectorFingerprint() { return mmprojPath.empty() ? 0 : Fingerprint(projectorFingerprint_, mmprojPath); }
 
   // Freed on the compute thread, after the contexts made from it (queued there first), so that no
   // backend buffer is released while another thread submits work.
@@ -50,6 +59,16 @@ struct ModelState {
       });
     }
   }
+
+ private:
+  uint64_t Fingerprint(uint64_t& slot, const std::string& path) {
+    std::lock_guard<std::mutex> lock(fingerprintMutex_);
+    if (slot == 0) slot = FileFingerprint(path) | 1;  // never 0, which means "not read yet"
+    return slot;
+  }
+  std::mutex fingerprintMutex_;
+  uint64_t textFingerprint_ = 0;
+  uint64_t projectorFingerprint_ = 0;
 };
 
 using ModelPtr = std::shared_ptr<ModelState>;

@@ -66,7 +66,7 @@ class PromiseWorker : public Completion {
     } catch (const NativeError& e) {
       Fail(e.code, e.what());
     } catch (const std::bad_alloc&) {
-      Fail("ERR_INTERNAL", "out of memory");
+      Fail("ERR_OUT_OF_MEMORY", std::string("out of memory in ") + name_);
     } catch (const std::exception& e) {
       Fail("ERR_INTERNAL", e.what());
     } catch (...) {

@@ -1,6 +1,7 @@
 #include "sampler.h"
 
 #include "errors.h"
+#include "grammar_check.h"
 #include "logging.h"
 
 namespace llava {
@@ -10,8 +11,16 @@ llama_sampler* BuildSampler(const llama_vocab* vocab, const SamplingParams& p) {
   cp.no_perf = true;
   llama_sampler* chain = llama_sampler_chain_init(cp);
   if (!p.grammar.empty()) {
+    CheckGrammar(p.grammar, llama_vocab_n_tokens(vocab));
     ClearLastLlamaError();
-    llama_sampler* g = llama_sampler_init_grammar(vocab, p.grammar.c_str(), "root");
+    llama_sampler* g = nullptr;
+    try {
+      g = llama_sampler_init_grammar(vocab, p.grammar.c_str(), "root");
+    } catch (const std::exception& e) {
+      // llama.cpp's parser reports some malformed input by throwing (a number out of range).
+      llama_sampler_free(chain);
+      Throw("ERR_GRAMMAR", std::string("the GBNF grammar could not be parsed: ") + e.what());
+    }
     if (!g) {
       llama_sampler_free(chain);
       std::string why = LastLlamaError();

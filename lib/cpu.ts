@@ -23,6 +23,15 @@ function linuxPhysicalCores(): number | undefined {
   return cores.size > 0 ? cores.size : undefined
 }
 
+/**
+ * The most threads a computation may use: the CPUs this process may run on. More never helps
+ * ggml (its threads wait for each other at every step), and each costs a stack: 700 threads under
+ * an address-space limit made OpenMP end the process.
+ */
+export function usableCpus(): number {
+  return Math.max(1, logicalCpus())
+}
+
 export function defaultThreads(): number {
   if (cached !== undefined) return cached
   let n: number | undefined

@@ -2,13 +2,13 @@ import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
 import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, toNativeImage } from './image'
-import { type ChatMessage, renderChat } from './chat'
-import { defaultThreads } from './cpu'
+import { type ChatMessage, DEFAULT_TEMPLATE_TIMEOUT_MS, prepareChat, renderChat } from './chat'
+import { defaultThreads, usableCpus } from './cpu'
 import { Lifetime } from './lifetime'
 import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
 import type { NativeModel, NativeModelInfo } from './native-types'
-import { Session, type SessionOptions, SESSION_OPTION_KEYS, resolveSessionOptions } from './session'
+import { Session, type SessionOptions, SESSION_OPTION_KEYS, releaseImages, resolveSessionOptions, retainImages } from './session'
 import { SessionGroup, type SessionGroupOptions } from './session-group'
 import * as v from './validate'
 
@@ -41,13 +41,19 @@ export interface LoadModelOptions {
   maxImagePixels?: number
   /** Called with the loading progress, 0..1. Throwing from it aborts the load. */
   onProgress?: (fraction: number) => void
+  /**
+   * Time budget, in milliseconds, for rendering a Jinja chat template (they come from model files
+   * and run in a worker thread): one that takes longer is stopped and the call rejects with
+   * ERR_CHAT_TEMPLATE. Default 10000.
+   */
+  chatTemplateTimeoutMs?: number
   /** Aborts loading; the promise then rejects with `signal.reason`. */
   signal?: AbortSignal
 }
 
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'onProgress', 'signal',
+  'maxImagePixels', 'chatTemplateTimeoutMs', 'onProgress', 'signal',
 ] as const
 
 /** What a loaded model is. */
@@ -95,6 +101,7 @@ export interface ModelDefaults {
   batchSize: number
   flashAttention: number
   maxImagePixels: number
+  templateTimeoutMs: number
 }
 
 /**
@@ -190,7 +197,8 @@ export class Model {
     v.checkKeys('createSessionGroup()', options, [...SESSION_OPTION_KEYS, 'sessions'])
     if (options.sessions === undefined) throw v.invalid('sessions', 'an integer between 1 and 256', undefined)
     const size = v.int('sessions', options.sessions, 1, 256, 0)
-    const group = new SessionGroup(this, resolveSessionOptions(options, this), size, (g) => this.#groups.delete(g))
+    const params = resolveSessionOptions(options, this, size)
+    const group = new SessionGroup(this, params, size, (g) => this.#groups.delete(g))
     this.#groups.add(group)
     return group
   }
@@ -252,7 +260,8 @@ export class Model {
       const n = input.split('<image>').length - 1
       prompt = images.length > 0 && n === 0 ? marker.repeat(images.length) + input : input.split('<image>').join(marker)
     } else {
-      const r = renderChat(this, input, o.chatTemplate === undefined ? undefined : v.str('chatTemplate', o.chatTemplate))
+      const prepared = prepareChat(this, input, o.chatTemplate === undefined ? undefined : v.str('chatTemplate', o.chatTemplate))
+      const r = await renderChat(this, prepared)
       prompt = r.prompt
       images = r.images
       addSpecial = r.addSpecial
@@ -260,18 +269,16 @@ export class Model {
     if (images.length > 0 && !this.info.vision) {
       throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
     }
-    const native = images.map((img, i) => {
-      if (img instanceof ImageEmbedding) {
-        img.assertAlive()
-        return img.native
-      }
-      return toNativeImage(img, `images[${i}]`, this.defaults.maxImagePixels)
-    })
+    const native = retainImages(
+      images.map((img, i) => (img instanceof ImageEmbedding ? img : toNativeImage(img, `images[${i}]`, this.defaults.maxImagePixels))),
+    )
     try {
       const r = await this.track(this.native.countTokens(prompt, native, addSpecial, true))
       return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens }
     } catch (err) {
       throw fromNative(err)
+    } finally {
+      releaseImages(native)
     }
   }
 
@@ -339,7 +346,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   v.checkKeys('loadModel()', options, LOAD_KEYS)
   const model = v.str('model', options.model)
   const mmproj = options.mmproj === undefined ? undefined : v.str('mmproj', options.mmproj)
-  const threads = v.int('threads', options.threads, 1, 1024, defaultThreads())
+  const threads = v.int('threads', options.threads, 1, usableCpus(), defaultThreads())
   const contextSize = v.int('contextSize', options.contextSize, 0, 1 << 24, 0)
   const batchSize = v.int('batchSize', options.batchSize, 1, 1 << 20, 2048)
   const gl = options.gpuLayers
@@ -353,6 +360,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const fa = options.flashAttention
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
   const maxImagePixels = v.int('maxImagePixels', options.maxImagePixels, 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
+  const templateTimeoutMs = v.int('chatTemplateTimeoutMs', options.chatTemplateTimeoutMs, 1, 3_600_000, DEFAULT_TEMPLATE_TIMEOUT_MS)
   const onProgress = v.fn<(f: number) => void>('onProgress', options.onProgress)
   const signal = v.signal('signal', options.signal)
   throwIfAborted(signal)
@@ -402,6 +410,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     batchSize,
     flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,
     maxImagePixels,
+    templateTimeoutMs,
   })
 }
 

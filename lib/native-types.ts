@@ -74,6 +74,8 @@ export interface NativeEmbedding {
   readonly reused: boolean
   info(): { nTokens: number; nEmbd: number; width: number; height: number; id: string }
   toFloat32Array(): Float32Array
+  /** A second handle on the same embedding. */
+  retain(): NativeEmbedding
   dispose(): void
 }
 

@@ -1,6 +1,7 @@
+import * as os from 'node:os'
 import * as nodePath from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
-import { type ChatMessage, renderChat } from './chat'
+import { type ChatMessage, prepareChat, renderChat } from './chat'
 import { LlavaError, fromNative } from './errors'
 import { ImageEmbedding, type ImageInput, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
@@ -10,10 +11,12 @@ import type {
   NativeGenerateResult,
   NativeImageInput,
   NativePiece,
+  NativeEmbedding,
   NativeSession,
   NativeSessionGroup,
   NativeSessionParams,
 } from './native-types'
+import { usableCpus } from './cpu'
 import { binding } from './native'
 import * as v from './validate'
 
@@ -37,18 +40,48 @@ export interface SessionOptions {
 export const SESSION_OPTION_KEYS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'threadsBatch', 'flashAttention'] as const
 
 /** @internal */
-export function resolveSessionOptions(o: SessionOptions, model: Model): NativeSessionParams {
+export function resolveSessionOptions(o: SessionOptions, model: Model, sessions = 1): NativeSessionParams {
   const d = model.defaults
-  const threads = v.int('threads', o.threads, 1, 1024, d.threads)
+  const cpus = usableCpus()
+  const threads = v.int('threads', o.threads, 1, cpus, Math.min(d.threads, cpus))
   const fa = o.flashAttention
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
+  const contextSize = v.int('contextSize', o.contextSize, 16, MAX_CONTEXT_CELLS, d.contextSize)
+  checkContextFits(model, contextSize, sessions)
   return {
-    contextSize: v.int('contextSize', o.contextSize, 16, 1 << 24, d.contextSize),
+    contextSize,
     batchSize: v.int('batchSize', o.batchSize, 1, 1 << 20, d.batchSize),
     ubatchSize: v.int('ubatchSize', o.ubatchSize, 1, 1 << 20, 512),
     threads,
-    threadsBatch: v.int('threadsBatch', o.threadsBatch, 1, 1024, threads),
+    threadsBatch: v.int('threadsBatch', o.threadsBatch, 1, cpus, threads),
     flashAttention: fa === undefined ? d.flashAttention : fa === 'auto' ? -1 : fa ? 1 : 0,
+  }
+}
+
+/** Cells one llama.cpp context holds at most, all of a group's sessions together. */
+const MAX_CONTEXT_CELLS = 1 << 24
+
+// Refuses, before anything is allocated, a context whose cells overflow llama.cpp's counts or
+// whose KV cache (F16 keys and values in every layer) could not fit in this machine's memory.
+function checkContextFits(model: Model, contextSize: number, sessions: number): void {
+  const cells = contextSize * sessions
+  if (cells > MAX_CONTEXT_CELLS) {
+    throw new LlavaError(
+      'ERR_INVALID_ARGUMENT',
+      `${sessions} sessions of ${contextSize} tokens need ${cells} cells, more than the ${MAX_CONTEXT_CELLS} one context holds; use fewer sessions or a smaller contextSize`,
+      { details: { option: 'contextSize' } },
+    )
+  }
+  const { layers, heads, headsKv, embeddingLength } = model.info
+  const bytesPerCell = heads > 0 ? 2 * 2 * layers * headsKv * (embeddingLength / heads) : 0
+  const bytes = bytesPerCell * cells
+  if (bytes > os.totalmem()) {
+    const gib = (n: number): string => (n / 2 ** 30).toFixed(1)
+    throw new LlavaError(
+      'ERR_INVALID_ARGUMENT',
+      `A context of ${cells} tokens needs about ${gib(bytes)} GiB for its KV cache, more than this machine's ${gib(os.totalmem())} GiB; use a smaller contextSize`,
+      { details: { option: 'contextSize' } },
+    )
   }
 }
 
@@ -240,21 +273,25 @@ export class Session {
       const o = v.optionsObject('chat options', options)
       const { chatTemplate, onToken, ...rest } = o
       const userOnToken = v.fn<(p: GeneratedPiece) => void>('onToken', onToken)
-      const r = renderChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
+      const prepared = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
       const trim = answerTrimmer()
-      return this.complete({
-        ...rest,
-        prompt: r.prompt,
-        images: r.images,
-        imageMarker: r.marker,
-        addSpecial: r.addSpecial,
-        onToken: userOnToken
-          ? (p) => {
-              const text = trim(p.text)
-              if (text) userOnToken({ ...p, text })
-            }
-          : undefined,
-      }).then((result) => ({ ...result, text: result.text.trimStart() }))
+      return renderChat(this.#model, prepared)
+        .then((r) =>
+          this.complete({
+            ...rest,
+            prompt: r.prompt,
+            images: r.images,
+            imageMarker: r.marker,
+            addSpecial: r.addSpecial,
+            onToken: userOnToken
+              ? (p) => {
+                  const text = trim(p.text)
+                  if (text) userOnToken({ ...p, text })
+                }
+              : undefined,
+          }),
+        )
+        .then((result) => ({ ...result, text: result.text.trimStart() }))
     } catch (err) {
       return Promise.reject(err)
     }
@@ -264,15 +301,18 @@ export class Session {
   chatStream(messages: ChatMessage[], options?: Omit<ChatOptions, 'onToken'>): GenerationStream {
     const o = v.optionsObject('chatStream options', options)
     const { chatTemplate, ...rest } = o
-    const r = renderChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
-    const inner = this.generate({ ...rest, prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial })
-    const result = inner.result.then((res) => ({ ...res, text: res.text.trimStart() }))
+    const prepared = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
+    // Rendering is asynchronous; the stream starts generating as soon as the prompt exists.
+    const inner = renderChat(this.#model, prepared).then((r) =>
+      this.generate({ ...rest, prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial }),
+    )
+    const result = inner.then((s) => s.result).then((res) => ({ ...res, text: res.text.trimStart() }))
     result.catch(() => undefined) // settled through `result` or the iterator, whichever the caller uses
     const trim = answerTrimmer()
     return {
       result,
       async *[Symbol.asyncIterator]() {
-        for await (const p of inner) {
+        for await (const p of await inner) {
           const text = trim(p.text)
           if (text) yield { ...p, text }
         }
@@ -401,16 +441,9 @@ export class Session {
       if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed before generation started')
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
       // pixels are neither in this session's cache nor encoded elsewhere in the model.
-      const images = prepared.images.map((img) => {
-        if (img instanceof ImageEmbedding) {
-          img.assertAlive()
-          return img.native
-        }
-        return img
-      })
       let raw: NativeGenerateResult
       try {
-        raw = await this.#native.generate({ ...prepared.request, images }, link.handle, onPieces)
+        raw = await this.#native.generate({ ...prepared.request, images: prepared.images }, link.handle, onPieces)
       } catch (err) {
         if (callbackError) throw callbackError.error
         if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation', { cause: err })
@@ -444,6 +477,7 @@ export class Session {
     const done = (): void => {
       link.release()
       this.#running.delete(stopForDispose)
+      releaseImages(prepared.images)
     }
     op.then(done, done)
     return this.#model.track(op)
@@ -465,8 +499,39 @@ function answerTrimmer(): (text: string) => string {
 
 interface Prepared {
   request: Omit<NativeGenerateRequest, 'images'>
-  images: Array<NativeImageInput | ImageEmbedding>
+  /** Embeddings as handles of their own, taken when the call was made (see retainImages). */
+  images: Array<NativeImageInput | NativeEmbedding>
   signal: AbortSignal | undefined
+}
+
+/**
+ * The call's own handles on the embeddings it uses, taken synchronously when it is made: the
+ * caller may dispose its ImageEmbedding right after (even in the same tick) without taking the
+ * image away from a call that has not started yet.
+ */
+export function retainImages(images: Array<NativeImageInput | ImageEmbedding>): Array<NativeImageInput | NativeEmbedding> {
+  const out: Array<NativeImageInput | NativeEmbedding> = []
+  try {
+    for (const img of images) {
+      if (!(img instanceof ImageEmbedding)) {
+        out.push(img)
+        continue
+      }
+      img.assertAlive()
+      out.push(img.native.retain())
+    }
+  } catch (err) {
+    releaseImages(out)
+    throw fromNative(err)
+  }
+  return out
+}
+
+/** Drops the handles retainImages() took. */
+export function releaseImages(images: Array<NativeImageInput | NativeEmbedding>): void {
+  for (const img of images) {
+    if ('retain' in img) img.dispose()
+  }
 }
 
 function countOccurrences(s: string, marker: string): number {
@@ -515,9 +580,10 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
     throw new LlavaError('ERR_INVALID_ARGUMENT', `The prompt contains the media marker ${model.info.vision.marker} but no images were given.`)
   }
 
+  const signal = v.signal('signal', o.signal)
   return {
-    images: nativeImages,
-    signal: v.signal('signal', o.signal),
+    images: retainImages(nativeImages),
+    signal,
     request: {
       prompt,
       addSpecial: v.bool('addSpecial', o.addSpecial, true),

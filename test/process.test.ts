@@ -62,6 +62,27 @@ describe('process and threads', () => {
     expect(r.stdout.trim()).toBe('ok')
   })
 
+  test('terminating workers at random moments (registering the addon, loading, short calls) never takes the process down', () => {
+    const pair = tinyPair()
+    for (const seed of [1, 2, 3]) {
+      const r = spawnSync(process.execPath, [require.resolve('./helpers/terminate-loop.js'), String(seed), '50'], {
+        cwd: root,
+        encoding: 'utf8',
+        timeout: 120000,
+        env: { ...process.env, MODEL: pair.model, MMPROJ: pair.mmproj },
+      })
+      expect(r.stderr).toBe('')
+      expect(r.signal).toBeNull()
+      expect(r.status).toBe(0)
+      const out = JSON.parse(r.stdout) as { iterations: number; readyBeforeTerminate: number; errors: string[] }
+      expect(out.iterations).toBe(50)
+      expect(out.errors).toEqual([])
+      // Both kinds of moment were hit: before the worker was ready, and while it ran calls.
+      expect(out.readyBeforeTerminate).toBeGreaterThan(5)
+      expect(out.readyBeforeTerminate).toBeLessThan(50)
+    }
+  })
+
   test('sessions and embeddings dropped without dispose() are garbage-collected and freed', () => {
     const pair = tinyPair()
     const r = spawnSync(

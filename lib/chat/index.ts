@@ -1,11 +1,21 @@
 // Chat messages → one prompt through the model's chat template, with mtmd's media marker where
-// each image goes. Jinja templates run in @huggingface/jinja; llama.cpp's built-in engine is the
-// fallback for templates it cannot run.
-import { Template } from '@huggingface/jinja'
-import { LlavaError } from './errors'
-import { ImageEmbedding, type ImageInput } from './image'
-import type { Model } from './model'
-import * as v from './validate'
+// each image goes. Jinja templates run in @huggingface/jinja off the JS thread (template-worker.ts);
+// llama.cpp's built-in engine is the fallback for templates it cannot run.
+import { LlavaError } from '../errors'
+import { ImageEmbedding, type ImageInput } from '../image'
+import * as v from '../validate'
+import { decodeDataUrl } from './data-url'
+import { TemplateError, renderTemplate } from './template-worker'
+
+export { DEFAULT_TEMPLATE_TIMEOUT_MS } from './template-worker'
+
+/** What rendering needs of a model (kept to an interface, so this module does not import Model). */
+export interface ChatHost {
+  readonly info: { chatTemplate: string | null; bosToken: number; eosToken: number; vision: { marker: string } | null }
+  readonly defaults: { templateTimeoutMs: number }
+  detokenize(tokens: number[], options: { renderSpecial: boolean }): string
+  readonly native: { applyChatTemplate(template: string | null, messages: Array<{ role: string; content: string }>, addAssistant: boolean): string }
+}
 
 export type ChatRole = 'system' | 'user' | 'assistant'
 
@@ -30,19 +40,20 @@ export interface RenderedChat {
 
 const ROLES: readonly string[] = ['system', 'user', 'assistant']
 
-function decodeDataUrl(url: string, option: string): Uint8Array {
-  const m = /^data:([^;,]*)(;base64)?,(.*)$/s.exec(url)
-  if (!m) {
-    throw new LlavaError('ERR_INVALID_ARGUMENT', `${option} must be a data: URL (data:image/png;base64,…); remote URLs are not fetched — download the image and pass its bytes`, {
-      details: { option },
-    })
-  }
-  return m[2] ? Buffer.from(m[3], 'base64') : Buffer.from(decodeURIComponent(m[3]), 'latin1')
+/** An image part of a message: an input or embedding, or a data: URL still to decode. */
+type PendingImage = ImageInput | ImageEmbedding | { dataUrl: string; option: string }
+
+/** Messages checked and flattened to text with media markers; what can throw synchronously has. */
+export interface PreparedChat {
+  flat: Array<{ role: string; content: string }>
+  images: PendingImage[]
+  marker: string
+  template: string
 }
 
-function flatten(messages: unknown, marker: string): { flat: Array<{ role: string; content: string }>; images: RenderedChat['images'] } {
+function flatten(messages: unknown, marker: string): { flat: PreparedChat['flat']; images: PendingImage[] } {
   if (!Array.isArray(messages) || messages.length === 0) throw v.invalid('messages', 'a non-empty array of chat messages', messages)
-  const images: RenderedChat['images'] = []
+  const images: PendingImage[] = []
   const flat = messages.map((msg: unknown, i) => {
     const where = `messages[${i}]`
     if (msg === null || typeof msg !== 'object') throw v.invalid(where, 'a message { role, content }', msg)
@@ -69,7 +80,7 @@ function flatten(messages: unknown, marker: string): { flat: Array<{ role: strin
       } else if (p.type === 'image_url') {
         const url = typeof p.image_url === 'string' ? p.image_url : p.image_url?.url
         if (typeof url !== 'string') throw v.invalid(`${pw}.image_url.url`, 'a data: URL string', url)
-        images.push(decodeDataUrl(url, `${pw}.image_url.url`))
+        images.push({ dataUrl: url, option: `${pw}.image_url.url` })
         text += marker
       } else {
         throw v.invalid(`${pw}.type`, "'text', 'image' or 'image_url'", (p as { type?: unknown }).type)
@@ -80,41 +91,50 @@ function flatten(messages: unknown, marker: string): { flat: Array<{ role: strin
   return { flat, images }
 }
 
-/** @internal */
-export function renderChat(model: Model, messages: unknown, chatTemplate: string | undefined): RenderedChat {
-  const marker = model.info.vision?.marker ?? '<__media__>'
+/** @internal Checks and flattens the messages; throws synchronously on bad input. */
+export function prepareChat(host: ChatHost, messages: unknown, chatTemplate: string | undefined): PreparedChat {
+  const marker = host.info.vision?.marker ?? '<__media__>'
   const { flat, images } = flatten(messages, marker)
-  const template = chatTemplate ?? model.info.chatTemplate
+  const template = chatTemplate ?? host.info.chatTemplate
   if (!template) {
     throw new LlavaError(
       'ERR_NO_CHAT_TEMPLATE',
       'The model has no chat template. Pass one with the chatTemplate option (a Jinja template, or a llama.cpp built-in name such as "vicuna", "chatml", "gemma").',
     )
   }
-  const bos = model.detokenize([model.info.bosToken], { renderSpecial: true })
-  const eos = model.detokenize([model.info.eosToken], { renderSpecial: true })
-  let prompt: string
-  if (/\{[%{]/.test(template)) {
-    try {
-      prompt = new Template(template).render({
-        messages: flat,
-        add_generation_prompt: true,
-        bos_token: bos,
-        eos_token: eos,
-      })
-    } catch (jinjaError) {
-      prompt = builtIn(model, template, flat, jinjaError)
-    }
-  } else {
-    prompt = builtIn(model, template, flat, undefined)
-  }
-  // A template that writes BOS itself must not get a second one from the tokenizer.
-  return { prompt, images, marker, addSpecial: !(bos.length > 0 && prompt.startsWith(bos)) }
+  return { flat, images, marker, template }
 }
 
-function builtIn(model: Model, template: string, flat: Array<{ role: string; content: string }>, cause: unknown): string {
+/** @internal Decodes data: URLs and renders the template, both without holding the event loop. */
+export async function renderChat(host: ChatHost, chat: PreparedChat): Promise<RenderedChat> {
+  const images: RenderedChat['images'] = []
+  for (const img of chat.images) {
+    images.push(img !== null && typeof img === 'object' && 'dataUrl' in img ? await decodeDataUrl(img.dataUrl, img.option) : img)
+  }
+  const bos = host.info.bosToken >= 0 ? host.detokenize([host.info.bosToken], { renderSpecial: true }) : ''
+  const eos = host.info.eosToken >= 0 ? host.detokenize([host.info.eosToken], { renderSpecial: true }) : ''
+  let prompt: string
+  if (/\{[%{]/.test(chat.template)) {
+    try {
+      prompt = await renderTemplate(
+        chat.template,
+        { messages: chat.flat, add_generation_prompt: true, bos_token: bos, eos_token: eos },
+        host.defaults.templateTimeoutMs,
+      )
+    } catch (err) {
+      if (!(err instanceof TemplateError)) throw err
+      prompt = builtIn(host, chat.template, chat.flat, err)
+    }
+  } else {
+    prompt = builtIn(host, chat.template, chat.flat, undefined)
+  }
+  // A template that writes BOS itself must not get a second one from the tokenizer.
+  return { prompt, images, marker: chat.marker, addSpecial: !(bos.length > 0 && prompt.startsWith(bos)) }
+}
+
+function builtIn(host: ChatHost, template: string, flat: Array<{ role: string; content: string }>, cause: unknown): string {
   try {
-    return model.native.applyChatTemplate(template, flat, true)
+    return host.native.applyChatTemplate(template, flat, true)
   } catch (err) {
     throw new LlavaError('ERR_NO_CHAT_TEMPLATE', `The chat template could not be applied: ${(cause as Error)?.message ?? (err as Error).message}`, {
       cause: cause ?? err,
