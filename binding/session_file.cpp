@@ -6,6 +6,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <type_traits>
 
 #ifdef _WIN32
 #include <io.h>
@@ -86,21 +87,28 @@ class Reader {
   size_t pos_ = 0;
 };
 
+// The header's fields after the magic, in file order: one list for writing and for reading.
+template <typename H, typename F>
+void HeaderFields(H& h, F&& field) {
+  field(h.version);
+  field(h.textFingerprint);
+  field(h.projectorFingerprint);
+  field(h.params);
+  field(h.embd);
+  field(h.vocab);
+  field(h.layers);
+  field(h.savedCtx);
+  field(h.nPast);
+  field(h.items);
+  field(h.recordBytes);
+  field(h.stateBytes);
+}
+
 Bytes EncodeHeader(const Header& h) {
   Bytes b;
   b.Append(kMagic, sizeof(kMagic));
-  b.Put(h.version);
-  b.Put(h.textFingerprint);
-  b.Put(h.projectorFingerprint);
-  b.Put(h.params);
-  b.Put(h.embd);
-  b.Put(h.vocab);
-  b.Put(h.layers);
-  b.Put(h.savedCtx);
-  b.Put(h.nPast);
-  b.Put(h.items);
-  b.Put(h.recordBytes);
-  b.Put(h.stateBytes);
+  HeaderFields(h, [&](const auto& v) { b.Put(v); });
+  if (b.data().size() != kHeaderBytes) Throw("ERR_INTERNAL", "the session file header has an unexpected size");
   return b;
 }
 
@@ -356,18 +364,7 @@ void LoadSession(SessionState& s, const std::string& path) {
   in.Read(headerBuf + sizeof(kMagic) + 4, kHeaderBytes - sizeof(kMagic) - 4);
   Reader hr(headerBuf + sizeof(kMagic), kHeaderBytes - sizeof(kMagic), path);
   Header h;
-  h.version = hr.Get<uint32_t>();
-  h.textFingerprint = hr.Get<uint64_t>();
-  h.projectorFingerprint = hr.Get<uint64_t>();
-  h.params = hr.Get<uint64_t>();
-  h.embd = hr.Get<int32_t>();
-  h.vocab = hr.Get<int32_t>();
-  h.layers = hr.Get<int32_t>();
-  h.savedCtx = hr.Get<uint32_t>();
-  h.nPast = hr.Get<int32_t>();
-  h.items = hr.Get<uint64_t>();
-  h.recordBytes = hr.Get<uint64_t>();
-  h.stateBytes = hr.Get<uint64_t>();
+  HeaderFields(h, [&](auto& v) { v = hr.Get<std::remove_reference_t<decltype(v)>>(); });
   uint64_t checksum;
   in.Read(&checksum, sizeof(checksum));
 

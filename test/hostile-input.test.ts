@@ -6,19 +6,10 @@ import { spawnSync } from 'node:child_process'
 import * as os from 'node:os'
 import { LlavaError, type Model, loadModel } from '../lib'
 import { greedy, root, tinyPair } from './helpers/fixtures'
+import { codeOf } from './helpers/errors'
 import { pattern, toBmp } from './helpers/images'
 
 const pair = tinyPair()
-
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p)
-  } catch (err) {
-    expect(err).toBeInstanceOf(LlavaError)
-    return (err as LlavaError).code
-  }
-  return 'resolved'
-}
 
 /** Runs `body` (an async function body using `model`) in a child process: a crash is a failure, not the end of the suite. */
 function inChild(body: string): { status: number | null; signal: string | null; out: unknown; stderr: string } {

@@ -6,6 +6,7 @@ import * as path from 'node:path'
 import { ensurePair } from '../lib/fixtures'
 import { LlavaError, type Model, loadModel } from '../lib'
 import { greedy, root, tempDir, tinyPair } from './helpers/fixtures'
+import { codeOf } from './helpers/errors'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const format = require('./helpers/session-file-format') as {
@@ -19,16 +20,6 @@ const format = require('./helpers/session-file-format') as {
 const pair = tinyPair()
 const dir = tempDir('llava-session-file-')
 const FUZZ_SECONDS = Number(process.env.LLAVA_NATIVE_FUZZ_SECONDS ?? 90)
-
-async function codeOf(p: Promise<unknown>): Promise<string> {
-  try {
-    await p
-  } catch (err) {
-    expect(err).toBeInstanceOf(LlavaError)
-    return (err as LlavaError).code
-  }
-  return 'resolved'
-}
 
 test('the fuzzer: thousands of damaged and hostile files, no silent wrong answer, no death, no residue', () => {
   const other = ensurePair('tiny', { seed: 7 })

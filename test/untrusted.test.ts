@@ -3,6 +3,7 @@
 import * as fs from 'node:fs'
 import { LlavaError, type Model, type Session, loadModel } from '../lib'
 import { bmpFile, greedy, tempDir, tinyPair } from './helpers/fixtures'
+import { codeOf } from './helpers/errors'
 import { GGUFValueType } from '../lib/gguf/types'
 import { MODEL_CASES } from './malformed/corpus'
 import { rewrite } from './malformed/rewrite'
@@ -10,16 +11,6 @@ import { IMAGE_CASES, JPEG_SAMPLE } from './malformed/images'
 
 const pair = tinyPair()
 const dir = tempDir('llava-untrusted-')
-
-async function codeOf(p: Promise<unknown> | (() => unknown)): Promise<string> {
-  try {
-    await (typeof p === 'function' ? p() : p)
-  } catch (err) {
-    expect(err).toBeInstanceOf(LlavaError)
-    return (err as LlavaError).code
-  }
-  return 'resolved'
-}
 
 describe('malformed model files', () => {
   test.each(MODEL_CASES.map((c) => [c.name, c] as const))('%s is refused', async (_name, c) => {

@@ -8,7 +8,8 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { loadModel, LlavaError } = require('llava-native')
-const { parse, reseal, kvLayout, HEADER, CHECKSUM_AT } = require('./session-file-format')
+const { parse, reseal, kvLayout, HEADER } = require('./session-file-format')
+const { seededRandom } = require('./random')
 
 const budgetMs = Number(process.argv[2] ?? 30) * 1000
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-fuzz-'))
@@ -16,15 +17,7 @@ const greedy = { temperature: 0, maxTokens: 6 }
 const PROMPT = 'USER: <image>\nWhat is in the picture?\nASSISTANT:'
 const NEXT = PROMPT + ' A picture.\nUSER: And the colours?\nASSISTANT:'
 
-// mulberry32
-let seed = 12345
-function random() {
-  seed = (seed + 0x6d2b79f5) >>> 0
-  let t = seed
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+const random = seededRandom(12345)
 const randInt = (n) => Math.floor(random() * n)
 
 ;(async () => {

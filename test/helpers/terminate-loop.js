@@ -2,19 +2,12 @@
 // pair and run short native calls in a loop. Prints one JSON line; a native abort shows as the
 // process dying. Usage: node terminate-loop.js <seed> <iterations>
 const { Worker } = require('node:worker_threads')
+const { seededRandom } = require('./random')
 
 const seed = Number(process.argv[2] ?? 1)
 const iterations = Number(process.argv[3] ?? 50)
 
-// mulberry32: the same delays for the same seed.
-let state = seed >>> 0
-function random() {
-  state = (state + 0x6d2b79f5) >>> 0
-  let t = state
-  t = Math.imul(t ^ (t >>> 15), t | 1)
-  t ^= t + Math.imul(t ^ (t >>> 7), t | 61)
-  return ((t ^ (t >>> 14)) >>> 0) / 4294967296
-}
+const random = seededRandom(seed)
 
 const WORKER = `
   const { parentPort } = require('node:worker_threads')
