@@ -1,8 +1,8 @@
 #!/usr/bin/env node
 'use strict'
-// Leak check: repeated load/dispose and encode+generate cycles on the tiny pair, printing RSS as it
-// goes. Bounded growth after warm-up means nothing leaks per cycle.
-//   node bench/leak.js [--loads 200] [--cycles 1000]
+// Leak check: repeated load/dispose, encode+generate and chat+save+load cycles on the tiny pair,
+// printing RSS as it goes. Bounded growth after warm-up means nothing leaks per cycle.
+//   node bench/leak.js [--loads 200] [--cycles 1000] [--files 1000]
 const { loadModel } = require('llava-native')
 const { ensurePair } = require('llava-native/fixtures')
 
@@ -49,6 +49,24 @@ async function main() {
       report.cycles.push({ cycle: i, rssMb: +mb().toFixed(1) })
     }
   }
+
+  // Chat (templates render in a worker thread), save, restore into a new session, dispose.
+  const files = arg('files', 1000)
+  const file = require('node:path').join(require('node:os').tmpdir(), `llava-leak-${process.pid}.bin`)
+  report.files = []
+  for (let i = 1; i <= files; i++) {
+    const a = model.createSession({ contextSize: 512 })
+    await a.chat([{ role: 'user', content: `hello ${i}` }], { maxTokens: 4, temperature: 0 })
+    await a.save(file)
+    const b = model.createSession({ contextSize: 512 })
+    await b.load(file)
+    await Promise.all([a.dispose(), b.dispose()])
+    if (i % Math.max(1, Math.floor(files / 10)) === 0) {
+      global.gc?.()
+      report.files.push({ cycle: i, rssMb: +mb().toFixed(1) })
+    }
+  }
+  require('node:fs').rmSync(file, { force: true })
   await model.dispose()
 
   const growth = (rows) => (rows.length > 2 ? +(rows[rows.length - 1].rssMb - rows[1].rssMb).toFixed(1) : 0)
@@ -56,6 +74,7 @@ async function main() {
     startRssMb: +base.toFixed(1),
     loadDispose: { cycles: loads, rss: report.loads, growthAfterWarmupMb: growth(report.loads) },
     encodeGenerate: { cycles, rss: report.cycles, growthAfterWarmupMb: growth(report.cycles) },
+    chatSaveLoad: { cycles: files, rss: report.files, growthAfterWarmupMb: growth(report.files) },
   }
   console.log(JSON.stringify(summary, null, 2))
 }

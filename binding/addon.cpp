@@ -6,6 +6,7 @@
 #include "backends.h"
 #include "addon_data.h"
 #include "embedding.h"
+#include "image_bytes.h"
 #include "llama.h"
 #include "logging.h"
 #include "model.h"
@@ -29,11 +30,13 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   Napi::Function session = Session::Define(env);
   Napi::Function sessionGroup = SessionGroup::Define(env);
   Napi::Function embedding = Embedding::Define(env);
+  Napi::Function imageBytes = ImageBytes::Define(env);
   data->abortHandleCtor = Napi::Persistent(abortHandle);
   data->modelCtor = Napi::Persistent(model);
   data->sessionCtor = Napi::Persistent(session);
   data->sessionGroupCtor = Napi::Persistent(sessionGroup);
   data->embeddingCtor = Napi::Persistent(embedding);
+  data->imageBytesCtor = Napi::Persistent(imageBytes);
   env.SetInstanceData<AddonData>(data);
   // Created before the cleanup hook below is added, so that hook runs first at teardown (hooks run
   // in reverse order): see completion_queue.h.
@@ -49,6 +52,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Session", session);
   exports.Set("SessionGroup", sessionGroup);
   exports.Set("Embedding", embedding);
+  exports.Set("ImageBytes", imageBytes);
   exports.Set("loadModel", Napi::Function::New(env, Model::Load, "loadModel"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("shutdown", Napi::Function::New(

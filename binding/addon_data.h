@@ -14,6 +14,7 @@ struct AddonData {
   Napi::FunctionReference sessionCtor;
   Napi::FunctionReference sessionGroupCtor;
   Napi::FunctionReference embeddingCtor;
+  Napi::FunctionReference imageBytesCtor;
   RegistryPtr work = std::make_shared<WorkRegistry>();
   CompletionQueuePtr completions;
 

@@ -64,7 +64,9 @@ llama_context* ContextState::Ensure() {
   ctx_ = ComputeThread::Run([&] { return llama_init_from_model(m.model, cp); });
   if (!ctx_) {
     std::string why = LastLlamaError();
-    Throw("ERR_OUT_OF_MEMORY", "llama.cpp could not create a context of " + std::to_string(cp.n_ctx) + " tokens" +
+    // llama.cpp reports allocation failures and refused options alike by returning nothing.
+    const bool memory = why.find("alloc") != std::string::npos || why.find("memory") != std::string::npos || why.empty();
+    Throw(memory ? "ERR_OUT_OF_MEMORY" : "ERR_INVALID_ARGUMENT", "llama.cpp could not create a context of " + std::to_string(cp.n_ctx) + " tokens" +
                               (nSeq_ > 1 ? " (" + std::to_string(nSeq_) + " sessions of " + std::to_string(perSeq) + ")" : std::string()) +
                               (why.empty() ? std::string() : ": " + why) + ". Try a smaller contextSize.");
   }

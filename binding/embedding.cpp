@@ -7,6 +7,7 @@
 #include "addon_data.h"
 #include "compute_thread.h"
 #include "errors.h"
+#include "image_bytes.h"
 #include "logging.h"
 #include "promise_worker.h"
 
@@ -84,12 +85,14 @@ EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage
       tokens.push_back(static_cast<int>(n));
     }
     model.encodeCount++;
+    if (out.empty()) Throw("ERR_IMAGE_ENCODE", "the projector produced no image tokens for this image");
+    e->chunks = std::move(out);
+    e->chunkTokens = std::move(tokens);
+    // Registered before the encoder is free again, so an encode of the same pixels waiting for it
+    // finds this one.
+    std::lock_guard<std::mutex> registry(model.embeddingsMutex);
+    model.embeddings[e->id] = e;
   }
-  if (out.empty()) Throw("ERR_IMAGE_ENCODE", "the projector produced no image tokens for this image");
-  e->chunks = std::move(out);
-  e->chunkTokens = std::move(tokens);
-  std::lock_guard<std::mutex> lock(model.embeddingsMutex);
-  model.embeddings[e->id] = e;
   return e;
 }
 
@@ -142,44 +145,29 @@ class EncodeWorker : public PromiseWorker {
   bool reused_ = false;
 };
 
-// Holds a JS buffer while native work reads it; released on the JS thread, where the operation
-// that owns it is deleted.
-struct JsBufferPin {
-  napi_env env;
-  napi_ref ref = nullptr;
-  ~JsBufferPin() {
-    if (ref) napi_delete_reference(env, ref);
-  }
-};
-
-// Small inputs are copied (cheap, and immune to the caller reusing the buffer). Larger ones are
-// read in place by the operation's thread: copying 48 MB on the JS thread blocked the event loop
-// for 200-300 ms. The caller must leave such a buffer alone until the call settles.
-constexpr size_t kCopyBelowBytes = 1 << 20;
-
+// Bytes from JS: an ImageBytes the TypeScript layer filled in slices (large buffers), or a buffer
+// copied now (small ones), so that no native thread ever reads memory JS owns.
 void TakeBytes(Napi::Env env, const Napi::Value& v, ImageInput& in) {
-  unsigned char* p = nullptr;
+  if (std::shared_ptr<const OwnedBytes> owned = ImageBytes::From(env, v)) {
+    in.bytes = owned->data.get();
+    in.size = owned->size;
+    in.keep = std::move(owned);
+    return;
+  }
+  if (!v.IsTypedArray() && !v.IsArrayBuffer()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "image data must be a Buffer or Uint8Array");
+  const unsigned char* p = nullptr;
   size_t n = 0;
   if (v.IsArrayBuffer()) {
     auto ab = v.As<Napi::ArrayBuffer>();
-    p = static_cast<unsigned char*>(ab.Data());
+    p = static_cast<const unsigned char*>(ab.Data());
     n = ab.ByteLength();
   } else {
     auto ta = v.As<Napi::TypedArray>();
-    p = static_cast<unsigned char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
+    p = static_cast<const unsigned char*>(ta.ArrayBuffer().Data()) + ta.ByteOffset();
     n = ta.ByteLength();
   }
-  if (n < kCopyBelowBytes) {
-    in.owned.assign(p, p + n);
-    in.bytes = in.owned.data();
-    in.size = n;
-    return;
-  }
-  auto pin = std::make_shared<JsBufferPin>();
-  pin->env = env;
-  if (napi_create_reference(env, v, 1, &pin->ref) != napi_ok) throw MakeError(env, "ERR_INTERNAL", "could not hold the image buffer");
-  in.keep = std::move(pin);
-  in.bytes = p;
+  in.owned.assign(p, p + n);
+  in.bytes = in.owned.data();
   in.size = n;
 }
 
@@ -197,9 +185,7 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
     in.path = o.Get("path").ToString().Utf8Value();
   } else if (kind == "bytes" || kind == "pixels") {
     in.kind = kind == "bytes" ? ImageInput::Kind::Bytes : ImageInput::Kind::Pixels;
-    Napi::Value data = o.Get("data");
-    if (!data.IsTypedArray() && !data.IsArrayBuffer()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "image data must be a Buffer or Uint8Array");
-    TakeBytes(env, data, in);
+    TakeBytes(env, o.Get("data"), in);
     if (kind == "pixels") {
       in.width = o.Get("width").ToNumber().Uint32Value();
       in.height = o.Get("height").ToNumber().Uint32Value();

@@ -49,8 +49,8 @@ EmbeddingPtr FindEncoded(ModelState& model, const std::string& id);
 EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort);
 // Image media chunks one image of this size expands to (most projectors: 1).
 size_t CountImageChunks(ModelState& model, uint32_t nx, uint32_t ny);
-// Reads { kind: 'path' | 'bytes' | 'pixels', ... } from JS: small buffers are copied, large ones
-// held and read in place by the operation.
+// Reads { kind: 'path' | 'bytes' | 'pixels', ... } from JS; bytes come as an ImageBytes or are
+// copied.
 ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o);
 
 class Embedding : public Napi::ObjectWrap<Embedding> {

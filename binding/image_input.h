@@ -11,12 +11,11 @@ namespace llava {
 struct ImageInput {
   enum class Kind { Path, Bytes, Pixels } kind = Kind::Bytes;
   std::string path;
-  // Encoded bytes or pixels: `owned`, or memory of a JS buffer that `keep` holds on to (released
-  // on the JS thread, with the operation that reads it).
+  // Encoded bytes or pixels: `owned`, or native memory that `keep` holds (image_bytes.h).
   std::vector<unsigned char> owned;
   const unsigned char* bytes = nullptr;
   size_t size = 0;
-  std::shared_ptr<void> keep;
+  std::shared_ptr<const void> keep;
   uint32_t width = 0, height = 0;
   std::string format;  // pixels: rgb | rgba | bgra
   uint64_t maxPixels = 0;

@@ -131,55 +131,6 @@ uint64_t Checksum(const Bytes& header, const Bytes& record, const uint8_t* state
   return hash.Digest();
 }
 
-// llama.cpp writes a sequence's state as [magic][seq id], then its KV cache as [stream count] and,
-// per stream, [cell count][cells]; every stream but the sequence's own is empty. It restores into
-// the destination sequence's stream, but insists on the same stream count, and a session group
-// has one stream per session. For a plain KV cache the state is rewritten in place to a given
-// stream count (the buffer must have room for 4 bytes per added stream), so a session saved in a
-// group restores into a plain session or a group of another size. Other memories (sliding window,
-// recurrent) hold several such blocks and are kept as they are.
-bool RestreamableKv(const llama_model* model) {
-  return llama_model_n_swa(model) == 0 && !llama_model_is_recurrent(model) && !llama_model_is_hybrid(model);
-}
-
-bool Restream(std::vector<uint8_t>& buf, uint32_t streams) {
-  const size_t size = buf.size();
-  auto u32At = [&](size_t off) {
-    uint32_t v;
-    std::memcpy(&v, buf.data() + off, sizeof(v));
-    return v;
-  };
-  constexpr size_t kPrefix = 8;  // magic + seq id
-  if (size < kPrefix + 4 || u32At(0) != kStateMagic) return false;
-  const uint32_t have = u32At(kPrefix);
-  if (have == 0 || size < kPrefix + 4 + 4ull * have) return false;
-  size_t off = kPrefix + 4;
-  uint32_t leading = 0;
-  while (leading < have && u32At(off) == 0) {
-    off += 4;
-    leading++;
-  }
-  const uint32_t zero = 0;
-  size_t blockBytes = 0;
-  if (leading == have) {  // the sequence holds nothing
-    if (off != size) return false;
-  } else {
-    const size_t trailing = 4ull * (have - 1 - leading);
-    if (size - off < 4 + trailing) return false;
-    for (size_t t = size - trailing; t < size; t += 4) {
-      if (u32At(t) != 0) return false;
-    }
-    blockBytes = size - off - trailing;
-    std::memmove(buf.data() + kPrefix + 4, buf.data() + off, blockBytes);
-  }
-  std::memcpy(buf.data() + kPrefix, &streams, 4);
-  buf.resize(kPrefix + 4 + blockBytes);
-  for (uint32_t i = blockBytes > 0 ? 1 : 0; i < streams; i++) {
-    buf.insert(buf.end(), reinterpret_cast<const uint8_t*>(&zero), reinterpret_cast<const uint8_t*>(&zero) + 4);
-  }
-  return true;
-}
-
 // The state of `seq` as llama.cpp writes it; on the compute thread, between the group's decodes.
 std::vector<uint8_t> CopySequence(llama_context* ctx, llama_seq_id seq, size_t reserveExtra = 0) {
   std::vector<uint8_t> state;
@@ -313,7 +264,15 @@ void SaveSession(SessionState& s, const std::string& path) {
   // go first. The context may be shared with a group's other sessions: read it between decodes.
   ComputeThread::Run([&] { llama_memory_seq_rm(llama_get_memory(ctx), s.seq, s.nPast, -1); });
   std::vector<uint8_t> state = CopySequence(ctx, s.seq);
-  if (RestreamableKv(s.model->model)) Restream(state, 1);
+  // The same check a load makes: a file this build writes is one it reads back. One attention
+  // cache is stored with one stream, so that the file restores into a plain session or a group of
+  // any size (llama.cpp insists on the context's own stream count).
+  StateLayout layout;
+  std::string why;
+  if (!CheckSequenceState(s.model->model, state.data(), state.size(), StateBounds{s.context->SequenceContext(), s.nPast}, layout, why)) {
+    Throw("ERR_INTERNAL", "the session's state has a layout this version of llava-native cannot check (" + why + "), so it is not saved");
+  }
+  if (layout.kvBlocks.size() == 1 && !llama_model_is_hybrid(s.model->model)) Restream(state, layout, 1);
   h.stateBytes = state.size();
 
   const Bytes header = EncodeHeader(h);
@@ -428,21 +387,14 @@ void LoadSession(SessionState& s, const std::string& path) {
     Throw("ERR_INVALID_ARGUMENT", "the session file " + path + " holds images encoded with another projector (mmproj); restore it into a session of a model loaded with the projector that saved it");
   }
 
-  // The cells themselves: a count and positions that fit this session, before llama.cpp allocates
-  // anything for them.
-  KvStateBounds bounds;
-  bounds.maxCells = seqCtx;
-  bounds.nPast = h.nPast;
-  bounds.minCells = 0;
-  for (const auto& item : items) bounds.minCells += item.token >= 0 ? 1 : 0;
-  bounds.cellExtBytes = KvCellExtBytes(s.model->model);
-  bounds.exactPositions = RestreamableKv(s.model->model) && bounds.cellExtBytes == 0;
+  // The cells themselves: a count and positions that fit this session, and a layout that ends
+  // where it should, before llama.cpp allocates anything for them.
+  StateLayout layout;
   std::string why;
-  if (h.stateBytes == 0 && h.nPast != 0) why = "it holds no state";
-  if (!why.empty() || (KvStateCheckable(s.model->model) && !CheckKvState(state.data(), state.size(), bounds, why))) {
+  if (!CheckSequenceState(s.model->model, state.data(), state.size(), StateBounds{seqCtx, h.nPast}, layout, why)) {
     Throw("ERR_INVALID_ARGUMENT", "the session file " + path + " is corrupt: " + why);
   }
-  if (RestreamableKv(s.model->model) && !Restream(state, streams)) {
+  if (layout.kvBlocks.size() == 1 && !llama_model_is_hybrid(s.model->model) && !Restream(state, layout, streams)) {
     Throw("ERR_INVALID_ARGUMENT", "the session file " + path + " is corrupt: its KV cache has an unexpected layout");
   }
 
@@ -453,7 +405,8 @@ void LoadSession(SessionState& s, const std::string& path) {
   ComputeThread::Run([&] {
     llama_memory_t mem = llama_get_memory(ctx);
     llama_memory_seq_rm(mem, s.seq, -1, -1);
-    restored = llama_state_seq_set_data(ctx, state.data(), state.size(), s.seq) != 0;
+    // All of it must be read: bytes llama.cpp did not ask for mean the file is not what it claims.
+    restored = llama_state_seq_set_data(ctx, state.data(), state.size(), s.seq) == state.size();
     if (restored) return;
     llama_memory_seq_rm(mem, s.seq, -1, -1);
     putBack = previous.empty() || llama_state_seq_set_data(ctx, previous.data(), previous.size(), s.seq) != 0;

@@ -1,7 +1,6 @@
 #include "session_state_check.h"
 
 #include <cstring>
-#include <vector>
 
 #include "ggml.h"
 
@@ -10,7 +9,7 @@ namespace {
 
 class Cursor {
  public:
-  Cursor(const uint8_t* p, size_t n) : p_(p), n_(n) {}
+  Cursor(const uint8_t* p, size_t n, size_t pos) : p_(p), n_(n), pos_(pos) {}
   template <typename T>
   bool Get(T& v) {
     if (sizeof(T) > n_ - pos_) return false;
@@ -23,96 +22,176 @@ class Cursor {
     pos_ += static_cast<size_t>(n);
     return true;
   }
+  size_t pos() const { return pos_; }
 
  private:
   const uint8_t* p_;
   size_t n_;
-  size_t pos_ = 0;
+  size_t pos_;
 };
 
-// One stream's cells, then the start of its data: the layer count, and the first key row's type
-// and size must make sense and fit (which also tells the two cell layouts apart).
-bool CheckCells(Cursor c, uint32_t cells, const KvStateBounds& b, size_t extBytes, std::string& why) {
-  std::vector<bool> seen(b.exactPositions ? static_cast<size_t>(b.nPast) : 0, false);
-  for (uint32_t i = 0; i < cells; i++) {
-    int32_t pos = 0;
-    uint32_t nSeq = 0;
-    int32_t seq = 0;
-    if (!c.Get(pos) || !c.Get(nSeq) || !c.Skip(extBytes) || !c.Get(seq)) {
-      why = "its KV cache ends inside cell " + std::to_string(i);
-      return false;
-    }
-    if (nSeq != 1) {
-      why = "cell " + std::to_string(i) + " of its KV cache belongs to " + std::to_string(nSeq) + " sequences";
-      return false;
-    }
-    if (pos < 0 || pos >= b.nPast) {
-      why = "cell " + std::to_string(i) + " of its KV cache is at position " + std::to_string(pos) + ", outside the " +
-            std::to_string(b.nPast) + " positions the file records";
-      return false;
-    }
-    if (b.exactPositions) {
-      if (seen[static_cast<size_t>(pos)]) {
-        why = "two cells of its KV cache are at position " + std::to_string(pos);
-        return false;
-      }
-      seen[static_cast<size_t>(pos)] = true;
-    }
-  }
-  uint32_t vTrans = 0, layers = 0;
-  int32_t kType = 0;
-  uint64_t kRow = 0;
-  if (!c.Get(vTrans) || !c.Get(layers) || !c.Get(kType) || !c.Get(kRow) || vTrans > 1 || layers == 0 || layers > 100000 || kType < 0 ||
-      kType >= GGML_TYPE_COUNT || kRow == 0 || kRow > (1ull << 32) || !c.Skip(kRow * cells)) {
-    why = "its KV cache data does not match its " + std::to_string(cells) + " cells";
+// Bytes of per-cell extra data llama.cpp writes in a KV cache's cells: the 2D position (and token)
+// for M-RoPE models (llama_kv_cell_ext; llama-kv-cache.cpp has_cell_ext()).
+size_t CellExtBytes(const llama_model* model) {
+  const llama_rope_type rope = llama_model_rope_type(model);
+  return rope == LLAMA_ROPE_TYPE_MROPE || rope == LLAMA_ROPE_TYPE_IMROPE ? 12 : 0;
+}
+
+struct Walker {
+  const uint8_t* data;
+  size_t size;
+  const StateBounds& b;
+  size_t extBytes;
+  bool valuesPerLayer;  // false for models with multi-head latent attention: keys only
+  std::string& why;
+
+  bool Fail(std::string message) {
+    why = std::move(message);
     return false;
   }
+
+  bool Position(int32_t pos, uint32_t i, std::vector<bool>* seen) {
+    if (pos < 0 || pos >= b.nPast) {
+      return Fail("cell " + std::to_string(i) + " is at position " + std::to_string(pos) + ", outside the " + std::to_string(b.nPast) +
+                  " positions the file records");
+    }
+    if (seen) {
+      if ((*seen)[static_cast<size_t>(pos)]) return Fail("two cells are at position " + std::to_string(pos));
+      (*seen)[static_cast<size_t>(pos)] = true;
+    }
+    return true;
+  }
+
+  // llama_kv_cache::state_write for one sequence: [streams] then per stream [cells] and, when there
+  // are any, their metadata and every layer's rows.
+  bool KvBlock(Cursor& c, bool exact, StateLayout::Block& block) {
+    block.begin = c.pos();
+    if (!c.Get(block.streams)) return Fail("its KV cache ends early");
+    if (block.streams == 0 || block.streams > 65536) return Fail("its KV cache claims " + std::to_string(block.streams) + " streams");
+    for (uint32_t s = 0; s < block.streams; s++) {
+      const size_t streamBegin = c.pos();
+      uint32_t cells = 0;
+      if (!c.Get(cells)) return Fail("its KV cache ends early");
+      if (cells == 0) continue;
+      if (block.streamEnd != 0) return Fail("its KV cache holds cells in more than one stream");
+      if (cells > b.maxCells) {
+        return Fail("its KV cache claims " + std::to_string(cells) + " cells; this session holds at most " + std::to_string(b.maxCells));
+      }
+      if (exact && cells != static_cast<uint32_t>(b.nPast)) {
+        return Fail("its KV cache holds " + std::to_string(cells) + " cells for the " + std::to_string(b.nPast) + " positions it records");
+      }
+      std::vector<bool> seen(exact ? static_cast<size_t>(b.nPast) : 0, false);
+      for (uint32_t i = 0; i < cells; i++) {
+        int32_t pos = 0, seq = 0;
+        uint32_t nSeq = 0;
+        if (!c.Get(pos) || !c.Get(nSeq) || !c.Skip(extBytes) || !c.Get(seq)) return Fail("its KV cache ends inside cell " + std::to_string(i));
+        if (nSeq != 1) return Fail("cell " + std::to_string(i) + " belongs to " + std::to_string(nSeq) + " sequences");
+        if (!Position(pos, i, exact ? &seen : nullptr)) return false;
+      }
+      if (!Rows(c, cells)) return false;
+      block.streamBegin = streamBegin;
+      block.streamEnd = c.pos();
+    }
+    block.end = c.pos();
+    return true;
+  }
+
+  // llama_kv_cache::state_write_data: keys per layer, then values per layer (rows, or transposed).
+  bool Rows(Cursor& c, uint32_t cells) {
+    uint32_t vTrans = 0, layers = 0;
+    if (!c.Get(vTrans) || !c.Get(layers) || vTrans > 1 || layers == 0 || layers > 100000) return Fail("its KV cache data is malformed");
+    auto type = [](int32_t t) { return t >= 0 && t < GGML_TYPE_COUNT; };
+    for (uint32_t l = 0; l < layers; l++) {
+      int32_t kType = 0;
+      uint64_t kRow = 0;
+      if (!c.Get(kType) || !c.Get(kRow) || !type(kType) || kRow == 0 || kRow > (1ull << 32) || !c.Skip(kRow * cells)) {
+        return Fail("its KV cache keys do not match its " + std::to_string(cells) + " cells");
+      }
+    }
+    if (!valuesPerLayer) return true;
+    for (uint32_t l = 0; l < layers; l++) {
+      int32_t vType = 0;
+      bool ok = c.Get(vType) && type(vType);
+      if (ok && !vTrans) {
+        uint64_t vRow = 0;
+        ok = c.Get(vRow) && vRow > 0 && vRow <= (1ull << 32) && c.Skip(vRow * cells);
+      } else if (ok) {
+        uint32_t elBytes = 0, width = 0;
+        ok = c.Get(elBytes) && c.Get(width) && elBytes > 0 && elBytes <= 64 && width > 0 && width <= (1u << 24) &&
+             c.Skip(static_cast<uint64_t>(elBytes) * width * cells);
+      }
+      if (!ok) return Fail("its KV cache values do not match its " + std::to_string(cells) + " cells");
+    }
+    return true;
+  }
+
+  // llama_memory_recurrent::state_write for one sequence: [cells] (0 or 1: a sequence has one
+  // recurrent state) with [pos][n_seq_id = 0] each, then rows that llama.cpp checks itself.
+  bool RecurrentHead(Cursor& c) {
+    uint32_t cells = 0;
+    if (!c.Get(cells)) return Fail("its recurrent state ends early");
+    if (cells > 1) return Fail("its recurrent state claims " + std::to_string(cells) + " cells for one sequence");
+    for (uint32_t i = 0; i < cells; i++) {
+      int32_t pos = 0;
+      uint32_t nSeq = 0;
+      if (!c.Get(pos) || !c.Get(nSeq)) return Fail("its recurrent state ends early");
+      if (nSeq != 0) return Fail("its recurrent cell lists " + std::to_string(nSeq) + " sequences");
+      if (!Position(pos, i, nullptr)) return false;
+    }
+    return true;
+  }
+};
+
+bool Walk(const llama_model* model, const uint8_t* data, size_t size, const StateBounds& b, bool valuesPerLayer, StateLayout& layout,
+          std::string& why) {
+  layout.kvBlocks.clear();
+  Walker w{data, size, b, CellExtBytes(model), valuesPerLayer, why};
+  Cursor c(data, size, 0);
+  uint32_t magic = 0;
+  int32_t seq = 0;
+  if (!c.Get(magic) || magic != kStateMagic || !c.Get(seq)) return w.Fail("it does not hold a llama.cpp sequence state");
+  const bool recurrent = llama_model_is_recurrent(model);
+  const bool hybrid = llama_model_is_hybrid(model);
+  if (recurrent) return w.RecurrentHead(c);
+  // Attention caches: one, or two for sliding-window models (and other two-cache designs); each
+  // must end where the next begins, the last at the end of the state (hybrid models: where the
+  // recurrent state begins).
+  const size_t expectedBlocks = hybrid ? (llama_model_n_swa(model) > 0 ? 2 : 1) : 0;
+  while (c.pos() < size && (expectedBlocks == 0 || layout.kvBlocks.size() < expectedBlocks)) {
+    if (layout.kvBlocks.size() == 4) return w.Fail("it holds more KV caches than any model has");
+    StateLayout::Block block;
+    const bool exact = w.extBytes == 0 && !hybrid && layout.kvBlocks.empty();
+    if (!w.KvBlock(c, exact, block)) return false;
+    layout.kvBlocks.push_back(block);
+  }
+  if (layout.kvBlocks.empty()) return w.Fail("it holds no KV cache");
+  if (hybrid) return w.RecurrentHead(c);
+  if (c.pos() != size) return w.Fail("it holds bytes after its KV cache");
   return true;
 }
 
 }  // namespace
 
-size_t KvCellExtBytes(const llama_model* model) {
-  const llama_rope_type rope = llama_model_rope_type(model);
-  return rope == LLAMA_ROPE_TYPE_MROPE || rope == LLAMA_ROPE_TYPE_IMROPE ? 12 : 0;  // llama_kv_cell_ext: x, y, tok
+bool CheckSequenceState(const llama_model* model, const uint8_t* data, size_t size, const StateBounds& bounds, StateLayout& layout,
+                        std::string& why) {
+  // Models with multi-head latent attention keep keys only; the two layouts cannot both fit.
+  if (Walk(model, data, size, bounds, true, layout, why)) return true;
+  std::string other;
+  return Walk(model, data, size, bounds, false, layout, other);
 }
 
-bool KvStateCheckable(const llama_model* model) { return !llama_model_is_recurrent(model) && !llama_model_is_hybrid(model); }
-
-bool CheckKvState(const uint8_t* data, size_t size, const KvStateBounds& b, std::string& why) {
-  Cursor c(data, size);
-  uint32_t magic = 0, streams = 0;
-  int32_t seqId = 0;
-  if (!c.Get(magic) || magic != kStateMagic || !c.Get(seqId) || !c.Get(streams)) {
-    why = "it does not hold a llama.cpp sequence state";
-    return false;
-  }
-  if (streams == 0 || streams > 65536) {
-    why = "its KV cache claims " + std::to_string(streams) + " streams";
-    return false;
-  }
-  for (uint32_t s = 0; s < streams; s++) {
-    uint32_t cells = 0;
-    if (!c.Get(cells)) {
-      why = "its KV cache ends early";
-      return false;
-    }
-    if (cells == 0) continue;
-    if (cells > b.maxCells) {
-      why = "its KV cache claims " + std::to_string(cells) + " cells; this session holds at most " + std::to_string(b.maxCells);
-      return false;
-    }
-    if (cells < b.minCells || (b.exactPositions && cells != static_cast<uint32_t>(b.nPast))) {
-      why = "its KV cache holds " + std::to_string(cells) + " cells for the " + std::to_string(b.nPast) + " positions it records";
-      return false;
-    }
-    if (CheckCells(c, cells, b, b.cellExtBytes, why)) return true;
-    std::string other;
-    return CheckCells(c, cells, b, b.cellExtBytes == 0 ? 12 : 0, other);
-  }
-  if (b.nPast != 0) {
-    why = "its KV cache holds no cells for the " + std::to_string(b.nPast) + " positions it records";
-    return false;
+bool Restream(std::vector<uint8_t>& state, const StateLayout& layout, uint32_t streams) {
+  if (layout.kvBlocks.size() != 1 || streams == 0) return false;
+  const StateLayout::Block& block = layout.kvBlocks[0];
+  constexpr size_t kPrefix = 8;  // magic + seq id
+  if (block.begin != kPrefix || block.end != state.size()) return false;
+  const size_t streamBytes = block.streamEnd - block.streamBegin;
+  if (streamBytes > 0) std::memmove(state.data() + kPrefix + 4, state.data() + block.streamBegin, streamBytes);
+  std::memcpy(state.data() + kPrefix, &streams, 4);
+  state.resize(kPrefix + 4 + streamBytes);
+  const uint32_t zero = 0;
+  for (uint32_t i = streamBytes > 0 ? 1 : 0; i < streams; i++) {
+    state.insert(state.end(), reinterpret_cast<const uint8_t*>(&zero), reinterpret_cast<const uint8_t*>(&zero) + 4);
   }
   return true;
 }

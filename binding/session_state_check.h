@@ -1,12 +1,20 @@
 #pragma once
 // Checks llama.cpp's saved state of one sequence before llama.cpp reads it. Restoring trusts the
-// cell count (it allocates for every claimed cell before looking further) and every cell's
+// cell counts (it allocates for every claimed cell before looking further) and every cell's
 // position: a count of 4e9 exhausts memory, a negative position survives later removals of the
 // sequence, a position at INT32_MAX breaks every later decode. What is checked here is bounded by
 // what the session file's own record says the sequence holds.
+//
+// The state is [magic][seq id] then the model's memories in order: attention KV caches (one, or two
+// for sliding-window models) as [stream count] and per stream [cell count][cells][data], then for
+// recurrent and hybrid models the recurrent state as [cell count][cells][data]. KV blocks are
+// walked to the byte: every cell, and every layer's key and value rows, must end exactly where the
+// next block starts. The recurrent data has no layout this side can check without the model's
+// internals; its cell count and positions are checked, and llama.cpp checks its row sizes.
 #include <cstddef>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "llama.h"
 
@@ -14,26 +22,32 @@ namespace llava {
 
 constexpr uint32_t kStateMagic = 0xaf143cd8;  // llama-context.cpp's io_magic
 
-struct KvStateBounds {
+struct StateBounds {
   uint32_t maxCells = 0;  // the destination sequence's context
-  uint32_t minCells = 0;  // text tokens the record holds (one cell each)
   int32_t nPast = 0;      // positions the record holds: every cell's position lies below it
-  size_t cellExtBytes = 0;
-  // One cell per position, each position once (attention models without M-RoPE or a sliding
-  // window): the first block then describes the whole sequence.
-  bool exactPositions = false;
 };
 
-// Bytes of per-cell extra data llama.cpp writes for this model as far as the public API tells
-// (M-RoPE's 2D position): CheckKvState also tries the other layout before refusing.
-size_t KvCellExtBytes(const llama_model* model);
+// What the walk found; `kvBlocks` holds, per attention block, its byte range and the range of its
+// one non-empty stream (the sequence's own), for rewriting the stream count.
+struct StateLayout {
+  struct Block {
+    size_t begin = 0, end = 0;
+    uint32_t streams = 0;
+    size_t streamBegin = 0, streamEnd = 0;  // [cell count .. end of data]; both 0 when all are empty
+  };
+  std::vector<Block> kvBlocks;
+};
 
-// Whether the model's memory is an attention KV cache whose state CheckKvState understands;
-// recurrent and hybrid memories are checked by the file's checksum and identity only.
-bool KvStateCheckable(const llama_model* model);
+// false with `why` when the state does not have the layout this model writes, or its cells do not
+// fit `bounds`. In a model's full attention cache without M-RoPE, every position holds exactly one
+// cell (text and image tokens alike), so there the cells must be the positions 0..nPast-1.
+bool CheckSequenceState(const llama_model* model, const uint8_t* data, size_t size, const StateBounds& bounds, StateLayout& layout,
+                        std::string& why);
 
-// false with `why` when the state's first KV block (the cells' count, positions and sequence
-// count) does not fit `bounds`.
-bool CheckKvState(const uint8_t* data, size_t size, const KvStateBounds& bounds, std::string& why);
+// Rewrites a state of one attention block to `streams` streams, the sequence's cells in the
+// first: llama.cpp restores into the destination sequence's own stream but insists on the stream
+// count of the context, and a session group has one stream per session. false when the state is
+// not one attention block with at most one non-empty stream.
+bool Restream(std::vector<uint8_t>& state, const StateLayout& layout, uint32_t streams);
 
 }  // namespace llava

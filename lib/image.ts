@@ -1,6 +1,7 @@
 import * as path from 'node:path'
-import { LlavaError } from './errors'
+import { LlavaError, fromNative } from './errors'
 import { Lifetime } from './lifetime'
+import { binding } from './native'
 import type { NativeEmbedding, NativeImageInput } from './native-types'
 import { invalid } from './validate'
 
@@ -51,6 +52,33 @@ export function toNativeImage(input: unknown, option: string, maxPixels: number)
     return { kind: 'pixels', data, width: raw.width, height: raw.height, format: raw.format, maxPixels }
   }
   throw invalid(option, 'a file path, a Buffer/Uint8Array of an encoded image, raw pixels { data, width, height, format } or an ImageEmbedding', input)
+}
+
+/** Buffers from this size up are copied into native memory in slices rather than in one go. */
+const COPY_IN_SLICES_FROM = 1 << 20
+const SLICE = 2 << 20
+
+/**
+ * The input with its bytes, if large, copied into native memory a slice per turn of the event
+ * loop: a 48 MB buffer copied in one go held the loop for 200-300 ms, and native threads must not
+ * read memory JS owns (the caller could change, transfer or free it meanwhile). Starts copying at
+ * once; the caller must leave the buffer unchanged until the returned promise settles.
+ */
+export async function ownImageBytes(input: NativeImageInput): Promise<NativeImageInput> {
+  if (input.kind === 'path' || !(input.data instanceof Uint8Array) || input.data.byteLength < COPY_IN_SLICES_FROM) return input
+  const source = input.data
+  const total = source.byteLength
+  let copy
+  try {
+    copy = new (binding().ImageBytes)(total)
+    for (let offset = 0; offset < total; offset += SLICE) {
+      if (offset > 0) await new Promise<void>((resolve) => setImmediate(resolve))
+      copy.copyFrom(source, offset, Math.min(SLICE, total - offset))
+    }
+  } catch (err) {
+    throw fromNative(err)
+  }
+  return { ...input, data: copy }
 }
 
 /**

@@ -1,13 +1,13 @@
 import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
-import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, toNativeImage } from './image'
-import { type ChatMessage, DEFAULT_TEMPLATE_TIMEOUT_MS, prepareChat, renderChat } from './chat'
+import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, ownImageBytes, toNativeImage } from './image'
+import { type ChatMessage, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
 import { Lifetime } from './lifetime'
 import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
-import type { NativeModel, NativeModelInfo } from './native-types'
+import type { NativeEmbedding, NativeModel, NativeModelInfo } from './native-types'
 import { Session, type SessionOptions, SESSION_OPTION_KEYS, releaseImages, resolveSessionOptions, retainImages } from './session'
 import { SessionGroup, type SessionGroupOptions } from './session-group'
 import * as v from './validate'
@@ -157,10 +157,12 @@ export class Model {
     if (!this.info.vision) {
       throw new LlavaError('ERR_NO_VISION', 'This model was loaded without a projector: pass `mmproj` to loadModel() to use images.')
     }
-    const nativeInput = toNativeImage(input, 'image', maxPixels)
+    const owning = ownImageBytes(toNativeImage(input, 'image', maxPixels))
     throwIfAborted(signal)
     const link = linkSignal(signal)
     try {
+      const nativeInput = await this.track(owning)
+      throwIfAborted(signal)
       const native = await this.track(this.native.encodeImage(nativeInput, link.handle))
       const embedding = new ImageEmbedding(native, this, (e) => this.#embeddings.delete(e))
       if (signal?.aborted) {
@@ -251,34 +253,44 @@ export class Model {
     const o = v.optionsObject('countTokens options', options)
     v.checkKeys('countTokens()', o, ['images', 'chatTemplate', 'addSpecial'])
     let prompt: string
-    let images: Array<ImageInput | ImageEmbedding>
+    let images: Array<ImageInput | ImageEmbedding | NativeEmbedding>
     let addSpecial = v.bool('addSpecial', o.addSpecial, true)
+    let chat: PreparedChat | undefined
     const marker = this.info.vision?.marker ?? '<__media__>'
-    if (typeof input === 'string') {
-      images = o.images ?? []
-      if (!Array.isArray(images)) throw v.invalid('images', 'an array of images', images)
-      const n = input.split('<image>').length - 1
-      prompt = images.length > 0 && n === 0 ? marker.repeat(images.length) + input : input.split('<image>').join(marker)
-    } else {
-      const prepared = prepareChat(this, input, o.chatTemplate === undefined ? undefined : v.str('chatTemplate', o.chatTemplate))
-      const r = await renderChat(this, prepared)
-      prompt = r.prompt
-      images = r.images
-      addSpecial = r.addSpecial
-    }
-    if (images.length > 0 && !this.info.vision) {
-      throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
-    }
-    const native = retainImages(
-      images.map((img, i) => (img instanceof ImageEmbedding ? img : toNativeImage(img, `images[${i}]`, this.defaults.maxImagePixels))),
-    )
     try {
-      const r = await this.track(this.native.countTokens(prompt, native, addSpecial, true))
-      return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens }
-    } catch (err) {
-      throw fromNative(err)
+      if (typeof input === 'string') {
+        images = o.images ?? []
+        if (!Array.isArray(images)) throw v.invalid('images', 'an array of images', images)
+        const n = input.split('<image>').length - 1
+        prompt = images.length > 0 && n === 0 ? marker.repeat(images.length) + input : input.split('<image>').join(marker)
+      } else {
+        chat = prepareChat(this, input, o.chatTemplate === undefined ? undefined : v.str('chatTemplate', o.chatTemplate))
+        const r = await renderChat(this, chat)
+        prompt = r.prompt
+        images = r.images
+        addSpecial = r.addSpecial
+      }
+      if (images.length > 0 && !this.info.vision) {
+        throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
+      }
+      const native = retainImages(
+        images.map((img, i) =>
+          img instanceof ImageEmbedding || img instanceof binding().Embedding
+            ? (img as ImageEmbedding | NativeEmbedding)
+            : toNativeImage(img, `images[${i}]`, this.defaults.maxImagePixels),
+        ),
+      )
+      try {
+        const owned = await Promise.all(native.map((img) => ('kind' in img ? ownImageBytes(img) : img)))
+        const r = await this.track(this.native.countTokens(prompt, owned, addSpecial, true))
+        return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens }
+      } catch (err) {
+        throw fromNative(err)
+      } finally {
+        releaseImages(native)
+      }
     } finally {
-      releaseImages(native)
+      chat?.release()
     }
   }
 

@@ -62,10 +62,22 @@ export interface NativeModelInfo {
   vision: NativeVisionInfo | null
 }
 
+/** Native memory holding a copy of a large image buffer, filled in slices. */
+export interface NativeImageBytes {
+  copyFrom(source: Uint8Array, offset: number, length: number): void
+}
+
 export type NativeImageInput =
   | { kind: 'path'; path: string; maxPixels: number }
-  | { kind: 'bytes'; data: Uint8Array; maxPixels: number }
-  | { kind: 'pixels'; data: Uint8Array; width: number; height: number; format: 'rgb' | 'rgba' | 'bgra'; maxPixels: number }
+  | { kind: 'bytes'; data: Uint8Array | NativeImageBytes; maxPixels: number }
+  | {
+      kind: 'pixels'
+      data: Uint8Array | NativeImageBytes
+      width: number
+      height: number
+      format: 'rgb' | 'rgba' | 'bgra'
+      maxPixels: number
+    }
 
 export interface NativeEmbedding {
   readonly encodeMs: number
@@ -162,6 +174,8 @@ export interface NativeSessionGroup {
 
 export interface NativeBinding {
   AbortHandle: new () => NativeAbortHandle
+  ImageBytes: new (size: number) => NativeImageBytes
+  Embedding: new () => NativeEmbedding
   Session: new (model: NativeModel, params: NativeSessionParams, group?: NativeSessionGroup) => NativeSession
   SessionGroup: new (model: NativeModel, params: NativeSessionParams, sessions: number) => NativeSessionGroup
   loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>

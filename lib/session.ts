@@ -1,9 +1,8 @@
-import * as os from 'node:os'
 import * as nodePath from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { type ChatMessage, prepareChat, renderChat } from './chat'
 import { LlavaError, fromNative } from './errors'
-import { ImageEmbedding, type ImageInput, toNativeImage } from './image'
+import { ImageEmbedding, type ImageInput, ownImageBytes, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
 import type {
@@ -47,7 +46,7 @@ export function resolveSessionOptions(o: SessionOptions, model: Model, sessions 
   const fa = o.flashAttention
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
   const contextSize = v.int('contextSize', o.contextSize, 16, MAX_CONTEXT_CELLS, d.contextSize)
-  checkContextFits(model, contextSize, sessions)
+  checkContextFits(contextSize, sessions)
   return {
     contextSize,
     batchSize: v.int('batchSize', o.batchSize, 1, 1 << 20, d.batchSize),
@@ -61,25 +60,16 @@ export function resolveSessionOptions(o: SessionOptions, model: Model, sessions 
 /** Cells one llama.cpp context holds at most, all of a group's sessions together. */
 const MAX_CONTEXT_CELLS = 1 << 24
 
-// Refuses, before anything is allocated, a context whose cells overflow llama.cpp's counts or
-// whose KV cache (F16 keys and values in every layer) could not fit in this machine's memory.
-function checkContextFits(model: Model, contextSize: number, sessions: number): void {
+// Refuses, before anything is allocated, a context whose cell count overflows what llama.cpp
+// counts (256 sessions of 2^24 cells wrapped to 0). Whether the KV cache fits in memory is for
+// llama.cpp to find out (ERR_OUT_OF_MEMORY): an estimate here cannot know sliding windows, cache
+// types or GPU offload, and would refuse contexts that fit.
+function checkContextFits(contextSize: number, sessions: number): void {
   const cells = contextSize * sessions
   if (cells > MAX_CONTEXT_CELLS) {
     throw new LlavaError(
       'ERR_INVALID_ARGUMENT',
       `${sessions} sessions of ${contextSize} tokens need ${cells} cells, more than the ${MAX_CONTEXT_CELLS} one context holds; use fewer sessions or a smaller contextSize`,
-      { details: { option: 'contextSize' } },
-    )
-  }
-  const { layers, heads, headsKv, embeddingLength } = model.info
-  const bytesPerCell = heads > 0 ? 2 * 2 * layers * headsKv * (embeddingLength / heads) : 0
-  const bytes = bytesPerCell * cells
-  if (bytes > os.totalmem()) {
-    const gib = (n: number): string => (n / 2 ** 30).toFixed(1)
-    throw new LlavaError(
-      'ERR_INVALID_ARGUMENT',
-      `A context of ${cells} tokens needs about ${gib(bytes)} GiB for its KV cache, more than this machine's ${gib(os.totalmem())} GiB; use a smaller contextSize`,
       { details: { option: 'contextSize' } },
     )
   }
@@ -280,7 +270,7 @@ export class Session {
           this.complete({
             ...rest,
             prompt: r.prompt,
-            images: r.images,
+            images: r.images as GenerateOptions['images'], // embeddings as the call's own handles: prepare() takes them as they are
             imageMarker: r.marker,
             addSpecial: r.addSpecial,
             onToken: userOnToken
@@ -292,6 +282,7 @@ export class Session {
           }),
         )
         .then((result) => ({ ...result, text: result.text.trimStart() }))
+        .finally(() => prepared.release())
     } catch (err) {
       return Promise.reject(err)
     }
@@ -304,9 +295,12 @@ export class Session {
     const prepared = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
     // Rendering is asynchronous; the stream starts generating as soon as the prompt exists.
     const inner = renderChat(this.#model, prepared).then((r) =>
-      this.generate({ ...rest, prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial }),
+      this.generate({ ...rest, prompt: r.prompt, images: r.images as GenerateOptions['images'], imageMarker: r.marker, addSpecial: r.addSpecial }),
     )
-    const result = inner.then((s) => s.result).then((res) => ({ ...res, text: res.text.trimStart() }))
+    const result = inner
+      .then((s) => s.result)
+      .then((res) => ({ ...res, text: res.text.trimStart() }))
+      .finally(() => prepared.release())
     result.catch(() => undefined) // settled through `result` or the iterator, whichever the caller uses
     const trim = answerTrimmer()
     return {
@@ -408,6 +402,9 @@ export class Session {
     } catch (err) {
       return Promise.reject(err)
     }
+    // Large buffers start moving into native memory now, while the call waits its turn.
+    const owning = Promise.all(prepared.images.map((img) => ('kind' in img ? ownImageBytes(img) : img)))
+    owning.catch(() => undefined) // awaited by the work below, or dropped with it
     const link = linkSignal(prepared.signal)
     let disposedWhileRunning = false
     let consumerStopped = false
@@ -441,9 +438,10 @@ export class Session {
       if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed before generation started')
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
       // pixels are neither in this session's cache nor encoded elsewhere in the model.
+      const images = await owning
       let raw: NativeGenerateResult
       try {
-        raw = await this.#native.generate({ ...prepared.request, images: prepared.images }, link.handle, onPieces)
+        raw = await this.#native.generate({ ...prepared.request, images }, link.handle, onPieces)
       } catch (err) {
         if (callbackError) throw callbackError.error
         if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation', { cause: err })
@@ -509,7 +507,7 @@ interface Prepared {
  * caller may dispose its ImageEmbedding right after (even in the same tick) without taking the
  * image away from a call that has not started yet.
  */
-export function retainImages(images: Array<NativeImageInput | ImageEmbedding>): Array<NativeImageInput | NativeEmbedding> {
+export function retainImages(images: Array<NativeImageInput | ImageEmbedding | NativeEmbedding>): Array<NativeImageInput | NativeEmbedding> {
   const out: Array<NativeImageInput | NativeEmbedding> = []
   try {
     for (const img of images) {
@@ -555,11 +553,12 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   const seed = o.seed === undefined ? undefined : v.int('seed', o.seed, 0, 0xfffffffe, 0)
 
   let prompt = o.prompt
-  let nativeImages: Array<NativeImageInput | ImageEmbedding> = []
+  let nativeImages: Array<NativeImageInput | ImageEmbedding | NativeEmbedding> = []
   if (images.length > 0) {
     const vision = model.info.vision
     if (!vision) throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
     nativeImages = images.map((img, i) => {
+      if (img instanceof binding().Embedding) return img as NativeEmbedding // a handle chat() already took for this call
       if (img instanceof ImageEmbedding) {
         if (img.owner !== model) throw new LlavaError('ERR_INVALID_ARGUMENT', `images[${i}] was encoded by another model; encode it with this model`)
         img.assertAlive()
@@ -581,10 +580,7 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   }
 
   const signal = v.signal('signal', o.signal)
-  return {
-    images: retainImages(nativeImages),
-    signal,
-    request: {
+  const request: Prepared['request'] = {
       prompt,
       addSpecial: v.bool('addSpecial', o.addSpecial, true),
       parseSpecial: v.bool('parseSpecial', o.parseSpecial, true),
@@ -601,6 +597,7 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
       presencePenalty: v.num('presencePenalty', o.presencePenalty, -100, 100, 0),
       seed,
       grammar: o.grammar,
-    },
   }
+  // Last, once nothing else can throw: handles taken here are released when the call ends.
+  return { images: retainImages(nativeImages), signal, request }
 }

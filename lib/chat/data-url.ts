@@ -2,8 +2,8 @@
 // all of it, then base64) held the event loop for 0.4-1.3 s.
 import { LlavaError } from '../errors'
 
-/** Characters of the URL decoded between two turns of the event loop (about 3 MB of bytes). */
-const SLICE = 4 << 20
+/** Characters of the URL decoded between two turns of the event loop (768 KB of bytes). */
+const SLICE = 1 << 20
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -55,10 +55,12 @@ async function decodePercent(url: string, start: number, option: string): Promis
     if (i > start) await yieldToLoop()
     let end = Math.min(url.length, i + SLICE)
     // Never split a %XX escape or a surrogate pair.
-    const pct = url.lastIndexOf('%', end - 1)
-    if (end < url.length && pct >= i && pct > end - 3) end = pct
-    const code = url.charCodeAt(end - 1)
-    if (end < url.length && code >= 0xd800 && code <= 0xdbff) end--
+    if (end < url.length) {
+      if (url[end - 1] === '%') end -= 1
+      else if (url[end - 2] === '%') end -= 2
+      const code = url.charCodeAt(end - 1)
+      if (code >= 0xd800 && code <= 0xdbff) end--
+    }
     const bytes = Buffer.from(url.slice(i, end), 'utf8')
     const outPart = Buffer.allocUnsafe(bytes.length)
     let n = 0
@@ -68,7 +70,7 @@ async function decodePercent(url: string, start: number, option: string): Promis
         continue
       }
       const hex = bytes.toString('latin1', k + 1, k + 3)
-      if (!HEX.test(hex)) throw refuse(option, `'%' (byte ${i + k - start} of the data) is not followed by two hexadecimal digits`)
+      if (!HEX.test(hex)) throw refuse(option, "a '%' in its data is not followed by two hexadecimal digits")
       outPart[n++] = parseInt(hex, 16)
       k += 2
     }

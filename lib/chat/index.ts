@@ -3,6 +3,7 @@
 // llama.cpp's built-in engine is the fallback for templates it cannot run.
 import { LlavaError } from '../errors'
 import { ImageEmbedding, type ImageInput } from '../image'
+import type { NativeEmbedding } from '../native-types'
 import * as v from '../validate'
 import { decodeDataUrl } from './data-url'
 import { TemplateError, renderTemplate } from './template-worker'
@@ -31,7 +32,8 @@ export interface ChatMessage {
 
 export interface RenderedChat {
   prompt: string
-  images: Array<ImageInput | ImageEmbedding>
+  /** Inputs, and the call's own handles on embeddings (see PreparedChat). */
+  images: Array<ImageInput | NativeEmbedding>
   /** The media marker used in `prompt`. */
   marker: string
   /** Whether the tokenizer should add BOS (false when the template already wrote it). */
@@ -40,15 +42,20 @@ export interface RenderedChat {
 
 const ROLES: readonly string[] = ['system', 'user', 'assistant']
 
-/** An image part of a message: an input or embedding, or a data: URL still to decode. */
-type PendingImage = ImageInput | ImageEmbedding | { dataUrl: string; option: string }
+/** An image part of a message: an input, an embedding, or a data: URL still to decode. */
+type PendingImage = ImageInput | ImageEmbedding | NativeEmbedding | { dataUrl: string; option: string }
 
-/** Messages checked and flattened to text with media markers; what can throw synchronously has. */
+/**
+ * Messages checked and flattened to text with media markers; what can throw synchronously has.
+ * Embeddings are already the call's own handles (taken when the call was made, so the caller may
+ * dispose theirs at once); release() drops them when the call is over.
+ */
 export interface PreparedChat {
   flat: Array<{ role: string; content: string }>
   images: PendingImage[]
   marker: string
   template: string
+  release(): void
 }
 
 function flatten(messages: unknown, marker: string): { flat: PreparedChat['flat']; images: PendingImage[] } {
@@ -102,14 +109,41 @@ export function prepareChat(host: ChatHost, messages: unknown, chatTemplate: str
       'The model has no chat template. Pass one with the chatTemplate option (a Jinja template, or a llama.cpp built-in name such as "vicuna", "chatml", "gemma").',
     )
   }
-  return { flat, images, marker, template }
+  const retained: NativeEmbedding[] = []
+  const release = (): void => {
+    for (const h of retained.splice(0)) h.dispose()
+  }
+  try {
+    images.forEach((img, i) => {
+      if (!(img instanceof ImageEmbedding)) return
+      if (img.owner !== host) throw new LlavaError('ERR_INVALID_ARGUMENT', `image ${i} of the messages was encoded by another model; encode it with this model`)
+      img.assertAlive()
+      const handle = img.native.retain()
+      retained.push(handle)
+      images[i] = handle
+    })
+  } catch (err) {
+    release()
+    throw err
+  }
+  return { flat, images, marker, template, release }
 }
 
 /** @internal Decodes data: URLs and renders the template, both without holding the event loop. */
 export async function renderChat(host: ChatHost, chat: PreparedChat): Promise<RenderedChat> {
+  try {
+    return await render(host, chat)
+  } catch (err) {
+    chat.release()
+    throw err
+  }
+}
+
+async function render(host: ChatHost, chat: PreparedChat): Promise<RenderedChat> {
   const images: RenderedChat['images'] = []
   for (const img of chat.images) {
-    images.push(img !== null && typeof img === 'object' && 'dataUrl' in img ? await decodeDataUrl(img.dataUrl, img.option) : img)
+    // prepareChat() has replaced every ImageEmbedding with the call's own handle.
+    images.push(img !== null && typeof img === 'object' && 'dataUrl' in img ? await decodeDataUrl(img.dataUrl, img.option) : (img as ImageInput | NativeEmbedding))
   }
   const bos = host.info.bosToken >= 0 ? host.detokenize([host.info.bosToken], { renderSpecial: true }) : ''
   const eos = host.info.eosToken >= 0 ? host.detokenize([host.info.eosToken], { renderSpecial: true }) : ''

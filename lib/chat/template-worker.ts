@@ -1,7 +1,7 @@
 // Jinja chat templates come from model files, so they are untrusted code: one that loops or grows
 // without end must not freeze the application. They render in a worker_thread with a time budget
 // and a memory limit; a template that overruns is stopped and its call rejects with
-// ERR_CHAT_TEMPLATE, while the calls queued behind it render on a fresh worker.
+// ERR_CHAT_TEMPLATE, while the calls waiting behind it render on a fresh worker.
 import { Worker } from 'node:worker_threads'
 import { LlavaError } from '../errors'
 
@@ -37,7 +37,6 @@ interface Job {
   template: string
   context: Record<string, unknown>
   timeoutMs: number
-  timer?: NodeJS.Timeout
   resolve: (text: string) => void
   reject: (err: unknown) => void
 }
@@ -45,32 +44,35 @@ interface Job {
 /** A Jinja template's own error (a syntax error, an undefined filter): the caller may fall back. */
 export class TemplateError extends Error {}
 
+// One rendering at a time: the time budget counts from when a job reaches the worker, so a job is
+// never blamed for the time it waited, and a stopped worker only ever held the job that overran.
 class TemplateRenderer {
   #worker: Worker | undefined
-  // In submission order: the worker renders one at a time, so the first is the one running.
-  readonly #jobs = new Map<number, Job>()
+  readonly #waiting: Job[] = []
+  #running: { job: Job; timer: NodeJS.Timeout } | undefined
   #nextId = 1
 
   render(template: string, context: Record<string, unknown>, timeoutMs: number): Promise<string> {
     return new Promise<string>((resolve, reject) => {
-      const job: Job = { id: this.#nextId++, template, context, timeoutMs, resolve, reject }
-      this.#jobs.set(job.id, job)
-      try {
-        this.#send(job)
-      } catch (err) {
-        this.#jobs.delete(job.id)
-        reject(err)
-      }
+      this.#waiting.push({ id: this.#nextId++, template, context, timeoutMs, resolve, reject })
+      this.#pump()
     })
   }
 
-  #send(job: Job): void {
-    const worker = this.#ensureWorker()
-    worker.ref()
-    // The budget counts from when the job reaches the worker's queue; jobs queued behind a slow
-    // one are sent again with a fresh budget if that one is stopped.
-    job.timer = setTimeout(() => this.#fail(job, `did not finish within ${job.timeoutMs} ms (a template that loops without end?)`), job.timeoutMs)
-    worker.postMessage({ id: job.id, template: job.template, context: job.context })
+  #pump(): void {
+    while (!this.#running && this.#waiting.length > 0) {
+      const job = this.#waiting.shift()!
+      try {
+        const worker = this.#ensureWorker()
+        worker.ref()
+        worker.postMessage({ id: job.id, template: job.template, context: job.context })
+        const timer = setTimeout(() => this.#stop(`did not finish within ${job.timeoutMs} ms (a template that loops without end?)`), job.timeoutMs)
+        this.#running = { job, timer }
+      } catch (err) {
+        job.reject(err) // the context could not be sent (a value that cannot be cloned)
+      }
+    }
+    if (!this.#running) this.#worker?.unref()
   }
 
   #ensureWorker(): Worker {
@@ -83,52 +85,38 @@ class TemplateRenderer {
       stderr: false,
     })
     worker.on('message', (m: { id: number; ok: boolean; text?: string; message?: string }) => {
-      const job = this.#jobs.get(m.id)
-      if (!job) return
-      this.#settle(job)
-      if (m.ok) job.resolve(m.text ?? '')
-      else job.reject(new TemplateError(m.message ?? 'the template failed'))
+      const running = this.#running
+      if (worker !== this.#worker || !running || running.job.id !== m.id) return
+      clearTimeout(running.timer)
+      this.#running = undefined
+      if (m.ok) running.job.resolve(m.text ?? '')
+      else running.job.reject(new TemplateError(m.message ?? 'the template failed'))
+      this.#pump()
     })
-    const lost = (why: string): void => {
-      if (this.#worker !== worker) return
-      this.#worker = undefined
-      const first = this.#jobs.values().next().value
-      if (first) this.#fail(first, why)
-    }
     worker.on('error', (err: Error & { code?: string }) => {
-      lost(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `used more than ${HEAP_LIMIT_MB} MB while rendering` : `stopped the renderer: ${err.message}`)
+      if (worker !== this.#worker) return
+      this.#stop(err.code === 'ERR_WORKER_OUT_OF_MEMORY' ? `used more than ${HEAP_LIMIT_MB} MB while rendering` : `stopped the renderer: ${err.message}`)
     })
-    worker.on('exit', () => lost('stopped the renderer'))
+    worker.on('exit', () => {
+      if (worker === this.#worker) this.#stop('stopped the renderer')
+    })
     worker.unref()
     this.#worker = worker
     return worker
   }
 
-  #settle(job: Job): void {
-    clearTimeout(job.timer)
-    this.#jobs.delete(job.id)
-    if (this.#jobs.size === 0) this.#worker?.unref()
-  }
-
-  // Rejects `job`, stops the worker that is stuck on it, and sends the jobs queued behind it to a
-  // new one.
-  #fail(job: Job, why: string): void {
-    if (!this.#jobs.has(job.id)) return
-    this.#settle(job)
-    job.reject(new LlavaError('ERR_CHAT_TEMPLATE', `The chat template ${why}. Pass a working template with the chatTemplate option.`))
+  // Rejects the running job, ends its worker, and goes on with the next job on a fresh one.
+  #stop(why: string): void {
     const worker = this.#worker
     this.#worker = undefined
     if (worker) void worker.terminate()
-    const rest = [...this.#jobs.values()]
-    for (const other of rest) {
-      clearTimeout(other.timer)
-      try {
-        this.#send(other)
-      } catch (err) {
-        this.#settle(other)
-        other.reject(err)
-      }
+    const running = this.#running
+    this.#running = undefined
+    if (running) {
+      clearTimeout(running.timer)
+      running.job.reject(new LlavaError('ERR_CHAT_TEMPLATE', `The chat template ${why}. Pass a working template with the chatTemplate option.`))
     }
+    this.#pump()
   }
 }
 

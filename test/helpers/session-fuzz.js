@@ -141,17 +141,28 @@ const randInt = (n) => Math.floor(random() * n)
     if (out.cases % 50 === 0) await session.reset()
   }
 
-  // A refused hostile file in a group must not leave residue for the next session of that seat.
+  // Hostile files loaded into a group session, where a file is rewritten to the group's stream
+  // count: refused, and no residue for the next session given that seat.
+  const negative = Buffer.from(good)
+  negative.writeInt32LE(-7, cellAt(0))
+  const appended = Buffer.concat([good, Buffer.from([0xff, 0xff, 0xff, 0xff, 1, 2, 3, 4])])
+  appended.writeBigUInt64LE(BigInt(header.stateBytes + 8), 72)
   const group = model.createSessionGroup({ sessions: 2, contextSize: 512 })
-  const first = group.createSession()
-  const hostile = Buffer.from(good)
-  hostile.writeInt32LE(-7, cellAt(0))
-  fs.writeFileSync(file, reseal(hostile))
-  const seatRefused = await first.load(file).then(() => false, (e) => e instanceof LlavaError)
-  await first.dispose()
-  const next = group.createSession()
-  const seatAnswer = (await next.complete({ prompt: NEXT, images: [image], ...greedy })).tokens.join(',')
-  out.seat = { refused: seatRefused, clean: seatAnswer === baseline }
+  out.seat = { refused: 0, clean: 0, of: 0 }
+  for (const hostile of [negative, appended]) {
+    out.seat.of++
+    const first = group.createSession()
+    fs.writeFileSync(file, reseal(hostile))
+    if (await first.load(file).then(() => false, (e) => e instanceof LlavaError)) out.seat.refused++
+    await first.dispose()
+    const next = group.createSession()
+    if ((await next.complete({ prompt: NEXT, images: [image], ...greedy })).tokens.join(',') === baseline) out.seat.clean++
+    await next.dispose()
+  }
+  // The intact file restores into a group session too.
+  const member = group.createSession()
+  await member.load(goodFile)
+  out.seat.intactInGroup = (await member.complete({ prompt: NEXT, images: [image], ...greedy })).tokens.join(',') === expected
 
   out.ms = Date.now() - started
   out.total = cases.length
