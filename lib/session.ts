@@ -1,6 +1,6 @@
 import * as nodePath from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
-import { type ChatMessage, prepareChat, renderChat } from './chat'
+import { type ChatMessage, type PreparedChat, prepareChat, renderChat } from './chat'
 import { LlavaError, fromNative } from './errors'
 import { ImageEmbedding, type ImageInput, ownImageBytes, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
@@ -209,19 +209,27 @@ export class Session {
 
   /** Streams the answer piece by piece: `for await (const piece of session.generate({...}))`. Breaking out of the loop stops generation. */
   generate(options: GenerateOptions): GenerationStream {
+    return this.#stream(options as CompleteOptions)
+  }
+
+  #stream(options: CompleteOptions, input?: Promise<ChatInput>): GenerationStream {
     const pieces: GeneratedPiece[] = []
     let wake: (() => void) | undefined
     let finished = false
     let stopEarly: (() => void) | undefined
-    const result = this.#run(options as CompleteOptions, {
-      onPiece: (p) => {
-        pieces.push(p)
-        wake?.()
+    const result = this.#run(
+      options,
+      {
+        onPiece: (p) => {
+          pieces.push(p)
+          wake?.()
+        },
+        registerStop: (stop) => {
+          stopEarly = stop
+        },
       },
-      registerStop: (stop) => {
-        stopEarly = stop
-      },
-    })
+      input,
+    )
     const settle = (): void => {
       finished = true
       wake?.()
@@ -263,26 +271,17 @@ export class Session {
       const o = v.optionsObject('chat options', options)
       const { chatTemplate, onToken, ...rest } = o
       const userOnToken = v.fn<(p: GeneratedPiece) => void>('onToken', onToken)
-      const prepared = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
+      const chat = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
       const trim = answerTrimmer()
-      return renderChat(this.#model, prepared)
-        .then((r) =>
-          this.complete({
-            ...rest,
-            prompt: r.prompt,
-            images: r.images as GenerateOptions['images'], // embeddings as the call's own handles: prepare() takes them as they are
-            imageMarker: r.marker,
-            addSpecial: r.addSpecial,
-            onToken: userOnToken
-              ? (p) => {
-                  const text = trim(p.text)
-                  if (text) userOnToken({ ...p, text })
-                }
-              : undefined,
-          }),
-        )
+      const onPiece = userOnToken
+        ? (p: GeneratedPiece): void => {
+            const text = trim(p.text)
+            if (text) userOnToken({ ...p, text })
+          }
+        : undefined
+      return this.#run(rest as CompleteOptions, { onPiece, userCallback: true }, this.#renderInput(chat))
         .then((result) => ({ ...result, text: result.text.trimStart() }))
-        .finally(() => prepared.release())
+        .finally(() => chat.release())
     } catch (err) {
       return Promise.reject(err)
     }
@@ -292,26 +291,25 @@ export class Session {
   chatStream(messages: ChatMessage[], options?: Omit<ChatOptions, 'onToken'>): GenerationStream {
     const o = v.optionsObject('chatStream options', options)
     const { chatTemplate, ...rest } = o
-    const prepared = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
-    // Rendering is asynchronous; the stream starts generating as soon as the prompt exists.
-    const inner = renderChat(this.#model, prepared).then((r) =>
-      this.generate({ ...rest, prompt: r.prompt, images: r.images as GenerateOptions['images'], imageMarker: r.marker, addSpecial: r.addSpecial }),
-    )
-    const result = inner
-      .then((s) => s.result)
-      .then((res) => ({ ...res, text: res.text.trimStart() }))
-      .finally(() => prepared.release())
+    const chat = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
+    const inner = this.#stream(rest as CompleteOptions, this.#renderInput(chat))
+    const result = inner.result.then((res) => ({ ...res, text: res.text.trimStart() })).finally(() => chat.release())
     result.catch(() => undefined) // settled through `result` or the iterator, whichever the caller uses
     const trim = answerTrimmer()
     return {
       result,
       async *[Symbol.asyncIterator]() {
-        for await (const p of await inner) {
+        for await (const p of inner) {
           const text = trim(p.text)
           if (text) yield { ...p, text }
         }
       },
     }
+  }
+
+  // The rendered chat as the prompt and images of a generation.
+  #renderInput(chat: PreparedChat): Promise<ChatInput> {
+    return renderChat(this.#model, chat).then((r) => ({ prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial }))
   }
 
   /** Writes the session's KV cache and what it holds to `path`, to resume later (in any process) with {@link Session.load}. */
@@ -386,9 +384,15 @@ export class Session {
     return this.#lifetime.track(run)
   }
 
+  /**
+   * Queues one generation. `input`, when given, supplies the prompt and images later (a chat
+   * being rendered): the call still takes its place in the session's queue now, so calls run in
+   * the order they were made.
+   */
   #run(
     options: CompleteOptions,
     hooks: { onPiece?: (p: GeneratedPiece) => void; registerStop?: (stop: () => void) => void; userCallback?: boolean },
+    input?: Promise<ChatInput>,
   ): Promise<CompletionResult> {
     try {
       this.#lifetime.assertAlive('create a new one with model.createSession()')
@@ -398,13 +402,17 @@ export class Session {
     }
     let prepared: Prepared
     try {
-      prepared = prepare(options, this.#model)
+      // Everything but the prompt and images is checked now, whenever those come.
+      prepared = prepare(input ? { ...options, prompt: '', images: [] } : options, this.#model)
     } catch (err) {
       return Promise.reject(err)
     }
     // Large buffers start moving into native memory now, while the call waits its turn.
-    const owning = Promise.all(prepared.images.map((img) => ('kind' in img ? ownImageBytes(img) : img)))
-    owning.catch(() => undefined) // awaited by the work below, or dropped with it
+    const own = (p: Prepared): Promise<Array<NativeImageInput | NativeEmbedding>> =>
+      Promise.all(p.images.map((img) => ('kind' in img ? ownImageBytes(img) : img)))
+    const owning = input ? undefined : own(prepared)
+    owning?.catch(() => undefined) // awaited by the work below, or dropped with it
+    input?.catch(() => undefined)
     const link = linkSignal(prepared.signal)
     let disposedWhileRunning = false
     let consumerStopped = false
@@ -436,9 +444,13 @@ export class Session {
     const work = async (): Promise<CompletionResult> => {
       throwIfAborted(prepared.signal)
       if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed before generation started')
+      if (input) {
+        const { prompt, images, imageMarker, addSpecial } = await input
+        prepared = prepare({ ...options, prompt, images: images as CompleteOptions['images'], imageMarker, addSpecial }, this.#model)
+      }
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
       // pixels are neither in this session's cache nor encoded elsewhere in the model.
-      const images = await owning
+      const images = await (owning ?? own(prepared))
       let raw: NativeGenerateResult
       try {
         raw = await this.#native.generate({ ...prepared.request, images }, link.handle, onPieces)
@@ -493,6 +505,14 @@ function answerTrimmer(): (text: string) => string {
     if (rest.length > 0) started = true
     return rest
   }
+}
+
+/** A rendered chat's part of a generation request. */
+interface ChatInput {
+  prompt: string
+  images: Array<ImageInput | NativeEmbedding>
+  imageMarker: string
+  addSpecial: boolean
 }
 
 interface Prepared {

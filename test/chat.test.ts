@@ -34,6 +34,20 @@ describe('chat', () => {
     await s.dispose()
   })
 
+  test('calls run in the order they were made, though a chat renders its template first', async () => {
+    const s = model.createSession()
+    const order: string[] = []
+    const calls = [
+      s.chat([{ role: 'user', content: 'first' }], { maxTokens: 2, ...greedy }).then(() => order.push('chat')),
+      s.complete({ prompt: 'USER: second\nASSISTANT:', maxTokens: 2, ...greedy }).then(() => order.push('complete')),
+      s.chatStream([{ role: 'user', content: 'third' }], { maxTokens: 2, ...greedy }).result.then(() => order.push('chatStream')),
+      s.complete({ prompt: 'USER: fourth\nASSISTANT:', maxTokens: 2, ...greedy }).then(() => order.push('complete again')),
+    ]
+    await Promise.all(calls)
+    expect(order).toEqual(['chat', 'complete', 'chatStream', 'complete again'])
+    await s.dispose()
+  })
+
   test('a template override (Jinja) replaces the model template', async () => {
     const s = model.createSession()
     const tmpl = "{% for m in messages %}{{ bos_token }}Q: {{ m['content'] }}\n{% endfor %}A:"
