@@ -7,11 +7,12 @@
 namespace llava {
 
 llama_sampler* BuildSampler(const llama_vocab* vocab, const SamplingParams& p) {
+  // Before anything is allocated: a refused grammar throws.
+  if (!p.grammar.empty()) CheckGrammar(p.grammar, llama_vocab_n_tokens(vocab));
   llama_sampler_chain_params cp = llama_sampler_chain_default_params();
   cp.no_perf = true;
   llama_sampler* chain = llama_sampler_chain_init(cp);
   if (!p.grammar.empty()) {
-    CheckGrammar(p.grammar, llama_vocab_n_tokens(vocab));
     ClearLastLlamaError();
     llama_sampler* g = nullptr;
     try {
