@@ -3,6 +3,10 @@
 // queue here; one thread-safe call at a time carries everything queued so far, so a JS thread
 // slower than the producer gets batches instead of a backlog of calls. Flush() delivers the rest
 // synchronously before the operation's promise settles.
+//
+// Calls carry no data of their own (the queue is the thread-safe function's context): when a
+// worker_thread is torn down, Node drops pending calls without running them, and nothing of ours
+// is lost with them; the queue is freed by the finalizer.
 #include <napi.h>
 
 #include <memory>
@@ -16,14 +20,15 @@ class BatchedCallback {
  public:
   using DeliverFn = void (*)(Napi::Env, Napi::Function, std::vector<T>);
 
-  BatchedCallback(Napi::Env env, const Napi::Value& fn, const char* name, DeliverFn deliver) : deliver_(deliver) {
+  BatchedCallback(Napi::Env env, const Napi::Value& fn, const char* name, DeliverFn deliver) {
     if (!fn.IsFunction()) return;
-    // Node finalizes the function when the environment is torn down, possibly while the producer
-    // thread still runs; after that it must not be called at all.
-    tsfn_ = Napi::ThreadSafeFunction::New(env, fn.As<Napi::Function>(), name, 0, 1, [q = queue_](Napi::Env) {
-      std::lock_guard<std::mutex> lock(q->mutex);
-      q->closed = true;
-    });
+    queue_->deliver = deliver;
+    auto* context = new std::shared_ptr<Queue>(queue_);
+    if (napi_create_threadsafe_function(env, fn, nullptr, Napi::String::New(env, name), 0, 1, context, &Finalize, context, &CallJs, &tsfn_) !=
+        napi_ok) {
+      delete context;
+      throw Napi::Error::New(env, std::string("could not create the callback queue ") + name);
+    }
     fn_ = Napi::Persistent(fn.As<Napi::Function>());
     active_ = true;
   }
@@ -31,7 +36,7 @@ class BatchedCallback {
   ~BatchedCallback() {
     if (!active_) return;
     std::lock_guard<std::mutex> lock(queue_->mutex);
-    if (!queue_->closed) tsfn_.Release();
+    if (!queue_->closed) napi_release_threadsafe_function(tsfn_, napi_tsfn_release);
   }
 
   // Any thread.
@@ -42,34 +47,20 @@ class BatchedCallback {
     if (queue_->closed) return;
     queue_->items.push_back(std::move(value));
     if (queue_->scheduled) return;
-    auto* q = new std::shared_ptr<Queue>(queue_);
-    const DeliverFn deliver = deliver_;
-    napi_status st = tsfn_.NonBlockingCall(q, [deliver](Napi::Env env, Napi::Function fn, std::shared_ptr<Queue>* data) {
-      std::unique_ptr<std::shared_ptr<Queue>> owned(data);
-      if (env == nullptr) return;
-      try {
-        deliver(env, fn, (*owned)->Take());
-      } catch (...) {
-        // lib/ wraps user callbacks; nothing thrown here may reach the worker.
-      }
-    });
-    if (st == napi_ok) {
-      queue_->scheduled = true;
-    } else {
-      delete q;
-    }
+    if (napi_call_threadsafe_function(tsfn_, nullptr, napi_tsfn_nonblocking) == napi_ok) queue_->scheduled = true;
   }
 
   // JS thread.
   void Flush(Napi::Env env) {
-    if (active_) deliver_(env, fn_.Value(), queue_->Take());
+    if (active_) queue_->deliver(env, fn_.Value(), queue_->Take());
   }
 
  private:
-  // Shared with calls still in flight, which may run after this object is gone.
+  // Shared with the thread-safe function, which may outlive this object.
   struct Queue {
     std::mutex mutex;
     std::vector<T> items;
+    DeliverFn deliver = nullptr;
     bool scheduled = false;
     bool closed = false;
     std::vector<T> Take() {
@@ -79,10 +70,28 @@ class BatchedCallback {
     }
   };
 
+  // JS thread. Both are null when Node drops the call at teardown.
+  static void CallJs(napi_env env, napi_value fn, void* context, void*) {
+    if (env == nullptr || fn == nullptr) return;
+    std::shared_ptr<Queue>& queue = *static_cast<std::shared_ptr<Queue>*>(context);
+    try {
+      queue->deliver(Napi::Env(env), Napi::Function(env, fn), queue->Take());
+    } catch (...) {
+      // lib/ wraps user callbacks; nothing thrown here may reach the worker.
+    }
+  }
+
+  // Node finalizes the function when it is released or the environment is torn down, possibly
+  // while the producer thread still runs; after that it must not be called at all.
+  static void Finalize(napi_env, void* data, void*) {
+    std::unique_ptr<std::shared_ptr<Queue>> owned(static_cast<std::shared_ptr<Queue>*>(data));
+    std::lock_guard<std::mutex> lock((*owned)->mutex);
+    (*owned)->closed = true;
+  }
+
   std::shared_ptr<Queue> queue_ = std::make_shared<Queue>();
-  Napi::ThreadSafeFunction tsfn_;
+  napi_threadsafe_function tsfn_ = nullptr;
   Napi::FunctionReference fn_;
-  DeliverFn deliver_;
   bool active_ = false;
 };
 
