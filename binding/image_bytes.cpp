@@ -9,7 +9,7 @@
 namespace llava {
 
 Napi::Function ImageBytes::Define(Napi::Env env) {
-  return DefineClass(env, "ImageBytes", {InstanceMethod<&ImageBytes::CopyFrom>("copyFrom")});
+  return DefineClass(env, "ImageBytes", {InstanceMethod<&ImageBytes::CopyFrom>("copyFrom"), InstanceMethod<&ImageBytes::Seal>("seal")});
 }
 
 ImageBytes::ImageBytes(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ImageBytes>(info) {
@@ -41,6 +41,11 @@ Napi::Value ImageBytes::CopyFrom(const Napi::CallbackInfo& info) {
   std::memcpy(bytes_->data.get() + bytes_->filled, p, n);
   bytes_->filled += n;
   return env.Undefined();
+}
+
+Napi::Value ImageBytes::Seal(const Napi::CallbackInfo& info) {
+  bytes_->size = bytes_->filled;
+  return info.Env().Undefined();
 }
 
 std::shared_ptr<const OwnedBytes> ImageBytes::From(Napi::Env env, const Napi::Value& value) {

@@ -25,6 +25,8 @@ class ImageBytes : public Napi::ObjectWrap<ImageBytes> {
  private:
   // copyFrom(source: Uint8Array, offset, length): appends source[offset, offset + length).
   Napi::Value CopyFrom(const Napi::CallbackInfo& info);
+  // seal(): the bytes copied so far are all there is (a decoder that knew only an upper bound).
+  Napi::Value Seal(const Napi::CallbackInfo& info);
   std::shared_ptr<OwnedBytes> bytes_;
 };
 

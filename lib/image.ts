@@ -2,7 +2,7 @@ import * as path from 'node:path'
 import { LlavaError, fromNative } from './errors'
 import { Lifetime } from './lifetime'
 import { binding } from './native'
-import type { NativeEmbedding, NativeImageInput } from './native-types'
+import type { NativeEmbedding, NativeImageBytes, NativeImageInput } from './native-types'
 import { invalid } from './validate'
 
 /** Raw pixels, row-major, no padding. Electron's `nativeImage.toBitmap()` gives BGRA; canvas ImageData gives RGBA. */
@@ -22,7 +22,13 @@ export type ImageInput = string | Uint8Array | ArrayBuffer | RawImage
 /** Default ceiling on decoded image size: 64 megapixels. */
 export const DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 
+/** @internal Encoded image bytes already in native memory (a large data: URL decoded there). */
+export class NativeBytesImage {
+  constructor(readonly bytes: NativeImageBytes) {}
+}
+
 export function toNativeImage(input: unknown, option: string, maxPixels: number): NativeImageInput {
+  if (input instanceof NativeBytesImage) return { kind: 'bytes', data: input.bytes, maxPixels }
   if (typeof input === 'string') {
     if (input.length === 0 || input.includes('\0')) throw invalid(option, 'a file path, image bytes or raw pixels', input)
     return { kind: 'path', path: path.resolve(input), maxPixels }

@@ -1,7 +1,7 @@
 import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
-import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, ownImageBytes, toNativeImage } from './image'
+import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, type NativeBytesImage, ownImageBytes, toNativeImage } from './image'
 import { type ChatMessage, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
 import { Lifetime } from './lifetime'
@@ -253,7 +253,7 @@ export class Model {
     const o = v.optionsObject('countTokens options', options)
     v.checkKeys('countTokens()', o, ['images', 'chatTemplate', 'addSpecial'])
     let prompt: string
-    let images: Array<ImageInput | ImageEmbedding | NativeEmbedding>
+    let images: Array<ImageInput | ImageEmbedding | NativeEmbedding | NativeBytesImage>
     let addSpecial = v.bool('addSpecial', o.addSpecial, true)
     let chat: PreparedChat | undefined
     const marker = this.info.vision?.marker ?? '<__media__>'

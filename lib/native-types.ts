@@ -65,6 +65,8 @@ export interface NativeModelInfo {
 /** Native memory holding a copy of a large image buffer, filled in slices. */
 export interface NativeImageBytes {
   copyFrom(source: Uint8Array, offset: number, length: number): void
+  /** The bytes copied so far are all there is. */
+  seal(): void
 }
 
 export type NativeImageInput =

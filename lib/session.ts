@@ -2,7 +2,7 @@ import * as nodePath from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { type ChatMessage, type PreparedChat, prepareChat, renderChat } from './chat'
 import { LlavaError, fromNative } from './errors'
-import { ImageEmbedding, type ImageInput, ownImageBytes, toNativeImage } from './image'
+import { ImageEmbedding, type ImageInput, type NativeBytesImage, ownImageBytes, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
 import type {
@@ -510,7 +510,7 @@ function answerTrimmer(): (text: string) => string {
 /** A rendered chat's part of a generation request. */
 interface ChatInput {
   prompt: string
-  images: Array<ImageInput | NativeEmbedding>
+  images: Array<ImageInput | NativeEmbedding | NativeBytesImage>
   imageMarker: string
   addSpecial: boolean
 }

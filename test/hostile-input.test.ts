@@ -167,6 +167,13 @@ describe('with the tiny model', () => {
       expect(r.timings.imageEncodes).toBe(0) // the same pixels as the embedding encoded above
     }
     await direct.dispose()
+    // Large enough to be decoded into native memory, wrapped in lines as MIME base64 is.
+    const large = toBmp(pattern(1200, 1200, 6))
+    const largeDirect = await model.encodeImage(large)
+    const largeUrl = 'data:image/bmp;base64,' + large.toString('base64').replace(/(.{76})/g, '$1\r\n')
+    const r = await s.chat([{ role: 'user', content: [{ type: 'image_url', image_url: largeUrl }, { type: 'text', text: 'what?' }] }], { maxTokens: 1, ...greedy })
+    expect(r.timings.imageEncodes).toBe(0)
+    await largeDirect.dispose()
     await s.dispose()
   })
 

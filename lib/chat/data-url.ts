@@ -1,9 +1,13 @@
 // data: URLs of images, decoded in slices: a 50 MB URL decoded in one go (a regular expression over
 // all of it, then base64) held the event loop for 0.4-1.3 s.
 import { LlavaError } from '../errors'
+import { NativeBytesImage } from '../image'
+import { binding } from '../native'
 
 /** Characters of the URL decoded between two turns of the event loop (768 KB of bytes). */
 const SLICE = 1 << 20
+/** Decoded images from this size up go to native memory. */
+const NATIVE_FROM = 1 << 20
 
 const yieldToLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve))
 
@@ -11,8 +15,8 @@ function refuse(option: string, why: string): LlavaError {
   return new LlavaError('ERR_INVALID_ARGUMENT', `${option} is not a valid data: URL: ${why}`, { details: { option } })
 }
 
-/** The bytes of a `data:[<type>][;base64],<data>` URL (RFC 2397). */
-export async function decodeDataUrl(url: string, option: string): Promise<Buffer> {
+/** The bytes of a `data:[<type>][;base64],<data>` URL (RFC 2397); large ones in native memory. */
+export async function decodeDataUrl(url: string, option: string): Promise<Buffer | NativeBytesImage> {
   // Only the header is looked at as text; the body is never scanned by a regular expression whole.
   const head = url.slice(0, 512)
   const comma = head.indexOf(',')
@@ -27,8 +31,13 @@ export async function decodeDataUrl(url: string, option: string): Promise<Buffer
   return base64 ? decodeBase64(url, comma + 1, option) : decodePercent(url, comma + 1, option)
 }
 
-async function decodeBase64(url: string, start: number, option: string): Promise<Buffer> {
-  const out = Buffer.allocUnsafe(Math.ceil(((url.length - start) * 3) / 4) + 3)
+// Large images are decoded straight into native memory, a slice at a time through one small
+// buffer: a JS allocation of the whole image would only be copied again, and tens of megabytes of
+// new external memory make V8 collect garbage, a pause on the JS thread.
+async function decodeBase64(url: string, start: number, option: string): Promise<Buffer | NativeBytesImage> {
+  const bound = Math.ceil(((url.length - start) * 3) / 4) + 3
+  const native = bound >= NATIVE_FROM ? new (binding().ImageBytes)(bound) : undefined
+  const out = native ? Buffer.allocUnsafe(Math.ceil((SLICE * 3) / 4) + 3) : Buffer.allocUnsafe(bound)
   let written = 0
   let carry = ''
   for (let i = start; i < url.length; i += SLICE) {
@@ -41,9 +50,12 @@ async function decodeBase64(url: string, start: number, option: string): Promise
     const last = i + SLICE >= url.length
     const usable = last ? part.length : part.length - (part.length % 4)
     carry = part.slice(usable)
-    written += out.write(part.slice(0, usable), written, 'base64')
+    if (native) native.copyFrom(out, 0, out.write(part.slice(0, usable), 0, 'base64'))
+    else written += out.write(part.slice(0, usable), written, 'base64')
   }
-  return out.subarray(0, written)
+  if (!native) return out.subarray(0, written)
+  native.seal()
+  return new NativeBytesImage(native)
 }
 
 const HEX = /^[0-9A-Fa-f]{2}$/

@@ -2,7 +2,7 @@
 // each image goes. Jinja templates run in @huggingface/jinja off the JS thread (template-worker.ts);
 // llama.cpp's built-in engine is the fallback for templates it cannot run.
 import { LlavaError } from '../errors'
-import { ImageEmbedding, type ImageInput } from '../image'
+import { ImageEmbedding, type ImageInput, type NativeBytesImage } from '../image'
 import type { NativeEmbedding } from '../native-types'
 import * as v from '../validate'
 import { decodeDataUrl } from './data-url'
@@ -32,8 +32,8 @@ export interface ChatMessage {
 
 export interface RenderedChat {
   prompt: string
-  /** Inputs, and the call's own handles on embeddings (see PreparedChat). */
-  images: Array<ImageInput | NativeEmbedding>
+  /** Inputs (large data: URLs already in native memory), and the call's own handles on embeddings (see PreparedChat). */
+  images: Array<ImageInput | NativeEmbedding | NativeBytesImage>
   /** The media marker used in `prompt`. */
   marker: string
   /** Whether the tokenizer should add BOS (false when the template already wrote it). */
