@@ -1,3 +1,4 @@
+import { type CpuBudget, systemCpuBudget } from './cpu'
 import { binding } from './native'
 import type { NativeDeviceInfo } from './native-types'
 
@@ -13,6 +14,11 @@ export interface SystemInfo {
   cpuFeatures: string
   supportsMmap: boolean
   supportsGpuOffload: boolean
+  /**
+   * The CPUs this process may use (affinity, physical cores, the container's CPU quota) and the
+   * default thread count they give.
+   */
+  cpu: CpuBudget
   /** The addon's N-API version and the version of llava-native. */
   napiVersion: number
   version: string
@@ -28,6 +34,7 @@ export function systemInfo(): SystemInfo {
     cpuFeatures: raw.cpuFeatures,
     supportsMmap: raw.supportsMmap,
     supportsGpuOffload: raw.supportsGpuOffload,
+    cpu: { ...systemCpuBudget() },
     napiVersion: 8,
     version: require('../package.json').version as string,
   }
