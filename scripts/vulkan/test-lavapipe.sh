@@ -29,5 +29,9 @@ fi
 suites=(test/gpu.test.ts test/parity.test.ts)
 [ "${LLAVA_NATIVE_LAVAPIPE_SUITE:-}" = all ] && suites=()
 start=$(date +%s)
-npx jest --runInBand "${suites[@]}" "$@"
+# lavapipe compiles every shader ggml uses with LLVM the first time it sees it, and keeps the result
+# in Mesa's shader cache (~/.cache/mesa_shader_cache_db). On a machine whose cache is empty, the
+# tiny LLaVA and Gemma 3 pairs' image shaders took 14 minutes to compile on 2 cores (6 s once
+# cached), so a test may wait that long for its first image.
+npx jest --runInBand --testTimeout=1800000 "${suites[@]}" "$@"
 echo "vulkan: tests took $(( $(date +%s) - start )) s"
