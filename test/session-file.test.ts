@@ -5,7 +5,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { ensurePair } from '../lib/fixtures'
 import { LlavaError, type Model, loadModel } from '../lib'
-import { greedy, root, tempDir, tinyPair } from './helpers/fixtures'
+import { greedy, root, tempDir, tinyGemma3Pair, tinyPair } from './helpers/fixtures'
 import { codeOf } from './helpers/errors'
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -51,6 +51,35 @@ test('the fuzzer: thousands of damaged and hostile files, no silent wrong answer
   expect(out.poisoned).toEqual([])
   expect(out.refused).toBeGreaterThan(out.total * 0.9)
   expect(out.seat).toEqual({ refused: 2, clean: 2, of: 2, intactInGroup: true })
+})
+
+test("a sliding-window model's state (two KV caches) restores exactly, alone and in a group", async () => {
+  const model = await loadModel({ ...tinyGemma3Pair(), threads: 1 })
+  try {
+    const image = { data: new Uint8Array(32 * 32 * 3).fill(90), width: 32, height: 32, format: 'rgb' as const }
+    const prompt = '<start_of_turn>user\n<image>describe<end_of_turn>\n<start_of_turn>model\n'
+    const a = model.createSession({ contextSize: 1024 })
+    const first = await a.complete({ prompt, images: [image], maxTokens: 6, ...greedy })
+    const file = path.join(dir, 'gemma3.bin')
+    await a.save(file)
+    const next = `${prompt}${first.text}<end_of_turn>\n<start_of_turn>user\nmore<end_of_turn>\n<start_of_turn>model\n`
+    const want = await a.complete({ prompt: next, images: [image], maxTokens: 6, ...greedy })
+    const b = model.createSession({ contextSize: 1024 })
+    await b.load(file)
+    const got = await b.complete({ prompt: next, images: [image], maxTokens: 6, ...greedy })
+    expect(got.tokens).toEqual(want.tokens)
+    expect(got.timings.reusedTokens).toBeGreaterThan(0)
+    const group = model.createSessionGroup({ sessions: 2, contextSize: 1024 })
+    const member = group.createSession()
+    await member.complete({ prompt, images: [image], maxTokens: 6, ...greedy })
+    const groupFile = path.join(dir, 'gemma3-group.bin')
+    await member.save(groupFile)
+    const other = group.createSession()
+    await other.load(groupFile)
+    expect(other.cacheInfo().positions).toBe(member.cacheInfo().positions)
+  } finally {
+    await model.dispose()
+  }
 })
 
 describe('saving', () => {
