@@ -16,6 +16,7 @@
 #include "ggml-backend.h"
 #include "gguf.h"
 #include "logging.h"
+#include "model_fingerprint.h"
 #include "model_validator.h"
 #include "promise_worker.h"
 
@@ -130,7 +131,7 @@ class LoadWorker : public PromiseWorker {
     }
 
     // Read now, while the file is the one just loaded (and in the page cache): a few milliseconds.
-    state->TextFingerprint();
+    state->textFingerprint = FileFingerprint(params_.modelPath);
     state->maxTokenBytes = LongestToken(state->vocab());
 
     if (!params_.mmprojPath.empty()) {
@@ -162,7 +163,7 @@ class LoadWorker : public PromiseWorker {
                                      (why.empty() ? "" : ": " + why) + ". Check that it is a complete mmproj GGUF.");
       }
       MeasureImageTokens(*state);
-      state->ProjectorFingerprint();
+      state->projectorFingerprint = FileFingerprint(params_.mmprojPath);
     }
     Report(1.0);
     state_ = std::move(state);

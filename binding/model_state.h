@@ -11,7 +11,6 @@
 
 #include "compute_thread.h"
 #include "llama.h"
-#include "model_fingerprint.h"
 #include "mtmd.h"
 
 namespace llava {
@@ -42,10 +41,10 @@ struct ModelState {
 
   const llama_vocab* vocab() const { return llama_model_get_vocab(model); }
 
-  // Fingerprints of the two files (model_fingerprint.h), read on first use: session files carry
-  // them so that a state is restored only into the model that made it. 0 = no projector.
-  uint64_t TextFingerprint() { return Fingerprint(textFingerprint_, modelPath); }
-  uint64_t ProjectorFingerprint() { return mmprojPath.empty() ? 0 : Fingerprint(projectorFingerprint_, mmprojPath); }
+  // Fingerprints of the two files (model_fingerprint.h), read when they are loaded: session files
+  // carry them so that a state is restored only into the model that made it. 0 = no projector.
+  uint64_t textFingerprint = 0;
+  uint64_t projectorFingerprint = 0;
 
   // Freed on the compute thread, after the contexts made from it (queued there first), so that no
   // backend buffer is released while another thread submits work.
@@ -59,16 +58,6 @@ struct ModelState {
       });
     }
   }
-
- private:
-  uint64_t Fingerprint(uint64_t& slot, const std::string& path) {
-    std::lock_guard<std::mutex> lock(fingerprintMutex_);
-    if (slot == 0) slot = FileFingerprint(path) | 1;  // never 0, which means "not read yet"
-    return slot;
-  }
-  std::mutex fingerprintMutex_;
-  uint64_t textFingerprint_ = 0;
-  uint64_t projectorFingerprint_ = 0;
 };
 
 using ModelPtr = std::shared_ptr<ModelState>;

@@ -114,8 +114,8 @@ Bytes EncodeHeader(const Header& h) {
 
 Header IdentityOf(ModelState& m) {
   Header h;
-  h.textFingerprint = m.TextFingerprint();
-  h.projectorFingerprint = m.ProjectorFingerprint();
+  h.textFingerprint = m.textFingerprint;
+  h.projectorFingerprint = m.projectorFingerprint;
   h.params = llama_model_n_params(m.model);
   h.embd = llama_model_n_embd(m.model);
   h.vocab = llama_vocab_n_tokens(m.vocab());
@@ -123,21 +123,20 @@ Header IdentityOf(ModelState& m) {
   return h;
 }
 
-uint64_t Checksum(const Bytes& header, const Bytes& record, const uint8_t* state, size_t stateBytes) {
+uint64_t Checksum(const Bytes& header, const char* record, size_t recordBytes, const uint8_t* state, size_t stateBytes) {
   ContentHash hash;
   hash.Update(header.data().data(), header.data().size());
-  hash.Update(record.data().data(), record.data().size());
+  hash.Update(record, recordBytes);
   hash.Update(state, stateBytes);
   return hash.Digest();
 }
 
 // The state of `seq` as llama.cpp writes it; on the compute thread, between the group's decodes.
-std::vector<uint8_t> CopySequence(llama_context* ctx, llama_seq_id seq, size_t reserveExtra = 0) {
+std::vector<uint8_t> CopySequence(llama_context* ctx, llama_seq_id seq) {
   std::vector<uint8_t> state;
   size_t written = 0;
   ComputeThread::Run([&] {
     const size_t size = llama_state_seq_get_size(ctx, seq);
-    state.reserve(size + reserveExtra);
     state.resize(size);
     written = size == 0 ? 0 : llama_state_seq_get_data(ctx, state.data(), state.size(), seq);
     if (size != 0 && written == 0) state.clear();
@@ -276,7 +275,7 @@ void SaveSession(SessionState& s, const std::string& path) {
   h.stateBytes = state.size();
 
   const Bytes header = EncodeHeader(h);
-  const uint64_t checksum = Checksum(header, record, state.data(), state.size());
+  const uint64_t checksum = Checksum(header, record.data().data(), record.data().size(), state.data(), state.size());
 
   TempFile tmp;
   CreateTemp(target, tmp);
@@ -355,10 +354,7 @@ void LoadSession(SessionState& s, const std::string& path) {
   state.resize(static_cast<size_t>(h.stateBytes));
   in.Read(state.data(), state.size());
 
-  Bytes header = EncodeHeader(h);
-  Bytes record;
-  record.Append(recordBuf.data(), recordBuf.size());
-  if (Checksum(header, record, state.data(), state.size()) != checksum) {
+  if (Checksum(EncodeHeader(h), recordBuf.data(), recordBuf.size(), state.data(), state.size()) != checksum) {
     Throw("ERR_INVALID_ARGUMENT", "the session file " + path + " is corrupt: its checksum does not match its content");
   }
 

@@ -87,6 +87,11 @@ export async function ownImageBytes(input: NativeImageInput): Promise<NativeImag
   return { ...input, data: copy }
 }
 
+/** ownImageBytes() over a call's images; embeddings pass through. */
+export function ownImages<E>(images: Array<NativeImageInput | E>): Promise<Array<NativeImageInput | E>> {
+  return Promise.all(images.map((img) => (img !== null && typeof img === 'object' && 'kind' in img ? ownImageBytes(img as NativeImageInput) : img)))
+}
+
 /**
  * An encoded image: the projector's output, reusable in any prompt or session of the model that
  * made it without encoding again. Dispose it when done, or let the model's dispose() do it.

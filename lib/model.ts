@@ -1,7 +1,7 @@
 import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
-import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, type NativeBytesImage, ownImageBytes, toNativeImage } from './image'
+import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, type NativeBytesImage, ownImageBytes, ownImages, toNativeImage } from './image'
 import { type ChatMessage, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
 import { Lifetime } from './lifetime'
@@ -281,7 +281,7 @@ export class Model {
         ),
       )
       try {
-        const owned = await Promise.all(native.map((img) => ('kind' in img ? ownImageBytes(img) : img)))
+        const owned = await ownImages(native)
         const r = await this.track(this.native.countTokens(prompt, owned, addSpecial, true))
         return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens }
       } catch (err) {

@@ -2,7 +2,7 @@ import * as nodePath from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { type ChatMessage, type PreparedChat, prepareChat, renderChat } from './chat'
 import { LlavaError, fromNative } from './errors'
-import { ImageEmbedding, type ImageInput, type NativeBytesImage, ownImageBytes, toNativeImage } from './image'
+import { ImageEmbedding, type ImageInput, type NativeBytesImage, ownImages, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
 import type {
@@ -408,9 +408,7 @@ export class Session {
       return Promise.reject(err)
     }
     // Large buffers start moving into native memory now, while the call waits its turn.
-    const own = (p: Prepared): Promise<Array<NativeImageInput | NativeEmbedding>> =>
-      Promise.all(p.images.map((img) => ('kind' in img ? ownImageBytes(img) : img)))
-    const owning = input ? undefined : own(prepared)
+    const owning = input ? undefined : ownImages(prepared.images)
     owning?.catch(() => undefined) // awaited by the work below, or dropped with it
     input?.catch(() => undefined)
     const link = linkSignal(prepared.signal)
@@ -450,7 +448,7 @@ export class Session {
       }
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
       // pixels are neither in this session's cache nor encoded elsewhere in the model.
-      const images = await (owning ?? own(prepared))
+      const images = await (owning ?? ownImages(prepared.images))
       let raw: NativeGenerateResult
       try {
         raw = await this.#native.generate({ ...prepared.request, images }, link.handle, onPieces)
