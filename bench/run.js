@@ -15,20 +15,14 @@ const { ensureFugood, fugoodLogTimings, FUGOOD_VERSION } = require('./lib/fugood
 const { batchedBenchPath, cliPath, rssMethod, runBatchedBench, runReference } = require('./lib/reference')
 const { SYSTEMS, machineInfo, summarize, table } = require('./lib/report')
 const { runChild, tail } = require('./lib/spawn')
-const { QUESTION, round } = require('./lib/common')
+const { QUESTION, eachArg, round } = require('./lib/common')
 
 const ROOT = path.resolve(__dirname, '..')
 const log = (msg) => process.stderr.write(`${msg}\n`)
 
 function parseArgs(argv) {
   const o = { rounds: undefined, threads: undefined, quick: false, fugood: true, reference: true, timeout: 900 }
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]
-    const value = () => {
-      const v = argv[++i]
-      if (v === undefined) throw new Error(`${a} needs a value`)
-      return v
-    }
+  eachArg(argv, (a, value) => {
     const positive = (v) => {
       const n = Number(v)
       if (!Number.isInteger(n) || n < 1) throw new Error(`${a} must be a positive integer, got '${v}'`)
@@ -44,7 +38,7 @@ function parseArgs(argv) {
     else if (a === '--mmproj') o.mmproj = path.resolve(value())
     else if (a === '--help' || a === '-h') o.help = true
     else throw new Error(`unknown option '${a}' (try --help)`)
-  }
+  })
   if ((o.model === undefined) !== (o.mmproj === undefined)) throw new Error('--model and --mmproj go together')
   return o
 }
@@ -57,7 +51,8 @@ const HELP = `Usage: npm run bench -- [options]
   --no-reference  skip llama-mtmd-cli
   --model F --mmproj F   other GGUF files instead of the synthetic LLaVA-1.5-shaped pair
                   (the prompt is written in LLaVA-1.5's "USER: … ASSISTANT:" form)
-  --timeout S     seconds each child process may take (default 900)`
+  --timeout S     seconds each child process may take (default 900)
+  --contention    the busy-machine benchmark instead (bench/contention.js; --help there)`
 
 /** Runs one of the bench/lib children and reads what it wrote, whatever happened to it. */
 async function runNodeChild(script, config, workDir, tag, timeoutMs, withStderr) {
@@ -91,6 +86,12 @@ function headline(system, r) {
 }
 
 async function main() {
+  if (process.argv.includes('--contention')) {
+    // The busy-machine benchmark has a script of its own; `npm run bench -- --contention` runs it.
+    const run = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'contention.js'), ...process.argv.slice(2)], { stdio: 'inherit' })
+    process.exitCode = run.status ?? 1
+    return
+  }
   const opts = parseArgs(process.argv.slice(2))
   if (opts.help) {
     console.log(HELP)

@@ -6,6 +6,7 @@
 #include "backends.h"
 #include "addon_data.h"
 #include "embedding.h"
+#include "thread_test_hooks.h"
 #include "image_bytes.h"
 #include "llama.h"
 #include "logging.h"
@@ -55,6 +56,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ImageBytes", imageBytes);
   exports.Set("loadModel", Napi::Function::New(env, Model::Load, "loadModel"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("traceThreadGovernor", Napi::Function::New(env, TraceThreadGovernor, "traceThreadGovernor"));
+  exports.Set("flashAttentionDecode", Napi::Function::New(env, FlashAttentionDecode, "flashAttentionDecode"));
   exports.Set("shutdown", Napi::Function::New(
                               env,
                               [](const Napi::CallbackInfo& info) {

@@ -91,6 +91,7 @@ void Batcher::Execute(std::vector<DecodeJob*>& jobs) {
   for (DecodeJob* j : jobs) context_.stepAborts.push_back(j->abort);
 
   if (jobs.size() == 1 && jobs[0]->exclusive) {
+    context_.UseAllThreads();
     try {
       jobs[0]->rc = jobs[0]->exclusive();
     } catch (...) {
@@ -120,7 +121,15 @@ void Batcher::Execute(std::vector<DecodeJob*>& jobs) {
     }
   }
   batch_.n_tokens = n;
+  // Only a decode made of generation steps alone is governed; prompt text, however short, uses
+  // the session's counts.
+  const bool steps = std::all_of(jobs.begin(), jobs.end(), [](const DecodeJob* j) { return j->generationStep; });
+  const int32_t threads = steps ? context_.UseThreadsForStep(n) : context_.UseAllThreads();
+  const auto start = std::chrono::steady_clock::now();
   const int32_t rc = llama_decode(ctx, batch_);
+  if (rc == 0 && steps) {
+    context_.governor().Record(n, threads, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  }
   for (DecodeJob* j : jobs) {
     j->rc = rc;
     if (rc != 0 || j->sampler == nullptr || j->outIndex < 0) continue;

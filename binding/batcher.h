@@ -32,6 +32,7 @@ struct DecodeJob {
   bool logitsLast = false;            // compute logits for the last token
   llama_sampler* sampler = nullptr;   // then sample from them into `sampled`
   std::function<int32_t()> exclusive;
+  bool generationStep = false;        // one sampled token fed back: the thread governor's domain
   std::atomic<bool>* abort = nullptr;
 
   // Results, valid once Submit returns.

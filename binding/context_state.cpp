@@ -10,7 +10,34 @@
 namespace llava {
 
 ContextState::ContextState(ModelPtr model, SessionParams params, uint32_t sequences)
-    : model_(std::move(model)), params_(params), nSeq_(std::max<uint32_t>(1, sequences)), seqUsed_(nSeq_, false), batcher_(*this) {}
+    : model_(std::move(model)),
+      params_(params),
+      nSeq_(std::max<uint32_t>(1, sequences)),
+      seqUsed_(nSeq_, false),
+      batcher_(*this),
+      governor_(params.threads, params.adaptiveThreads),
+      appliedThreads_(params.threads),
+      appliedThreadsBatch_(params.threadsBatch) {}
+
+void ContextState::ApplyThreads(int32_t threads, int32_t threadsBatch) {
+  if (ctx_ == nullptr || (threads == appliedThreads_ && threadsBatch == appliedThreadsBatch_)) return;
+  llama_set_n_threads(ctx_, threads, threadsBatch);
+  appliedThreads_ = threads;
+  appliedThreadsBatch_ = threadsBatch;
+}
+
+int32_t ContextState::UseThreadsForStep(int32_t tokens) {
+  // llama.cpp runs a one-token batch with n_threads and anything larger with n_threads_batch: a
+  // group's step of several tokens takes the governed count too.
+  const int32_t n = governor_.Next(tokens);
+  ApplyThreads(n, n);
+  return n;
+}
+
+int32_t ContextState::UseAllThreads() {
+  ApplyThreads(params_.threads, params_.threadsBatch);
+  return params_.threads;
+}
 
 // GPU backends (lavapipe's Vulkan driver at least) are not safe against buffers being created or
 // freed on one thread while another submits work: the context is made and freed where it computes.

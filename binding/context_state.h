@@ -10,6 +10,7 @@
 
 #include "batcher.h"
 #include "model_state.h"
+#include "thread_governor.h"
 
 namespace llava {
 
@@ -20,6 +21,7 @@ struct SessionParams {
   int32_t threads = 4;
   int32_t threadsBatch = 4;
   int32_t flashAttention = -1;  // -1 auto, 0 off, 1 on
+  bool adaptiveThreads = true;  // generation steps may use fewer threads when that is faster
 };
 
 class ContextState {
@@ -45,6 +47,13 @@ class ContextState {
   const SessionParams& params() const { return params_; }
   Batcher& batcher() { return batcher_; }
 
+  // Threads for the next decode: generation steps (one token per session) ask the governor;
+  // prompts and images use the session's counts. Return the count a one-token batch runs with.
+  // Compute thread only.
+  int32_t UseThreadsForStep(int32_t tokens);
+  int32_t UseAllThreads();
+  ThreadGovernor& governor() { return governor_; }
+
   // The abort flags of the jobs in the running decode: llama.cpp stops the decode only when every
   // one of them is set, so one session's abort never cuts another's work short. Touched only on
   // the compute thread.
@@ -59,6 +68,10 @@ class ContextState {
   std::mutex seqMutex_;
   std::vector<bool> seqUsed_;
   Batcher batcher_;
+  ThreadGovernor governor_;
+  int32_t appliedThreads_ = 0;
+  int32_t appliedThreadsBatch_ = 0;
+  void ApplyThreads(int32_t threads, int32_t threadsBatch);
 };
 
 using ContextPtr = std::shared_ptr<ContextState>;

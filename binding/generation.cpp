@@ -352,6 +352,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     job.pos = s.nPast;
     job.logitsLast = true;
     job.sampler = smpl;
+    job.generationStep = true;
     submit(job);
     if (job.rc != 0) {
       ComputeThread::Run([&] { llama_memory_seq_rm(mem, seq, s.nPast, -1); });

@@ -18,8 +18,17 @@ export interface LoadModelOptions {
   model: string
   /** Path of the projector (mmproj) GGUF. Optional for text-only use. */
   mmproj?: string
-  /** CPU threads for prompt processing, generation and image encoding. Default: the number of physical cores. */
+  /**
+   * CPU threads for prompt processing, generation and image encoding. Default: the number of
+   * physical cores, capped by the container's CPU quota.
+   */
   threads?: number
+  /**
+   * Let generation steps use fewer than `threads` when they measure faster, as on a machine busy
+   * with other work (the choice is re-measured as conditions change; results do not depend on it).
+   * Default true; false always uses `threads`. Sessions inherit it.
+   */
+  adaptiveThreads?: boolean
   /** Default context size (tokens) of sessions. Default: the model's training context, at most 4096. */
   contextSize?: number
   /** Default logical batch size of sessions. Default 2048. */
@@ -52,7 +61,7 @@ export interface LoadModelOptions {
 }
 
 const LOAD_KEYS = [
-  'model', 'mmproj', 'threads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
+  'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
   'maxImagePixels', 'chatTemplateTimeoutMs', 'onProgress', 'signal',
 ] as const
 
@@ -97,6 +106,7 @@ export interface EncodeImageOptions {
 /** @internal */
 export interface ModelDefaults {
   threads: number
+  adaptiveThreads: boolean
   contextSize: number
   batchSize: number
   flashAttention: number
@@ -359,6 +369,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const model = v.str('model', options.model)
   const mmproj = options.mmproj === undefined ? undefined : v.str('mmproj', options.mmproj)
   const threads = v.int('threads', options.threads, 1, usableCpus(), defaultThreads())
+  const adaptiveThreads = v.bool('adaptiveThreads', options.adaptiveThreads, true)
   const contextSize = v.int('contextSize', options.contextSize, 0, 1 << 24, 0)
   const batchSize = v.int('batchSize', options.batchSize, 1, 1 << 20, 2048)
   const gl = options.gpuLayers
@@ -418,6 +429,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const trained = native.info().contextLength
   return new Model(native, {
     threads,
+    adaptiveThreads,
     contextSize: contextSize || Math.min(trained > 0 ? trained : 4096, 4096),
     batchSize,
     flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,

@@ -117,6 +117,7 @@ export interface NativeSessionParams {
   ubatchSize: number
   threads: number
   threadsBatch: number
+  adaptiveThreads: boolean
   flashAttention: number
 }
 
@@ -182,6 +183,15 @@ export interface NativeBinding {
   SessionGroup: new (model: NativeModel, params: NativeSessionParams, sessions: number) => NativeSessionGroup
   loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>
   systemInfo(): NativeSystemInfo
+  /** Test hook: the thread governor's choice for each step against a cost model (seconds per step). */
+  traceThreadGovernor(maxThreads: number, steps: number, cost: (step: number, threads: number) => number, tokens?: number): Int32Array
+  /** Test hook: one single-query flash-attention operation on seeded data, computed with `threads` CPU threads. */
+  flashAttentionDecode(
+    nKv: number,
+    threads: number,
+    seed: number,
+    kvHeads: number,
+  ): { q: Float32Array; k: Float32Array; v: Float32Array; mask: Float32Array; out: Float32Array }
   /** Aborts every running operation of this thread's environment and waits for them to stop. */
   shutdown(): void
   setLogCallback(fn: ((level: string, message: string) => void) | null, minLevel?: string): void

@@ -1,6 +1,7 @@
 // Loads the compiled addon once, on first use, and types its raw surface. Nothing outside lib/
 // touches the raw binding: the public classes validate every argument before it gets here.
 import * as path from 'node:path'
+import { beforeAddonLoad } from './cpu'
 import { LlavaError } from './errors'
 import type { NativeBinding } from './native-types'
 
@@ -26,11 +27,14 @@ function explainLoadFailure(err: unknown): LlavaError {
 /** The raw addon. Loaded lazily so that importing the package never fails on its own. */
 export function binding(): NativeBinding {
   if (cached) return cached
+  const afterLoad = beforeAddonLoad()
   try {
     const load = require('node-gyp-build') as (dir: string) => NativeBinding
     cached = load(process.env.LLAVA_NATIVE_BINARY_DIR ?? packageRoot)
   } catch (err) {
     throw explainLoadFailure(err)
+  } finally {
+    afterLoad(cached !== undefined)
   }
   // Native operations run on threads of their own. process.exit() does not wait for them, and
   // exit's destructors must not run under a generation: stop them first (bounded wait).

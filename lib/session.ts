@@ -31,12 +31,14 @@ export interface SessionOptions {
   threads?: number
   /** Threads for prompt processing. Default: `threads`. */
   threadsBatch?: number
+  /** Let generation steps use fewer than `threads` when that measures faster. Default: the model's (true). */
+  adaptiveThreads?: boolean
   /** Flash attention: 'auto', true or false. Default: the model's. */
   flashAttention?: boolean | 'auto'
 }
 
 /** @internal */
-export const SESSION_OPTION_KEYS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'threadsBatch', 'flashAttention'] as const
+export const SESSION_OPTION_KEYS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'threadsBatch', 'adaptiveThreads', 'flashAttention'] as const
 
 /** @internal */
 export function resolveSessionOptions(o: SessionOptions, model: Model, sessions = 1): NativeSessionParams {
@@ -53,6 +55,7 @@ export function resolveSessionOptions(o: SessionOptions, model: Model, sessions 
     ubatchSize: v.int('ubatchSize', o.ubatchSize, 1, 1 << 20, 512),
     threads,
     threadsBatch: v.int('threadsBatch', o.threadsBatch, 1, cpus, threads),
+    adaptiveThreads: v.bool('adaptiveThreads', o.adaptiveThreads, d.adaptiveThreads),
     flashAttention: fa === undefined ? d.flashAttention : fa === 'auto' ? -1 : fa ? 1 : 0,
   }
 }

@@ -1,4 +1,4 @@
-import { type CpuBudget, systemCpuBudget } from './cpu'
+import { type CpuBudget, type CpuWaitInfo, cpuWaitInfo, systemCpuBudget } from './cpu'
 import { binding } from './native'
 import type { NativeDeviceInfo } from './native-types'
 
@@ -18,7 +18,10 @@ export interface SystemInfo {
    * The CPUs this process may use (affinity, physical cores, the container's CPU quota) and the
    * default thread count they give.
    */
-  cpu: CpuBudget
+  cpu: CpuBudget & {
+    /** How the CPU threads wait for each other (see setCpuWait()). */
+    wait: CpuWaitInfo
+  }
   /** The addon's N-API version and the version of llava-native. */
   napiVersion: number
   version: string
@@ -34,7 +37,7 @@ export function systemInfo(): SystemInfo {
     cpuFeatures: raw.cpuFeatures,
     supportsMmap: raw.supportsMmap,
     supportsGpuOffload: raw.supportsGpuOffload,
-    cpu: { ...systemCpuBudget() },
+    cpu: { ...systemCpuBudget(), wait: cpuWaitInfo() },
     napiVersion: 8,
     version: require('../package.json').version as string,
   }

@@ -136,7 +136,20 @@ function exitWhenDone(main, out) {
   )
 }
 
+/** Walks command-line arguments: onArg(arg, value) for each, where value() takes the next one as its value. */
+function eachArg(argv, onArg) {
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    onArg(arg, () => {
+      const v = argv[++i]
+      if (v === undefined) throw new Error(`${arg} needs a value`)
+      return v
+    })
+  }
+}
+
 module.exports = {
+  eachArg,
   FOLLOW_UP,
   LagMonitor,
   PARALLEL_PROMPTS,

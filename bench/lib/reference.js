@@ -93,10 +93,11 @@ function parseCliLog(stderr) {
  * One run of llama-mtmd-cli with the benchmark's flags. `-lv 4` makes it print its timing lines
  * (with the default verbosity they are not all printed); nothing else differs from a plain run.
  */
-async function runReference({ root, model, mmproj, image, nPredict, threads, contextSize, timeoutMs, workDir, rss }) {
+async function runReference({ root, model, mmproj, image, nPredict, threads, contextSize, timeoutMs, workDir, rss, wrap }) {
   const cli = cliPath(root)
+  // Without `threads`, llama.cpp's own default (its physical-core count).
   const args = ['-m', model, '--mmproj', mmproj, '--image', image, '-p', QUESTION, '-n', String(nPredict), '--temp', '0',
-    '-t', String(threads), '-c', String(contextSize), '-lv', '4']
+    ...(threads === undefined ? [] : ['-t', String(threads)]), '-c', String(contextSize), '-lv', '4']
   const rssFile = path.join(workDir, `reference-rss-${process.hrtime.bigint()}.json`)
   let cmd = cli
   let cmdArgs = args
@@ -109,6 +110,8 @@ async function runReference({ root, model, mmproj, image, nPredict, threads, con
   }
   const quote = (a) => (/^[\w./:=+-]+$/.test(a) ? a : `'${a.replace(/'/g, "'\\''")}'`)
   const result = { system: 'reference', ok: false, command: [path.relative(root, cli), ...args].map(quote).join(' ') }
+  // `wrap` runs the command inside something else (bench/contention.js: a CPU-quota cgroup).
+  if (wrap) [cmd, cmdArgs] = wrap(cmd, cmdArgs)
   const run = await runChild(cmd, cmdArgs, { timeoutMs })
   result.wallMs = round(run.wallMs)
   Object.assign(result, parseCliLog(run.stderr))
