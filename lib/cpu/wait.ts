@@ -6,8 +6,8 @@
 // graphs. With a core to each thread that is harmless; on a busy machine (an Electron app's
 // renderer, a server's own work, other processes, a container's CPU quota) the thread the others
 // wait for is descheduled and they spin away the time slices it needs: generation slows down by
-// one to three orders of magnitude. A short spin before sleeping costs nothing measurable when
-// the machine is idle and keeps a busy machine's speed near one thread's (bench/contention.js).
+// one to three orders of magnitude. A short spin before sleeping costs nothing beyond run-to-run
+// noise when the machine is idle and keeps a busy machine's speed near one thread's (bench/contention.js).
 //
 // libgomp reads its settings once, when it is loaded into the process. They are therefore put
 // into the environment just around the addon's load and taken out again, so that child
