@@ -15,7 +15,7 @@ ContextState::ContextState(ModelPtr model, SessionParams params, uint32_t sequen
       nSeq_(std::max<uint32_t>(1, sequences)),
       seqUsed_(nSeq_, false),
       batcher_(*this),
-      governor_(params.threads, params.adaptiveThreads),
+      governor_(params.threads, params.adaptiveThreads, &model_->threadHint),
       appliedThreads_(params.threads),
       appliedThreadsBatch_(params.threadsBatch) {}
 

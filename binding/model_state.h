@@ -12,6 +12,7 @@
 #include "compute_thread.h"
 #include "llama.h"
 #include "mtmd.h"
+#include "thread_governor.h"
 
 namespace llava {
 
@@ -24,6 +25,8 @@ struct ModelState {
   std::string mmprojPath;
   std::string projectorType;
   int threads = 0;
+  // The thread count its sessions' generation steps last settled on (thread_governor.h).
+  ThreadHint threadHint;
   // mtmd's encoder keeps per-context buffers: one encode at a time per model.
   std::mutex visionMutex;
   std::atomic<uint64_t> encodeCount{0};

@@ -1,10 +1,17 @@
 #include "thread_governor.h"
 
 #include <algorithm>
+#include <chrono>
 
 namespace llava {
 
-ThreadGovernor::ThreadGovernor(int32_t maxThreads, bool adaptive) : adaptive_(adaptive) {
+namespace {
+int64_t NowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+}  // namespace
+
+ThreadGovernor::ThreadGovernor(int32_t maxThreads, bool adaptive, ThreadHint* hint) : adaptive_(adaptive), hint_(hint) {
   // All threads, one fewer (one core taken by something else is the commonest case), then
   // halvings: 8 -> 8, 7, 4, 2, 1.
   const int32_t max = std::max<int32_t>(1, maxThreads);
@@ -32,6 +39,7 @@ double ThreadGovernor::Median(const double* v, int n) {
 int32_t ThreadGovernor::Next(int32_t tokens) {
   if (!adaptive_ || candidates_.size() == 1) return candidates_[0];
   Bucket& b = buckets_[BucketOf(tokens)];
+  if (!b.started) TakeHint(b);
   if (b.trial < 0 && b.recentCount == kWindow) {
     const double now = Median(b.recent.data(), kWindow);
     if (now > b.settled * kDrift) {
@@ -42,6 +50,29 @@ int32_t ThreadGovernor::Next(int32_t tokens) {
     }
   }
   return candidates_[b.trial >= 0 ? b.trial : b.current];
+}
+
+void ThreadGovernor::TakeHint(Bucket& b) {
+  b.started = true;
+  if (hint_ == nullptr || hint_->maxThreads.load() != candidates_[0]) return;
+  const int32_t threads = hint_->threads.load();
+  if (threads <= 0 || NowNs() - hint_->atNs.load() > ThreadHint::kFreshNs) return;
+  for (size_t i = 0; i < candidates_.size(); i++) {
+    if (candidates_[i] == threads) {
+      b.current = i;
+      // What another session found recently is as good as a trial this one won or lost.
+      b.interval = kMinInterval * 4;
+      b.nextTrial = kWindow + b.interval;
+      return;
+    }
+  }
+}
+
+void ThreadGovernor::Publish(const Bucket& b) {
+  if (hint_ == nullptr) return;
+  hint_->maxThreads.store(candidates_[0]);
+  hint_->threads.store(candidates_[b.current]);
+  hint_->atNs.store(NowNs());
 }
 
 void ThreadGovernor::StartTrial(Bucket& b, bool fewer) {
@@ -88,6 +119,7 @@ void ThreadGovernor::EndTrial(Bucket& b) {
   }
   b.trial = -1;
   b.nextTrial = b.steps + b.interval;
+  Publish(b);
 }
 
 }  // namespace llava

@@ -17,16 +17,29 @@
 // (flash attention for a single query) does not since deps/patches/0004. test/threads.test.ts
 // checks that operation bit for bit and whole answers on the test models.
 #include <array>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
 
 namespace llava {
 
+// What the sessions of one model last found: a new session starts from that count instead of
+// learning from scratch (a server that makes a session per request would otherwise spend each
+// request's first steps at a count the machine's load made slow). Written and read by sessions on
+// the compute thread and by their creators; hence atomics.
+struct ThreadHint {
+  std::atomic<int32_t> maxThreads{0};  // the session thread count the hint was learnt under
+  std::atomic<int32_t> threads{0};     // 0: nothing learnt yet
+  std::atomic<int64_t> atNs{0};        // steady_clock time it was last confirmed
+  static constexpr int64_t kFreshNs = 30'000'000'000;  // older than this, it says nothing
+};
+
 class ThreadGovernor {
  public:
-  // `maxThreads`: the session's thread count; `adaptive` false keeps to it.
-  ThreadGovernor(int32_t maxThreads, bool adaptive);
+  // `maxThreads`: the session's thread count; `adaptive` false keeps to it. `hint` (may be null)
+  // is read at the first step and kept up to date with what this governor finds.
+  ThreadGovernor(int32_t maxThreads, bool adaptive, ThreadHint* hint = nullptr);
 
   // Threads for the next generation step of `tokens` tokens, one per session (steps of different
   // sizes are learnt apart).
@@ -56,6 +69,7 @@ class ThreadGovernor {
     std::array<double, kTrialSteps> trialTimes{};
     int trialCount = 0;
     bool tryFewer = true;  // which neighbour the next scheduled trial takes
+    bool started = false;  // the hint has been looked at
   };
 
   static double Median(const double* v, int n);
@@ -63,7 +77,11 @@ class ThreadGovernor {
   void StartTrial(Bucket& b, bool fewer);
   void EndTrial(Bucket& b);
 
+  void TakeHint(Bucket& b);
+  void Publish(const Bucket& b);
+
   bool adaptive_;
+  ThreadHint* hint_;
   std::vector<int32_t> candidates_;  // descending: max, max - 1, then halvings down to 1
   std::array<Bucket, 4> buckets_{};   // steps of 1, 2, 3-4 and more tokens (sessions of a group)
 };

@@ -1,13 +1,15 @@
 // Test hooks for the CPU thread machinery (not part of the public API):
-// - traceThreadGovernor(maxThreads, steps, cost[, tokens]): runs the thread governor against a
-//   cost model instead of a machine, so that tests can check its choices exactly. `cost(step,
-//   threads)` gives the seconds a step would take; returns the count chosen for every step.
+// - traceThreadGovernor(maxThreads, steps, cost[, tokens[, hintThreads, hintAgeSeconds]]): runs
+//   the thread governor against a cost model instead of a machine, so that tests can check its
+//   choices exactly. `cost(step, threads)` gives the seconds a step would take; the hint is what
+//   another session of the model found. Returns the count chosen for every step.
 // - flashAttentionDecode(nKv, threads, seed, kvHeads): one single-query flash-attention operation
 //   (8 query heads of 64, `kvHeads` K/V heads, a causal-style mask) on seeded random data,
 //   computed by ggml's CPU backend with `threads` threads; returns the inputs as the graph saw
 //   them and the output, so that tests can check it against a reference and across thread counts.
 #include "thread_test_hooks.h"
 
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -33,7 +35,16 @@ Napi::Value TraceThreadGovernor(const Napi::CallbackInfo& info) {
     throw MakeError(env, "ERR_INVALID_ARGUMENT", "traceThreadGovernor: maxThreads 1..1024, steps 0..1e6, tokens >= 1");
   }
   Napi::Function cost = info[2].As<Napi::Function>();
-  ThreadGovernor governor(maxThreads, true);
+  // Optionally, what another session of the model found, and how many seconds ago.
+  ThreadHint hint;
+  if (info.Length() > 4 && info[4].IsNumber()) {
+    const double age = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().DoubleValue() : 0;
+    hint.maxThreads = maxThreads;
+    hint.threads = info[4].As<Napi::Number>().Int32Value();
+    hint.atNs = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count() -
+                static_cast<int64_t>(age * 1e9);
+  }
+  ThreadGovernor governor(maxThreads, true, &hint);
   Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(steps));
   for (int32_t i = 0; i < steps; i++) {
     const int32_t threads = governor.Next(tokens);

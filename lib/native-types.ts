@@ -184,7 +184,14 @@ export interface NativeBinding {
   loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>
   systemInfo(): NativeSystemInfo
   /** Test hook: the thread governor's choice for each step against a cost model (seconds per step). */
-  traceThreadGovernor(maxThreads: number, steps: number, cost: (step: number, threads: number) => number, tokens?: number): Int32Array
+  traceThreadGovernor(
+    maxThreads: number,
+    steps: number,
+    cost: (step: number, threads: number) => number,
+    tokens?: number,
+    hintThreads?: number,
+    hintAgeSeconds?: number,
+  ): Int32Array
   /** Test hook: one single-query flash-attention operation on seeded data, computed with `threads` CPU threads. */
   flashAttentionDecode(
     nKv: number,

@@ -6,8 +6,8 @@ import { greedy, tinyPair } from './helpers/fixtures'
 
 type Cost = (step: number, threads: number) => number
 
-function trace(maxThreads: number, steps: number, cost: Cost, tokens = 1): number[] {
-  return Array.from(binding().traceThreadGovernor(maxThreads, steps, cost, tokens))
+function trace(maxThreads: number, steps: number, cost: Cost, tokens = 1, hint?: { threads: number; ageSeconds: number }): number[] {
+  return Array.from(binding().traceThreadGovernor(maxThreads, steps, cost, tokens, hint?.threads, hint?.ageSeconds))
 }
 
 const share = (xs: number[], n: number): number => xs.filter((x) => x === n).length / xs.length
@@ -63,6 +63,20 @@ describe('thread governor', () => {
     // one core taken on a 4-core machine: 3 threads
     const oneTaken: Cost = (_s, t) => ({ 4: 3.0, 3: 1.0, 2: 1.3, 1: 2.2 })[t] ?? 99
     expect(share(trace(4, 2000, oneTaken).slice(200), 3)).toBeGreaterThan(0.98)
+  })
+
+  test("a new session starts from what the model's other sessions found recently", () => {
+    // under load, told that 1 thread won 2 s ago: no step at the slow count before the first trial
+    const told = trace(2, 200, busy, 1, { threads: 1, ageSeconds: 2 })
+    expect(told.slice(0, 60).every((t) => t === 1)).toBe(true)
+    // a stale hint (a minute old) is ignored: the session learns for itself
+    const stale = trace(2, 200, busy, 1, { threads: 1, ageSeconds: 60 })
+    expect(stale.slice(0, 8).every((t) => t === 2)).toBe(true)
+    expect(share(stale.slice(40), 1)).toBeGreaterThan(0.95)
+    // a hint that turns out wrong (the load went away) is corrected like any other choice
+    const wrong = trace(2, 2000, idle, 1, { threads: 1, ageSeconds: 2 })
+    expect(wrong[0]).toBe(1)
+    expect(share(wrong.slice(200), 2)).toBeGreaterThan(0.98)
   })
 
   test('one thread, or steps of several tokens, are governed apart and within bounds', () => {
