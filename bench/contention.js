@@ -15,7 +15,7 @@ const { ensurePair } = require('llava-native/fixtures')
 const { cpuBudget } = require('../dist/cpu')
 const { writeTestImage } = require('./lib/image')
 const { cliPath, runReference } = require('./lib/reference')
-const { runChild, tail } = require('./lib/spawn')
+const { killAll, runChild, tail } = require('./lib/spawn')
 const { eachArg, round } = require('./lib/common')
 
 const ROOT = path.resolve(__dirname, '..')
@@ -27,7 +27,7 @@ function parseArgs(argv) {
     if (a === '--pair') o.pair = value()
     else if (a === '--rounds') o.rounds = Number(value())
     else if (a === '--tokens') o.tokens = Number(value())
-    else if (a === '--hogs') o.hogs = value().split(',').map(Number)
+    else if (a === '--hogs') o.hogs = ((v) => (v === 'none' ? [] : v.split(',').map(Number)))(value())
     else if (a === '--no-quota') o.quota = false
     else if (a === '--no-reference') o.reference = false
     else if (a === '--no-spin') o.spin = false
@@ -48,12 +48,20 @@ function startHogs(n) {
   const code = `const p = ${process.pid}; let i = 0; for (;;) { if (++i % 5e7 === 0) { try { process.kill(p, 0) } catch { process.exit(0) } } }`
   const hogs = Array.from({ length: n }, () => spawn(process.execPath, ['-e', code], { stdio: 'ignore' }))
   return {
+    kill: () => hogs.forEach((h) => h.kill('SIGKILL')),
     stop: () => Promise.all(hogs.map((h) => new Promise((resolve) => {
       if (h.exitCode !== null || h.signalCode !== null) return resolve()
       h.once('exit', resolve)
       h.kill('SIGKILL')
     }))),
   }
+}
+
+// Runs fn after the killed processes have had a moment to leave their cgroup (the process is about
+// to exit: no event loop turn is left to wait in).
+function setTimeoutSync(fn, ms = 200) {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms)
+  fn()
 }
 
 // --- a 1-CPU quota cgroup, where the machine lets us make one --------------------------------
@@ -255,6 +263,15 @@ async function main() {
 
   console.log(`llava-native contention benchmark: ${o.pair} pair, ${rounds} round(s), ${tokens} greedy tokens, ${os.cpus()[0]?.model ?? 'CPU'}, ` +
     `${budget.logical} logical / ${budget.physical ?? '?'} physical CPUs, Node ${process.version}`)
+  // Interrupted (Ctrl-C, a CI timeout): the measured program, the hogs and the cgroup go too.
+  const cleanups = new Set()
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
+    process.once(sig, () => {
+      killAll()
+      for (const cleanup of cleanups) cleanup()
+      process.exit(130)
+    })
+  }
   const summaries = []
   for (const cond of conditions) {
     let cgroup
@@ -268,6 +285,12 @@ async function main() {
     // A 1-CPU quota caps llava-native's threads at 1 (more are refused): no sweep beyond it there.
     const present = systems.filter((s) => !(cond.kind === 'quota' && s.threads > 1))
     const hogs = startHogs(cond.hogs)
+    // on a signal: the hogs (SIGKILL, synchronously), then the emptied cgroup
+    const cleanup = () => {
+      hogs.kill()
+      if (cgroup?.remove) setTimeoutSync(() => { try { cgroup.remove() } catch { /* still busy: left for the OS */ } })
+    }
+    cleanups.add(cleanup)
     const runs = Object.fromEntries(present.map((s) => [s.id, []]))
     try {
       for (let r = 0; r < rounds; r++) {
@@ -280,6 +303,7 @@ async function main() {
         }
       }
     } finally {
+      cleanups.delete(cleanup)
       await hogs.stop()
       if (cgroup?.remove) {
         try {

@@ -5,6 +5,12 @@ const { spawn } = require('node:child_process')
 const { performance } = require('node:perf_hooks')
 
 const KEEP = 4 << 20 // bytes of stdout/stderr kept per stream (the end)
+const live = new Set() // kill functions of the children still running
+
+/** Kills every child still running (and its process group): for a benchmark interrupted by a signal. */
+function killAll() {
+  for (const kill of live) kill()
+}
 
 function runChild(cmd, args, { timeoutMs, cwd, env } = {}) {
   return new Promise((resolve) => {
@@ -33,6 +39,7 @@ function runChild(cmd, args, { timeoutMs, cwd, env } = {}) {
         // already gone
       }
     }
+    live.add(kill)
     const timer = timeoutMs
       ? setTimeout(() => {
           timedOut = true
@@ -43,6 +50,7 @@ function runChild(cmd, args, { timeoutMs, cwd, env } = {}) {
     const finish = (code, signal) => {
       if (settled) return
       settled = true
+      live.delete(kill)
       if (timer) clearTimeout(timer)
       resolve({ code, signal, stdout, stderr, timedOut, wallMs: performance.now() - t0 })
     }
@@ -60,4 +68,4 @@ function tail(s, n = 2000) {
   return t.length > n ? `…${t.slice(t.length - n)}` : t
 }
 
-module.exports = { runChild, tail }
+module.exports = { killAll, runChild, tail }
