@@ -8,6 +8,7 @@
 #include "embedding.h"
 #include "thread_test_hooks.h"
 #include "image_bytes.h"
+#include "json_schema.h"
 #include "llama.h"
 #include "logging.h"
 #include "model.h"
@@ -58,6 +59,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("traceThreadGovernor", Napi::Function::New(env, TraceThreadGovernor, "traceThreadGovernor"));
   exports.Set("flashAttentionDecode", Napi::Function::New(env, FlashAttentionDecode, "flashAttentionDecode"));
+  exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"));
   exports.Set("shutdown", Napi::Function::New(
                               env,
                               [](const Napi::CallbackInfo& info) {

@@ -22,5 +22,7 @@ export type {
   ChatOptions,
 } from './session'
 export type { ChatMessage, ChatContentPart, ChatRole } from './chat'
+export type { ResponseFormat } from './structured/response-format'
+export { SCHEMA_LIMITS } from './structured/response-format'
 export { setLogger } from './logging'
 export type { LogLevel } from './logging'

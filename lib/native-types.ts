@@ -192,6 +192,8 @@ export interface NativeBinding {
     hintThreads?: number,
     hintAgeSeconds?: number,
   ): Int32Array
+  /** llama.cpp's JSON-schema-to-GBNF converter (common/json-schema-to-grammar), on a thread of its own. */
+  jsonSchemaToGrammar(schemaJson: string): Promise<string>
   /** Test hook: one single-query flash-attention operation on seeded data, computed with `threads` CPU threads. */
   flashAttentionDecode(
     nKv: number,

@@ -2,6 +2,7 @@ import * as nodePath from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { type ChatMessage, type PreparedChat, prepareChat, renderChat } from './chat'
 import { LlavaError, fromNative } from './errors'
+import { type ResponseFormat, checkResponseFormat, grammarForSchema, parseJsonAnswer } from './structured/response-format'
 import { ImageEmbedding, type ImageInput, type NativeBytesImage, ownImages, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
@@ -114,6 +115,11 @@ export interface GenerateOptions {
   stop?: string[]
   /** A GBNF grammar (start rule `root`) that constrains the output. */
   grammar?: string
+  /**
+   * Constrain the answer to JSON, or to a JSON Schema (OpenAI's `response_format` shape; see
+   * {@link ResponseFormat}). The result then carries `json`. Not together with `grammar`.
+   */
+  responseFormat?: ResponseFormat
   /** The image marker in `prompt`. Default '<image>'. */
   imageMarker?: string
   /** Add BOS (and other special tokens the model wants) at the start. Default true. */
@@ -139,7 +145,7 @@ export interface ChatOptions extends Omit<CompleteOptions, 'prompt' | 'images' |
 
 const GENERATE_KEYS = [
   'prompt', 'images', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'frequencyPenalty',
-  'presencePenalty', 'seed', 'stop', 'grammar', 'imageMarker', 'addSpecial', 'parseSpecial', 'reuseCache', 'signal',
+  'presencePenalty', 'seed', 'stop', 'grammar', 'responseFormat', 'imageMarker', 'addSpecial', 'parseSpecial', 'reuseCache', 'signal',
 ] as const
 
 export type StopReason = 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull'
@@ -150,6 +156,11 @@ export interface CompletionResult {
   tokens: number[]
   /** eos: the model ended; maxTokens; stop: a stop string; aborted: the stream's consumer stopped early; contextFull. */
   stopReason: StopReason
+  /**
+   * With `responseFormat`: the parsed answer, when generation ended by itself (`eos`, `stop`) and
+   * the text is JSON; undefined when it was cut short (maxTokens, contextFull). Absent otherwise.
+   */
+  json?: unknown
   timings: {
     /** Time spent encoding images given as inputs in this call (0 for reused embeddings). */
     imageEncodeMs: number
@@ -452,6 +463,7 @@ export class Session {
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
       // pixels are neither in this session's cache nor encoded elsewhere in the model.
       const images = await (owning ?? ownImages(prepared.images))
+      if (prepared.schema !== undefined) prepared.request.grammar = await grammarForSchema(prepared.schema)
       let raw: NativeGenerateResult
       try {
         raw = await this.#native.generate({ ...prepared.request, images }, link.handle, onPieces)
@@ -470,6 +482,7 @@ export class Session {
         text: raw.text,
         tokens: Array.from(raw.tokens),
         stopReason: raw.stopReason,
+        ...(prepared.structured ? { json: parseJsonAnswer(raw.text, raw.stopReason) } : {}),
         timings: {
           imageEncodeMs: raw.imageEncodeMs,
           imageEncodes: raw.imageEncodes,
@@ -521,6 +534,10 @@ interface Prepared {
   /** Embeddings as handles of their own, taken when the call was made (see retainImages). */
   images: Array<NativeImageInput | NativeEmbedding>
   signal: AbortSignal | undefined
+  /** The response format's schema as JSON, made into `request.grammar` when the call runs. */
+  schema: string | undefined
+  /** Whether the result carries `json`. */
+  structured: boolean
 }
 
 /**
@@ -571,6 +588,10 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
     throw v.invalid('stop', 'an array of non-empty strings', stop)
   }
   if (o.grammar !== undefined && typeof o.grammar !== 'string') throw v.invalid('grammar', 'a GBNF grammar string', o.grammar)
+  const schema = checkResponseFormat(o.responseFormat)
+  if (schema !== undefined && o.grammar !== undefined) {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', 'Give either `grammar` or `responseFormat`: the schema is turned into a grammar of its own.')
+  }
   const seed = o.seed === undefined ? undefined : v.int('seed', o.seed, 0, 0xfffffffe, 0)
 
   let prompt = o.prompt
@@ -620,5 +641,5 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
       grammar: o.grammar,
   }
   // Last, once nothing else can throw: handles taken here are released when the call ends.
-  return { images: retainImages(nativeImages), signal, request }
+  return { images: retainImages(nativeImages), signal, request, schema, structured: o.responseFormat !== undefined && schema !== undefined }
 }

@@ -7,6 +7,7 @@ import {
   type Model,
   SessionGroup,
   loadModel,
+  setCpuWait,
   setLogger,
   systemInfo,
 } from 'llava-native'
@@ -44,6 +45,14 @@ export async function describeImage(modelPath: string, mmprojPath: string, image
   })
   const reason: 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull' = result.stopReason
   void reason
+  const extracted = await session.complete({
+    prompt: 'USER: <image>\nExtract the total.\nASSISTANT:',
+    images: [embedding],
+    responseFormat: { type: 'json_schema', json_schema: { name: 'receipt', schema: { type: 'object', properties: { total: { type: 'string' } } } } },
+  })
+  const json: unknown = extracted.json
+  void json
+  setCpuWait('auto')
   const ids: number[] = model.tokenize('hello')
   const back: string = model.detokenize(ids)
   void back
@@ -84,6 +93,10 @@ export async function misuse(): Promise<void> {
   await model.encodeImage({ data: new Uint8Array(3), width: 1, height: 1, format: 'argb' })
   // @ts-expect-error temperature is a number
   await model.createSession().complete({ prompt: 'x', temperature: 'hot' })
+  // @ts-expect-error a response format has a known type
+  await model.createSession().complete({ prompt: 'x', responseFormat: { type: 'yaml' } })
+  // @ts-expect-error the wait policy is 'auto', 'spin', 'passive' or a spin count
+  setCpuWait('fast')
   // @ts-expect-error a group needs its number of sessions
   model.createSessionGroup({ contextSize: 1024 })
 }

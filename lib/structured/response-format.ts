@@ -1,0 +1,166 @@
+// Structured output: an answer constrained to JSON, or to a JSON Schema, by a grammar that
+// llama.cpp's own converter (common/json-schema-to-grammar, what its server uses for
+// response_format) makes from the schema.
+import { LlavaError } from '../errors'
+import { binding } from '../native'
+
+/**
+ * What shape the answer takes (OpenAI's `response_format`):
+ * - `{ type: 'text' }`: unconstrained (the default).
+ * - `{ type: 'json_object' }`: a JSON object; with `schema`, one that satisfies it.
+ * - `{ type: 'json_schema', schema }`, or as OpenAI's API sends it,
+ *   `{ type: 'json_schema', json_schema: { name, schema, strict } }`: JSON that satisfies the schema.
+ */
+export type ResponseFormat =
+  | { type: 'text' }
+  | { type: 'json_object'; schema?: object }
+  | { type: 'json_schema'; schema: object; strict?: boolean }
+  | { type: 'json_schema'; json_schema: { name?: string; schema: object; strict?: boolean; description?: string } }
+
+/** Limits on a schema, checked before it reaches the converter. */
+export const SCHEMA_LIMITS = {
+  /** Bytes of the schema as JSON. */
+  maxBytes: 1 << 20,
+  /** Nesting of objects and arrays in the schema document. */
+  maxDepth: 64,
+  /** Characters of any key or string in it (property names and patterns go through std::regex). */
+  maxString: 4096,
+} as const
+
+function invalid(message: string): LlavaError {
+  return new LlavaError('ERR_INVALID_ARGUMENT', message)
+}
+
+function checkDocument(value: unknown, pointer: string, depth: number): void {
+  if (depth > SCHEMA_LIMITS.maxDepth) throw invalid(`responseFormat: the schema nests deeper than ${SCHEMA_LIMITS.maxDepth} levels at ${pointer || '/'}`)
+  if (typeof value === 'string') {
+    if (value.length > SCHEMA_LIMITS.maxString) throw invalid(`responseFormat: a string longer than ${SCHEMA_LIMITS.maxString} characters at ${pointer}`)
+    return
+  }
+  if (value === null || typeof value !== 'object') return
+  if (Array.isArray(value)) {
+    value.forEach((item, i) => checkDocument(item, `${pointer}/${i}`, depth + 1))
+    return
+  }
+  for (const [key, item] of Object.entries(value)) {
+    if (key.length > SCHEMA_LIMITS.maxString) throw invalid(`responseFormat: a key longer than ${SCHEMA_LIMITS.maxString} characters in ${pointer || '/'}`)
+    checkDocument(item, `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, depth + 1)
+  }
+}
+
+// Keywords llama.cpp's converter does not enforce. A schema with one would get a grammar that lets
+// through what the schema forbids, so it is refused, naming the keyword and where it is.
+const UNENFORCED = new Set([
+  'not', 'if', 'then', 'else', 'dependentRequired', 'dependentSchemas', 'dependencies', 'patternProperties',
+  'propertyNames', 'unevaluatedProperties', 'unevaluatedItems', 'contains', 'minContains', 'maxContains',
+  'uniqueItems', 'minProperties', 'maxProperties', 'multipleOf', 'nullable', 'contentSchema', '$dynamicRef',
+])
+const BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']
+const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'uuid1', 'uuid2', 'uuid3', 'uuid4', 'uuid5'])
+const SCHEMA_MAPS = ['properties', '$defs', 'definitions']
+const SCHEMA_LISTS = ['anyOf', 'oneOf', 'allOf', 'prefixItems']
+
+const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1')
+
+// Walks the schema as a schema (not as any JSON: `enum` values and property names are data).
+function checkKeywords(node: unknown, pointer: string): void {
+  if (node === null || typeof node !== 'object' || Array.isArray(node)) return
+  const schema = node as Record<string, unknown>
+  const at = (key: string): string => `${pointer}/${escapePointer(key)}`
+  for (const key of Object.keys(schema)) {
+    if (UNENFORCED.has(key)) {
+      const hint = key === 'nullable' ? " (write the type as [\"<type>\", \"null\"] instead)" : ''
+      throw invalid(`responseFormat: the schema keyword '${key}' at ${at(key)} is not supported by llama.cpp's converter and would not be enforced${hint}; remove it`)
+    }
+  }
+  const types = Array.isArray(schema.type) ? schema.type : [schema.type]
+  for (const key of BOUNDS) {
+    if (key in schema && !(types.length === 1 && types[0] === 'integer')) {
+      throw invalid(`responseFormat: '${key}' at ${at(key)} is enforced only for { type: 'integer' } by llama.cpp's converter; a number's bounds would be ignored`)
+    }
+  }
+  if (typeof schema.format === 'string' && !FORMATS.has(schema.format)) {
+    throw invalid(`responseFormat: the format '${schema.format}' at ${at('format')} is not supported by llama.cpp's converter (date, time, date-time, uuid are); remove it or use a pattern`)
+  }
+  for (const key of SCHEMA_MAPS) {
+    const map = schema[key]
+    if (map !== null && typeof map === 'object' && !Array.isArray(map)) {
+      for (const [name, sub] of Object.entries(map)) checkKeywords(sub, `${at(key)}/${escapePointer(name)}`)
+    }
+  }
+  for (const key of SCHEMA_LISTS) {
+    const list = schema[key]
+    if (Array.isArray(list)) list.forEach((sub, i) => checkKeywords(sub, `${at(key)}/${i}`))
+  }
+  if (Array.isArray(schema.items)) schema.items.forEach((sub, i) => checkKeywords(sub, `${at('items')}/${i}`))
+  else checkKeywords(schema.items, at('items'))
+  checkKeywords(schema.additionalProperties, at('additionalProperties'))
+}
+
+/** Checks `responseFormat` and returns the schema (as JSON) to constrain to, or undefined for text. */
+export function checkResponseFormat(value: unknown): string | undefined {
+  if (value === undefined) return undefined
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw invalid(`responseFormat must be an object such as { type: 'json_schema', schema }, got ${JSON.stringify(value)}`)
+  }
+  const f = value as Record<string, unknown>
+  let schema: unknown
+  if (f.type === 'text') return undefined
+  if (f.type === 'json_object') {
+    // "A JSON object" as OpenAI means it (llama.cpp's server would take any JSON value here).
+    schema = f.schema ?? { type: 'object' }
+  } else if (f.type === 'json_schema') {
+    const wrapped = f.json_schema
+    if (wrapped !== undefined) {
+      if (wrapped === null || typeof wrapped !== 'object') throw invalid('responseFormat.json_schema must be an object { name, schema }')
+      schema = (wrapped as Record<string, unknown>).schema
+    } else {
+      schema = f.schema
+    }
+    if (schema === undefined) throw invalid("responseFormat: { type: 'json_schema' } needs `schema` (or `json_schema.schema`)")
+  } else {
+    throw invalid(`responseFormat.type must be 'text', 'json_object' or 'json_schema', got ${JSON.stringify(f.type)}`)
+  }
+  if (schema === null || typeof schema !== 'object' || Array.isArray(schema)) {
+    throw invalid(`responseFormat: the schema must be a JSON Schema object, got ${JSON.stringify(schema)}`)
+  }
+  checkDocument(schema, '', 0)
+  checkKeywords(schema, '#')
+  let text: string
+  try {
+    text = JSON.stringify(schema)
+  } catch (err) {
+    throw invalid(`responseFormat: the schema cannot be written as JSON (${err instanceof Error ? err.message : String(err)})`)
+  }
+  if (Buffer.byteLength(text) > SCHEMA_LIMITS.maxBytes) throw invalid(`responseFormat: the schema is larger than ${SCHEMA_LIMITS.maxBytes} bytes`)
+  return text
+}
+
+// Compiled grammars by schema text: an application asks with the same few schemas again and again.
+const cache = new Map<string, Promise<string>>()
+const CACHE_SIZE = 64
+
+/** The GBNF grammar for a schema (JSON text), from llama.cpp's converter, off the JS thread. */
+export function grammarForSchema(schemaJson: string): Promise<string> {
+  const hit = cache.get(schemaJson)
+  if (hit) {
+    cache.delete(schemaJson) // most recently used goes last
+    cache.set(schemaJson, hit)
+    return hit
+  }
+  const made = binding().jsonSchemaToGrammar(schemaJson)
+  made.catch(() => cache.delete(schemaJson)) // a refusal is not remembered: the message may change with limits
+  cache.set(schemaJson, made)
+  while (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string)
+  return made
+}
+
+/** The parsed answer, when generation ended by itself and the text is JSON; never throws. */
+export function parseJsonAnswer(text: string, stopReason: string): unknown {
+  if (stopReason !== 'eos' && stopReason !== 'stop') return undefined
+  try {
+    return JSON.parse(text)
+  } catch {
+    return undefined
+  }
+}
