@@ -202,6 +202,8 @@ describe('responseFormat', () => {
       await refuse({ type: 'json_schema', schema: { type: 'array', items: { not: { type: 'null' } } } }, /'not' at #\/items\/not/)
       await refuse({ type: 'json_schema', schema: { $defs: { a: { type: 'string', nullable: true } } } }, /'nullable' at #\/\$defs\/a\/nullable .*\["<type>", "null"\]/)
       await refuse({ type: 'json_schema', schema: { type: 'array', uniqueItems: true } }, /'uniqueItems' at #\/uniqueItems/)
+      await refuse({ type: 'json_schema', schema: { type: 'string', pattern: '[0-9]+' } }, /pattern at #\/pattern must be anchored/)
+      await refuse({ type: 'json_schema', schema: { type: 'string', pattern: '^(?=a)a$' } }, /group syntax .* does not support/)
       // property names and enum values are data, not keywords
       const data = await s.complete({ prompt: 'USER: hi\nASSISTANT:', maxTokens: 300, temperature: 0, reuseCache: false,
         responseFormat: { type: 'json_schema', schema: { type: 'object', properties: { not: { enum: ['multipleOf', 'if'] } }, required: ['not'], additionalProperties: false } } })

@@ -79,6 +79,17 @@ function checkKeywords(node: unknown, pointer: string): void {
       throw invalid(`responseFormat: '${key}' at ${at(key)} is enforced only for { type: 'integer' } by llama.cpp's converter; a number's bounds would be ignored`)
     }
   }
+  // Patterns llama.cpp's converter cannot translate become "any string" (with a warning on stderr):
+  // refused here where that is certain. (An unsupported escape such as \w still gets through.)
+  if (typeof schema.pattern === 'string') {
+    const pattern = schema.pattern
+    if (pattern.length < 2 || !pattern.startsWith('^') || !pattern.endsWith('$')) {
+      throw invalid(`responseFormat: the pattern at ${at('pattern')} must be anchored with ^ and $ for llama.cpp's converter; unanchored it would accept any string`)
+    }
+    if (/\((?!\?:)\?/.test(pattern.replace(/\\./g, ''))) {
+      throw invalid(`responseFormat: the pattern at ${at('pattern')} uses group syntax llama.cpp's converter does not support (lookaround, named groups, flags); it would accept any string`)
+    }
+  }
   if (typeof schema.format === 'string' && !FORMATS.has(schema.format)) {
     throw invalid(`responseFormat: the format '${schema.format}' at ${at('format')} is not supported by llama.cpp's converter (date, time, date-time, uuid are); remove it or use a pattern`)
   }
