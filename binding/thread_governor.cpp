@@ -5,11 +5,9 @@
 
 namespace llava {
 
-namespace {
-int64_t NowNs() {
+int64_t ThreadHint::NowNs() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
-}  // namespace
 
 ThreadGovernor::ThreadGovernor(int32_t maxThreads, bool adaptive, ThreadHint* hint) : adaptive_(adaptive), hint_(hint) {
   // All threads, one fewer (one core taken by something else is the commonest case), then
@@ -56,7 +54,7 @@ void ThreadGovernor::TakeHint(Bucket& b) {
   b.started = true;
   if (hint_ == nullptr || hint_->maxThreads.load() != candidates_[0]) return;
   const int32_t threads = hint_->threads.load();
-  if (threads <= 0 || NowNs() - hint_->atNs.load() > ThreadHint::kFreshNs) return;
+  if (threads <= 0 || ThreadHint::NowNs() - hint_->atNs.load() > ThreadHint::kFreshNs) return;
   for (size_t i = 0; i < candidates_.size(); i++) {
     if (candidates_[i] == threads) {
       b.current = i;
@@ -72,7 +70,7 @@ void ThreadGovernor::Publish(const Bucket& b) {
   if (hint_ == nullptr) return;
   hint_->maxThreads.store(candidates_[0]);
   hint_->threads.store(candidates_[b.current]);
-  hint_->atNs.store(NowNs());
+  hint_->atNs.store(ThreadHint::NowNs());
 }
 
 void ThreadGovernor::StartTrial(Bucket& b, bool fewer) {

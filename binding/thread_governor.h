@@ -33,6 +33,7 @@ struct ThreadHint {
   std::atomic<int32_t> threads{0};     // 0: nothing learnt yet
   std::atomic<int64_t> atNs{0};        // steady_clock time it was last confirmed
   static constexpr int64_t kFreshNs = 30'000'000'000;  // older than this, it says nothing
+  static int64_t NowNs();                              // the clock atNs is read on
 };
 
 class ThreadGovernor {

@@ -9,7 +9,6 @@
 //   them and the output, so that tests can check it against a reference and across thread counts.
 #include "thread_test_hooks.h"
 
-#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <memory>
@@ -41,8 +40,7 @@ Napi::Value TraceThreadGovernor(const Napi::CallbackInfo& info) {
     const double age = info.Length() > 5 && info[5].IsNumber() ? info[5].As<Napi::Number>().DoubleValue() : 0;
     hint.maxThreads = maxThreads;
     hint.threads = info[4].As<Napi::Number>().Int32Value();
-    hint.atNs = std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch()).count() -
-                static_cast<int64_t>(age * 1e9);
+    hint.atNs = ThreadHint::NowNs() - static_cast<int64_t>(age * 1e9);
   }
   ThreadGovernor governor(maxThreads, true, &hint);
   Napi::Int32Array out = Napi::Int32Array::New(env, static_cast<size_t>(steps));

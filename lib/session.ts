@@ -482,7 +482,7 @@ export class Session {
         text: raw.text,
         tokens: Array.from(raw.tokens),
         stopReason: raw.stopReason,
-        ...(prepared.structured ? { json: parseJsonAnswer(raw.text, raw.stopReason) } : {}),
+        ...(prepared.schema !== undefined ? { json: parseJsonAnswer(raw.text, raw.stopReason) } : {}),
         timings: {
           imageEncodeMs: raw.imageEncodeMs,
           imageEncodes: raw.imageEncodes,
@@ -534,10 +534,11 @@ interface Prepared {
   /** Embeddings as handles of their own, taken when the call was made (see retainImages). */
   images: Array<NativeImageInput | NativeEmbedding>
   signal: AbortSignal | undefined
-  /** The response format's schema as JSON, made into `request.grammar` when the call runs. */
+  /**
+   * The response format's schema as JSON, made into `request.grammar` when the call runs; the
+   * result then carries `json`. Undefined without one (or with `{ type: 'text' }`).
+   */
   schema: string | undefined
-  /** Whether the result carries `json`. */
-  structured: boolean
 }
 
 /**
@@ -641,5 +642,5 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
       grammar: o.grammar,
   }
   // Last, once nothing else can throw: handles taken here are released when the call ends.
-  return { images: retainImages(nativeImages), signal, request, schema, structured: o.responseFormat !== undefined && schema !== undefined }
+  return { images: retainImages(nativeImages), signal, request, schema }
 }

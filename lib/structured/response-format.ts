@@ -31,6 +31,9 @@ function invalid(message: string): LlavaError {
   return new LlavaError('ERR_INVALID_ARGUMENT', message)
 }
 
+// A JSON pointer's escaping of a key (RFC 6901).
+const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1')
+
 function checkDocument(value: unknown, pointer: string, depth: number): void {
   if (depth > SCHEMA_LIMITS.maxDepth) throw invalid(`responseFormat: the schema nests deeper than ${SCHEMA_LIMITS.maxDepth} levels at ${pointer || '/'}`)
   if (typeof value === 'string') {
@@ -44,7 +47,7 @@ function checkDocument(value: unknown, pointer: string, depth: number): void {
   }
   for (const [key, item] of Object.entries(value)) {
     if (key.length > SCHEMA_LIMITS.maxString) throw invalid(`responseFormat: a key longer than ${SCHEMA_LIMITS.maxString} characters in ${pointer || '/'}`)
-    checkDocument(item, `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`, depth + 1)
+    checkDocument(item, `${pointer}/${escapePointer(key)}`, depth + 1)
   }
 }
 
@@ -59,8 +62,6 @@ const BOUNDS = ['minimum', 'maximum', 'exclusiveMinimum', 'exclusiveMaximum']
 const FORMATS = new Set(['date', 'time', 'date-time', 'uuid', 'uuid1', 'uuid2', 'uuid3', 'uuid4', 'uuid5'])
 const SCHEMA_MAPS = ['properties', '$defs', 'definitions']
 const SCHEMA_LISTS = ['anyOf', 'oneOf', 'allOf', 'prefixItems']
-
-const escapePointer = (key: string): string => key.replace(/~/g, '~0').replace(/\//g, '~1')
 
 // Walks the schema as a schema (not as any JSON: `enum` values and property names are data).
 function checkKeywords(node: unknown, pointer: string): void {
