@@ -2,6 +2,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <memory>
+#include <unordered_set>
 
 #include "compute_thread.h"
 #include "errors.h"
@@ -189,7 +191,14 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   }
 
   // Build the sampler first: a bad grammar must fail before any work is done.
-  llama_sampler* smpl = BuildSampler(vocab, req.sampling);
+  SamplingParams sampling = req.sampling;
+  std::unordered_set<llama_token> preserved;
+  std::unique_ptr<ChatStream> chat;
+  if (req.chat) {
+    preserved = ApplyChatSampling(vocab, *req.chat, sampling);
+    chat = std::make_unique<ChatStream>(*req.chat);
+  }
+  llama_sampler* smpl = BuildSampler(vocab, sampling);
   struct SamplerGuard {
     llama_sampler* p;
     ~SamplerGuard() { llama_sampler_free(p); }
@@ -310,6 +319,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     if (text.empty()) return;
     pending.text = std::move(text);
     result.text += pending.text;
+    if (chat) pending.deltas = chat->Push(pending.text);
     emit(std::move(pending));
     pending = StreamPiece();
   };
@@ -331,11 +341,13 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       result.stopReason = "eos";
       break;
     }
-    int32_t len = llama_token_to_piece(vocab, tok, buf, sizeof(buf), 0, false);
+    // Special tokens the chat parser needs to see (<tool_call>, <think>) come out as their text.
+    const bool special = preserved.count(tok) > 0;
+    int32_t len = llama_token_to_piece(vocab, tok, buf, sizeof(buf), 0, special);
     std::string piece = len >= 0 ? std::string(buf, static_cast<size_t>(len)) : std::string();
     if (len < 0) {
       piece.resize(static_cast<size_t>(-len));
-      llama_token_to_piece(vocab, tok, piece.data(), -len, 0, false);
+      llama_token_to_piece(vocab, tok, piece.data(), -len, 0, special);
     }
     flushPiece(stream.Push(piece), tok);
     if (stream.stopped()) {
@@ -371,9 +383,13 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     if (!rest.empty() || !pending.tokens.empty()) {
       pending.text = rest;
       result.text += rest;
-      if (!rest.empty()) emit(std::move(pending));
+      if (!rest.empty()) {
+        if (chat) pending.deltas = chat->Push(rest);
+        emit(std::move(pending));
+      }
     }
   }
+  if (chat) result.message = chat->Finish(result.stopReason == "eos" || result.stopReason == "stop");
   result.generatedTokens = static_cast<int32_t>(result.tokens.size());
   result.generateMs = MsSince(tGen);
   return result;

@@ -1,5 +1,7 @@
 #include "logging.h"
 
+#include "log.h"  // llama.cpp common
+
 #include <atomic>
 #include <mutex>
 
@@ -83,6 +85,9 @@ void InstallLogging() {
   llama_log_set(OnLog, nullptr);
   mtmd_log_set(OnLog, nullptr);
   mtmd_helper_log_set(OnLog, nullptr);
+  // llama.cpp's common library (chat layer, schema converter) writes to stderr from a thread of
+  // its own; a library must not. Its errors reach the caller as exceptions instead.
+  common_log_set_verbosity_thold(-1);
 }
 
 std::string LastLlamaError() { return tlsLastError; }

@@ -42,6 +42,10 @@ struct ModelState {
   std::mutex embeddingsMutex;
   std::unordered_map<std::string, std::weak_ptr<EmbeddingState>> embeddings;
 
+  // Chat templates parsed by llama.cpp's chat layer, by template source (chat_render.cpp).
+  std::mutex chatMutex;
+  std::shared_ptr<void> chatTemplates;
+
   const llama_vocab* vocab() const { return llama_model_get_vocab(model); }
 
   // Fingerprints of the two files (model_fingerprint.h), read when they are loaded: session files

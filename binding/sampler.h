@@ -1,7 +1,9 @@
 #pragma once
 // Builds llama.cpp's sampler chain from the generation options.
+#include <climits>
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "llama.h"
 
@@ -18,6 +20,18 @@ struct SamplingParams {
   float presencePenalty = 0.0f;
   uint32_t seed = LLAMA_DEFAULT_SEED;
   std::string grammar;  // GBNF; empty = none
+
+  // Set from a chat rendered by llama.cpp's chat layer (chat_stream.h); as common/sampling.cpp.
+  bool grammarLazy = false;                   // the grammar waits for a trigger
+  std::vector<std::string> triggerPatterns;   // regular expressions over the generated text
+  std::vector<llama_token> triggerTokens;
+  std::vector<llama_token> grammarPrefill;    // the generation prompt, accepted by the grammar first
+  bool budget = false;                        // a reasoning-budget sampler (common/reasoning-budget.h)
+  std::vector<llama_token> budgetStart;
+  std::vector<std::vector<llama_token>> budgetEnd;
+  std::vector<llama_token> budgetForced;
+  int32_t budgetTokens = INT_MAX;
+  std::vector<llama_token> budgetPrefill;
 };
 
 // Returns a chain the caller frees with llama_sampler_free. Throws ERR_GRAMMAR on a bad grammar.

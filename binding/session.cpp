@@ -18,6 +18,48 @@
 namespace llava {
 namespace {
 
+std::string Str(const Napi::Object& o, const char* key) {
+  Napi::Value v = o.Get(key);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
+std::vector<std::string> Strings(const Napi::Object& o, const char* key) {
+  std::vector<std::string> out;
+  Napi::Value v = o.Get(key);
+  if (!v.IsArray()) return out;
+  Napi::Array a = v.As<Napi::Array>();
+  for (uint32_t i = 0; i < a.Length(); i++) out.push_back(a.Get(i).ToString().Utf8Value());
+  return out;
+}
+
+// What lib/chat passes on from renderChat's result (binding/chat_render.cpp).
+std::shared_ptr<const ChatSpec> ParseChatSpec(const Napi::Object& o) {
+  auto spec = std::make_shared<ChatSpec>();
+  spec->parser = Str(o, "parser");
+  spec->format = static_cast<int>(Num(o, "format", 0));
+  spec->generationPrompt = Str(o, "generationPrompt");
+  spec->reasoningFormat = Str(o, "reasoningFormat");
+  if (spec->reasoningFormat.empty()) spec->reasoningFormat = "deepseek";
+  spec->parseToolCalls = o.Get("parseToolCalls").ToBoolean().Value();
+  spec->preservedTokens = Strings(o, "preservedTokens");
+  spec->grammarLazy = o.Get("grammarLazy").ToBoolean().Value();
+  spec->grammarPrefill = o.Get("grammarPrefill").ToBoolean().Value();
+  Napi::Value triggers = o.Get("triggers");
+  if (triggers.IsArray()) {
+    Napi::Array a = triggers.As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      if (!a.Get(i).IsObject()) continue;
+      Napi::Object t = a.Get(i).As<Napi::Object>();
+      spec->triggers.push_back({Str(t, "type"), Str(t, "value"), static_cast<llama_token>(Num(t, "token", -1))});
+    }
+  }
+  spec->thinkingStartTag = Str(o, "thinkingStartTag");
+  spec->thinkingEndTags = Strings(o, "thinkingEndTags");
+  spec->reasoningBudget = static_cast<int32_t>(std::max(-1.0, std::min(1e9, Num(o, "reasoningBudget", -1))));
+  spec->reasoningBudgetMessage = Str(o, "reasoningBudgetMessage");
+  return spec;
+}
+
 void Deliver(Napi::Env env, Napi::Function fn, std::vector<StreamPiece> pieces) {
   if (pieces.empty()) return;
   Napi::Array arr = Napi::Array::New(env, pieces.size());
@@ -27,6 +69,22 @@ void Deliver(Napi::Env env, Napi::Function fn, std::vector<StreamPiece> pieces) 
     Napi::Array toks = Napi::Array::New(env, pieces[i].tokens.size());
     for (size_t k = 0; k < pieces[i].tokens.size(); k++) toks.Set(static_cast<uint32_t>(k), pieces[i].tokens[k]);
     p.Set("tokens", toks);
+    if (!pieces[i].deltas.empty()) {
+      Napi::Array deltas = Napi::Array::New(env, pieces[i].deltas.size());
+      for (size_t k = 0; k < pieces[i].deltas.size(); k++) {
+        const ChatDelta& d = pieces[i].deltas[k];
+        Napi::Object o = Napi::Object::New(env);
+        o.Set("kind", d.kind == ChatDelta::kReasoning ? "reasoning" : d.kind == ChatDelta::kToolCall ? "toolCall" : "text");
+        o.Set("text", Napi::String::New(env, d.text));
+        if (d.kind == ChatDelta::kToolCall) {
+          o.Set("index", d.toolIndex);
+          o.Set("id", Napi::String::New(env, d.toolId));
+          o.Set("name", Napi::String::New(env, d.toolName));
+        }
+        deltas.Set(static_cast<uint32_t>(k), o);
+      }
+      p.Set("deltas", deltas);
+    }
     arr.Set(static_cast<uint32_t>(i), p);
   }
   fn.Call({arr});
@@ -72,6 +130,23 @@ class GenerateWorker : public PromiseWorker {
     out.Set("imagePrefillMs", result_.imagePrefillMs);
     out.Set("generatedTokens", result_.generatedTokens);
     out.Set("generateMs", result_.generateMs);
+    if (result_.message.present) {
+      const ChatMessage& m = result_.message;
+      Napi::Object msg = Napi::Object::New(env);
+      msg.Set("content", Napi::String::New(env, m.content));
+      msg.Set("reasoning", Napi::String::New(env, m.reasoning));
+      Napi::Array calls = Napi::Array::New(env, m.toolCalls.size());
+      for (size_t i = 0; i < m.toolCalls.size(); i++) {
+        Napi::Object c = Napi::Object::New(env);
+        c.Set("id", Napi::String::New(env, m.toolCalls[i].id));
+        c.Set("name", Napi::String::New(env, m.toolCalls[i].name));
+        c.Set("arguments", Napi::String::New(env, m.toolCalls[i].arguments));
+        calls.Set(static_cast<uint32_t>(i), c);
+      }
+      msg.Set("toolCalls", calls);
+      if (!m.parseError.empty()) msg.Set("parseError", Napi::String::New(env, m.parseError));
+      out.Set("message", msg);
+    }
     return out;
   }
 
@@ -170,6 +245,8 @@ Napi::Value Session::Generate(const Napi::CallbackInfo& info) {
   sp.seed = static_cast<uint32_t>(Num(o, "seed", sp.seed));
   Napi::Value grammar = o.Get("grammar");
   if (grammar.IsString()) sp.grammar = grammar.As<Napi::String>().Utf8Value();
+  Napi::Value chat = o.Get("chat");
+  if (chat.IsObject()) req.chat = ParseChatSpec(chat.As<Napi::Object>());
 
   auto* worker = new GenerateWorker(env, s, std::move(req), AbortHandle::From(info[1]), info.Length() > 2 ? info[2] : env.Undefined());
   Napi::Promise p = worker->Promise();

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "chat_stream.h"
 #include "context_state.h"
 #include "embedding.h"
 #include "model_state.h"
@@ -60,11 +61,13 @@ struct GenerateRequest {
   bool reuseCache = true;
   std::vector<std::string> stop;
   SamplingParams sampling;
+  std::shared_ptr<const ChatSpec> chat;  // a chat rendered by llama.cpp's chat layer; null otherwise
 };
 
 struct StreamPiece {
   std::string text;
   std::vector<llama_token> tokens;
+  std::vector<ChatDelta> deltas;  // chat only: what the answer gained, by kind
 };
 
 struct GenerateResult {
@@ -80,6 +83,7 @@ struct GenerateResult {
   int32_t generatedTokens = 0;
   double generateMs = 0;
   int32_t sharedDecodes = 0;  // decode steps that also carried other sessions' tokens
+  ChatMessage message;        // chat only: the answer parsed into reasoning, text and tool calls
 };
 
 }  // namespace llava

@@ -5,7 +5,7 @@ export type { DeviceInfo, SystemInfo } from './system'
 export type { CpuBudget, CpuWait, CpuWaitInfo } from './cpu'
 export { AUTO_SPIN_COUNT, setCpuWait } from './cpu'
 export { loadModel, Model } from './model'
-export type { LoadModelOptions, ModelInfo, EncodeImageOptions } from './model'
+export type { LoadModelOptions, ModelInfo, EncodeImageOptions, RenderedChatInfo } from './model'
 export { ImageEmbedding } from './image'
 export type { ImageInput, RawImage } from './image'
 export { Session } from './session'
@@ -20,8 +20,20 @@ export type {
   GenerationStream,
   StopReason,
   ChatOptions,
+  ChatResult,
+  ChatStream,
 } from './session'
-export type { ChatMessage, ChatContentPart, ChatRole } from './chat'
+export type {
+  ChatMessage,
+  ChatContentPart,
+  ChatRole,
+  ChatMessageToolCall,
+  ChatRenderOptions,
+  ChatTool,
+  ReasoningOptions,
+  ToolCall,
+  ChatPiece,
+} from './chat'
 export type { ResponseFormat } from './structured/response-format'
 export { SCHEMA_LIMITS } from './structured/response-format'
 export { setLogger } from './logging'

@@ -2,7 +2,7 @@ import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
 import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, type NativeBytesImage, ownImageBytes, ownImages, toNativeImage } from './image'
-import { type ChatMessage, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
+import { CHAT_RENDER_KEYS, type ChatMessage, type ChatRenderOptions, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
 import { Lifetime } from './lifetime'
 import { WeakObjectSet } from './weak-set'
@@ -11,6 +11,29 @@ import type { NativeEmbedding, NativeModel, NativeModelInfo } from './native-typ
 import { Session, type SessionOptions, SESSION_OPTION_KEYS, releaseImages, resolveSessionOptions, retainImages } from './session'
 import { SessionGroup, type SessionGroupOptions } from './session-group'
 import * as v from './validate'
+
+/** What {@link Model.renderChat} gives. */
+export interface RenderedChatInfo {
+  /** The prompt exactly as generation would tokenize it (special tokens as text). */
+  prompt: string
+  /** The media marker standing for each image in `prompt`. */
+  marker: string
+  /** How many images the prompt holds. */
+  images: number
+  /** llama.cpp's name of the answer format the template implies (how the answer will be parsed). */
+  format: string
+  /** Whether the template can think, and whether this rendering asked it to. */
+  supportsThinking: boolean
+  thinking: boolean
+  /** The grammar the answer is constrained with (tool calls, response format), or ''. */
+  grammar: string
+  /** Whether that grammar waits for a trigger (a tool call's opening) before it applies. */
+  grammarLazy: boolean
+  /** Stop strings the format adds. */
+  stops: string[]
+  /** The part of the prompt that opens the assistant's turn. */
+  generationPrompt: string
+}
 
 /** Options for {@link loadModel}. */
 export interface LoadModelOptions {
@@ -51,9 +74,9 @@ export interface LoadModelOptions {
   /** Called with the loading progress, 0..1. Throwing from it aborts the load. */
   onProgress?: (fraction: number) => void
   /**
-   * Time budget, in milliseconds, for rendering a Jinja chat template (they come from model files
-   * and run in a worker thread): one that takes longer is stopped and the call rejects with
-   * ERR_CHAT_TEMPLATE. Default 10000.
+   * Time budget, in milliseconds, for rendering a chat template (templates come from model files:
+   * untrusted code, rendered off the JS thread): one that takes longer is stopped and the call
+   * rejects with ERR_CHAT_TEMPLATE. Default 10000.
    */
   chatTemplateTimeoutMs?: number
   /** Aborts loading; the promise then rejects with `signal.reason`. */
@@ -253,15 +276,16 @@ export class Model {
 
   /**
    * Counts the tokens a prompt (with `<image>` markers) or a chat takes, image tokens included,
-   * reading only the images' headers: nothing is encoded.
+   * reading only the images' headers: nothing is encoded. A chat is rendered as chat() renders it
+   * (the same options).
    */
   async countTokens(
     input: string | ChatMessage[],
-    options?: { images?: Array<ImageInput | ImageEmbedding>; chatTemplate?: string; addSpecial?: boolean },
+    options?: { images?: Array<ImageInput | ImageEmbedding>; addSpecial?: boolean } & ChatRenderOptions,
   ): Promise<{ tokens: number; textTokens: number; imageTokens: number }> {
     this.assertAlive()
-    const o = v.optionsObject('countTokens options', options)
-    v.checkKeys('countTokens()', o, ['images', 'chatTemplate', 'addSpecial'])
+    const o = v.optionsObject('countTokens options', options) as Record<string, unknown>
+    v.checkKeys('countTokens()', o, ['images', 'addSpecial', ...CHAT_RENDER_KEYS])
     let prompt: string
     let images: Array<ImageInput | ImageEmbedding | NativeEmbedding | NativeBytesImage>
     let addSpecial = v.bool('addSpecial', o.addSpecial, true)
@@ -269,16 +293,17 @@ export class Model {
     const marker = this.info.vision?.marker ?? '<__media__>'
     try {
       if (typeof input === 'string') {
-        images = o.images ?? []
+        images = (o.images as typeof images | undefined) ?? []
         if (!Array.isArray(images)) throw v.invalid('images', 'an array of images', images)
         const n = input.split('<image>').length - 1
         prompt = images.length > 0 && n === 0 ? marker.repeat(images.length) + input : input.split('<image>').join(marker)
       } else {
-        chat = prepareChat(this, input, o.chatTemplate === undefined ? undefined : v.str('chatTemplate', o.chatTemplate))
+        const { images: _i, addSpecial: _a, ...render } = o
+        chat = prepareChat(this, input, render)
         const r = await renderChat(this, chat)
         prompt = r.prompt
         images = r.images
-        addSpecial = r.addSpecial
+        addSpecial = true
       }
       if (images.length > 0 && !this.info.vision) {
         throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
@@ -301,6 +326,35 @@ export class Model {
       }
     } finally {
       chat?.release()
+    }
+  }
+
+  /**
+   * Renders a conversation as chat() would, without generating: the exact prompt (with the media
+   * marker where each image goes), for debugging templates. Rendering is llama.cpp's chat layer,
+   * the one llama-server uses.
+   */
+  async renderChat(messages: ChatMessage[], options?: ChatRenderOptions): Promise<RenderedChatInfo> {
+    this.assertAlive()
+    const o = v.optionsObject('renderChat options', options) as ChatRenderOptions & Record<string, unknown>
+    v.checkKeys('renderChat()', o, CHAT_RENDER_KEYS)
+    const chat = prepareChat(this, messages, o)
+    try {
+      const r = await this.track(renderChat(this, chat))
+      return {
+        prompt: r.prompt,
+        marker: r.marker,
+        images: r.images.length,
+        format: r.format,
+        supportsThinking: r.supportsThinking,
+        thinking: r.thinking,
+        grammar: r.grammar,
+        grammarLazy: r.spec.grammarLazy,
+        stops: r.stops,
+        generationPrompt: r.spec.generationPrompt,
+      }
+    } finally {
+      chat.release()
     }
   }
 

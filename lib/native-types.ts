@@ -139,11 +139,30 @@ export interface NativeGenerateRequest {
   presencePenalty: number
   seed?: number
   grammar?: string
+  /** A chat rendered by llama.cpp's chat layer: how to constrain and parse its answer. */
+  chat?: import('./chat').NativeChatSpec
+}
+
+export interface NativeChatDelta {
+  kind: 'text' | 'reasoning' | 'toolCall'
+  text: string
+  index?: number
+  id?: string
+  name?: string
 }
 
 export interface NativePiece {
   text: string
   tokens: number[]
+  /** Chat only: what the parsed answer gained with this piece. */
+  deltas?: NativeChatDelta[]
+}
+
+export interface NativeChatMessage {
+  content: string
+  reasoning: string
+  toolCalls: Array<{ id: string; name: string; arguments: string }>
+  parseError?: string
 }
 
 export interface NativeGenerateResult {
@@ -159,6 +178,7 @@ export interface NativeGenerateResult {
   imagePrefillMs: number
   generatedTokens: number
   generateMs: number
+  message?: NativeChatMessage
 }
 
 export interface NativeSession {
@@ -183,6 +203,8 @@ export interface NativeBinding {
   SessionGroup: new (model: NativeModel, params: NativeSessionParams, sessions: number) => NativeSessionGroup
   loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>
   systemInfo(): NativeSystemInfo
+  /** llama.cpp's chat layer: resolves with the rendering as JSON (binding/chat_render.cpp). */
+  renderChat(model: NativeModel, requestJson: string, timeoutMs: number): Promise<string>
   /** Test hook: the thread governor's choice for each step against a cost model (seconds per step). */
   traceThreadGovernor(
     maxThreads: number,

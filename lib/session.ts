@@ -1,6 +1,18 @@
 import * as nodePath from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
-import { type ChatMessage, type PreparedChat, prepareChat, renderChat } from './chat'
+import {
+  CHAT_RENDER_KEYS,
+  type ChatAnswer,
+  type ChatMessage,
+  type ChatPiece,
+  type ChatRenderOptions,
+  type NativeChatSpec,
+  type PreparedChat,
+  answerOf,
+  piecesOf,
+  prepareChat,
+  renderChat,
+} from './chat'
 import { LlavaError, fromNative } from './errors'
 import { type ResponseFormat, checkResponseFormat, grammarForSchema, parseJsonAnswer } from './structured/response-format'
 import { ImageEmbedding, type ImageInput, type NativeBytesImage, ownImages, toNativeImage } from './image'
@@ -137,10 +149,21 @@ export interface CompleteOptions extends GenerateOptions {
   onToken?: (piece: GeneratedPiece) => void
 }
 
-/** Options for {@link Session.chat}: those of complete() without prompt and images, plus a template override. */
-export interface ChatOptions extends Omit<CompleteOptions, 'prompt' | 'images' | 'imageMarker' | 'addSpecial'> {
-  /** A chat template to use instead of the model's: Jinja, or a llama.cpp built-in name ('chatml', 'vicuna', 'gemma', …). */
-  chatTemplate?: string
+/**
+ * Options for {@link Session.chat}: those of complete() without prompt and images, and those of
+ * rendering (template, template variables, thinking, tools).
+ */
+export interface ChatOptions extends Omit<CompleteOptions, 'prompt' | 'images' | 'imageMarker' | 'addSpecial' | 'parseSpecial' | 'onToken'>, ChatRenderOptions {
+  /** Called with each piece as it is generated, labelled answer, thinking or tool call. Throwing from it stops generation and rejects. */
+  onToken?: (piece: ChatPiece) => void
+}
+
+/** What {@link Session.chat} resolves to: the completion, with the answer read into thinking, text and tool calls. */
+export interface ChatResult extends CompletionResult, ChatAnswer {}
+
+/** {@link Session.chatStream}'s pieces, labelled, and the final result. */
+export interface ChatStream extends AsyncIterable<ChatPiece> {
+  readonly result: Promise<ChatResult>
 }
 
 const GENERATE_KEYS = [
@@ -226,7 +249,7 @@ export class Session {
     return this.#stream(options as CompleteOptions)
   }
 
-  #stream(options: CompleteOptions, input?: Promise<ChatInput>): GenerationStream {
+  #stream(options: CompleteOptions, input?: Promise<ChatInput>, chat = false): GenerationStream {
     const pieces: GeneratedPiece[] = []
     let wake: (() => void) | undefined
     let finished = false
@@ -241,6 +264,7 @@ export class Session {
         registerStop: (stop) => {
           stopEarly = stop
         },
+        chat,
       },
       input,
     )
@@ -276,54 +300,68 @@ export class Session {
   }
 
   /**
-   * Answers a conversation: the messages go through the model's chat template (or
-   * `options.chatTemplate`), images where their parts are. A follow-up turn that repeats the
-   * earlier turns evaluates only the new tokens and never encodes an image the cache holds.
+   * Answers a conversation: the messages are rendered by llama.cpp's chat layer through the
+   * model's chat template (or `options.chatTemplate`), images where their parts are, exactly as
+   * llama-server renders them; the answer is read into `reasoning`, `text` and `toolCalls` by
+   * llama.cpp's parser for the template's format. A follow-up turn that repeats the earlier turns
+   * evaluates only the new tokens and never encodes an image the cache holds.
    */
-  chat(messages: ChatMessage[], options?: ChatOptions): Promise<CompletionResult> {
+  chat(messages: ChatMessage[], options?: ChatOptions): Promise<ChatResult> {
     try {
-      const o = v.optionsObject('chat options', options)
-      const { chatTemplate, onToken, ...rest } = o
-      const userOnToken = v.fn<(p: GeneratedPiece) => void>('onToken', onToken)
-      const chat = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
-      const trim = answerTrimmer()
-      const onPiece = userOnToken
-        ? (p: GeneratedPiece): void => {
-            const text = trim(p.text)
-            if (text) userOnToken({ ...p, text })
-          }
-        : undefined
-      return this.#run(rest as CompleteOptions, { onPiece, userCallback: true }, this.#renderInput(chat))
-        .then((result) => ({ ...result, text: result.text.trimStart() }))
-        .finally(() => chat.release())
+      const { chat, rest, onToken } = this.#prepareChat(messages, options, 'chat options')
+      return (this.#run(rest, { onPiece: onToken as ((p: GeneratedPiece) => void) | undefined, userCallback: true, chat: true }, this.#renderInput(chat)) as Promise<ChatResult>).finally(
+        () => chat.release(),
+      )
     } catch (err) {
       return Promise.reject(err)
     }
   }
 
-  /** {@link Session.chat} as a stream of pieces. */
-  chatStream(messages: ChatMessage[], options?: Omit<ChatOptions, 'onToken'>): GenerationStream {
-    const o = v.optionsObject('chatStream options', options)
-    const { chatTemplate, ...rest } = o
-    const chat = prepareChat(this.#model, messages, chatTemplate === undefined ? undefined : v.str('chatTemplate', chatTemplate))
-    const inner = this.#stream(rest as CompleteOptions, this.#renderInput(chat))
-    const result = inner.result.then((res) => ({ ...res, text: res.text.trimStart() })).finally(() => chat.release())
+  /** {@link Session.chat} as a stream of labelled pieces. */
+  chatStream(messages: ChatMessage[], options?: Omit<ChatOptions, 'onToken'>): ChatStream {
+    const { chat, rest } = this.#prepareChat(messages, options, 'chatStream options')
+    const inner = this.#stream(rest, this.#renderInput(chat), true)
+    const result = (inner.result as Promise<ChatResult>).finally(() => chat.release())
     result.catch(() => undefined) // settled through `result` or the iterator, whichever the caller uses
-    const trim = answerTrimmer()
-    return {
-      result,
-      async *[Symbol.asyncIterator]() {
-        for await (const p of inner) {
-          const text = trim(p.text)
-          if (text) yield { ...p, text }
-        }
-      },
-    }
+    return { result, [Symbol.asyncIterator]: inner[Symbol.asyncIterator] as () => AsyncIterator<ChatPiece> }
   }
 
-  // The rendered chat as the prompt and images of a generation.
+  // Splits chat options into rendering and generation; what the answer must match (a response
+  // format, a grammar) goes to the chat layer, which writes the grammar that fits the template.
+  #prepareChat(messages: ChatMessage[], options: ChatOptions | undefined, where: string) {
+    const o = v.optionsObject(where, options) as ChatOptions & Record<string, unknown>
+    const render: Record<string, unknown> = {}
+    const rest: Record<string, unknown> = {}
+    for (const [k, val] of Object.entries(o)) {
+      if ((CHAT_RENDER_KEYS as readonly string[]).includes(k)) render[k] = val
+      else rest[k] = val
+    }
+    const onToken = v.fn<(p: ChatPiece) => void>('onToken', rest.onToken)
+    delete rest.onToken
+    const schema = checkResponseFormat(rest.responseFormat)
+    if (rest.grammar !== undefined && typeof rest.grammar !== 'string') throw v.invalid('grammar', 'a GBNF grammar string', rest.grammar)
+    if (schema !== undefined && rest.grammar !== undefined) {
+      throw new LlavaError('ERR_INVALID_ARGUMENT', 'Give either `grammar` or `responseFormat`: the schema is turned into a grammar of its own.')
+    }
+    const chat = prepareChat(this.#model, messages, render, {
+      jsonSchema: schema === undefined ? undefined : JSON.parse(schema),
+      grammar: rest.grammar as string | undefined,
+    })
+    delete rest.grammar
+    delete rest.responseFormat
+    if (schema !== undefined) rest[WANTS_JSON] = true
+    return { chat, rest: rest as unknown as CompleteOptions, onToken }
+  }
+
+  // The rendered chat as the prompt, images and answer rules of a generation.
   #renderInput(chat: PreparedChat): Promise<ChatInput> {
-    return renderChat(this.#model, chat).then((r) => ({ prompt: r.prompt, images: r.images, imageMarker: r.marker, addSpecial: r.addSpecial }))
+    return renderChat(this.#model, chat).then((r) => ({
+      prompt: r.prompt,
+      images: r.images,
+      imageMarker: r.marker,
+      addSpecial: true,
+      chat: { spec: r.spec, grammar: r.grammar, stops: r.stops },
+    }))
   }
 
   /** Writes the session's KV cache and what it holds to `path`, to resume later (in any process) with {@link Session.load}. */
@@ -405,7 +443,7 @@ export class Session {
    */
   #run(
     options: CompleteOptions,
-    hooks: { onPiece?: (p: GeneratedPiece) => void; registerStop?: (stop: () => void) => void; userCallback?: boolean },
+    hooks: { onPiece?: (p: GeneratedPiece) => void; registerStop?: (stop: () => void) => void; userCallback?: boolean; chat?: boolean },
     input?: Promise<ChatInput>,
   ): Promise<CompletionResult> {
     try {
@@ -415,6 +453,12 @@ export class Session {
       return Promise.reject(err)
     }
     let prepared: Prepared
+    // A chat with a response format: the chat layer writes the grammar, the answer is still JSON.
+    const wantsJson = (options as unknown as Record<string, unknown>)[WANTS_JSON] === true
+    if (wantsJson) {
+      options = { ...options }
+      delete (options as unknown as Record<string, unknown>)[WANTS_JSON]
+    }
     try {
       // Everything but the prompt and images is checked now, whenever those come.
       prepared = prepare(input ? { ...options, prompt: '', images: [] } : options, this.#model)
@@ -439,15 +483,19 @@ export class Session {
     })
     this.#running.add(stopForDispose)
 
+    const toChatPieces = hooks.chat ? piecesOf() : undefined
     const onPieces = hooks.onPiece
       ? (batch: NativePiece[]): void => {
           for (const p of batch) {
-            if (callbackError) return
-            try {
-              hooks.onPiece!({ text: p.text, tokens: p.tokens })
-            } catch (error) {
-              callbackError = { error }
-              link.abort()
+            const list: GeneratedPiece[] = toChatPieces ? toChatPieces(p) : [{ text: p.text, tokens: p.tokens }]
+            for (const piece of list) {
+              if (callbackError) return
+              try {
+                hooks.onPiece!(piece)
+              } catch (error) {
+                callbackError = { error }
+                link.abort()
+              }
             }
           }
         }
@@ -457,8 +505,13 @@ export class Session {
       throwIfAborted(prepared.signal)
       if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed before generation started')
       if (input) {
-        const { prompt, images, imageMarker, addSpecial } = await input
+        const { prompt, images, imageMarker, addSpecial, chat } = await input
         prepared = prepare({ ...options, prompt, images: images as CompleteOptions['images'], imageMarker, addSpecial }, this.#model)
+        if (chat) {
+          prepared.request.chat = chat.spec
+          prepared.request.stop = [...prepared.request.stop, ...chat.stops]
+          if (chat.grammar) prepared.request.grammar = chat.grammar
+        }
       }
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
       // pixels are neither in this session's cache nor encoded elsewhere in the model.
@@ -478,11 +531,15 @@ export class Session {
         if (disposedWhileRunning) throw new LlavaError('ERR_DISPOSED', 'The session was disposed during generation')
         if (!consumerStopped) throw new LlavaError('ERR_ABORTED', 'Generation was aborted')
       }
+      const answer = raw.message ? answerOf(raw.message) : undefined
+      const text = answer ? answer.text : raw.text
       return {
-        text: raw.text,
+        text,
         tokens: Array.from(raw.tokens),
         stopReason: raw.stopReason,
-        ...(prepared.schema !== undefined ? { json: parseJsonAnswer(raw.text, raw.stopReason) } : {}),
+        ...(answer ? { reasoning: answer.reasoning, toolCalls: answer.toolCalls } : {}),
+        ...(answer?.parseError !== undefined ? { parseError: answer.parseError } : {}),
+        ...(prepared.schema !== undefined || wantsJson ? { json: parseJsonAnswer(text, raw.stopReason) } : {}),
         timings: {
           imageEncodeMs: raw.imageEncodeMs,
           imageEncodes: raw.imageEncodes,
@@ -508,26 +565,17 @@ export class Session {
   }
 }
 
-// A chat answer starts without the whitespace the model writes after the template's role
-// prefix ('ASSISTANT:' + ' word'): put back into the history as the assistant message, it then
-// renders to exactly the tokens the session already holds, and the next turn reuses them.
-function answerTrimmer(): (text: string) => string {
-  let started = false
-  return (text) => {
-    if (started) return text
-    const rest = text.replace(/^\s+/, '')
-    if (rest.length > 0) started = true
-    return rest
-  }
-}
-
 /** A rendered chat's part of a generation request. */
 interface ChatInput {
   prompt: string
   images: Array<ImageInput | NativeEmbedding | NativeBytesImage>
   imageMarker: string
   addSpecial: boolean
+  chat?: { spec: NativeChatSpec; grammar: string; stops: string[] }
 }
+
+// Marks chat options whose response format went to the chat layer (see #prepareChat).
+const WANTS_JSON = Symbol('wantsJson') as unknown as string
 
 interface Prepared {
   request: Omit<NativeGenerateRequest, 'images'>

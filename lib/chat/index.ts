@@ -1,33 +1,45 @@
-// Chat messages → one prompt through the model's chat template, with mtmd's media marker where
-// each image goes. Jinja templates run in @huggingface/jinja off the JS thread (template-worker.ts);
-// llama.cpp's built-in engine is the fallback for templates it cannot run.
-import { LlavaError } from '../errors'
+// Chat messages → one prompt, rendered by llama.cpp's own chat layer (common/chat.cpp: its Jinja
+// engine, the template workarounds and the tool and reasoning formats llama-server uses), off the
+// JS thread, with mtmd's media marker where each image goes. The same rendering also says how to
+// constrain and parse the answer (grammar, triggers, parser), which generation applies.
+import { LlavaError, fromNative } from '../errors'
 import { ImageEmbedding, type ImageInput, type NativeBytesImage } from '../image'
-import type { NativeEmbedding } from '../native-types'
-import * as v from '../validate'
+import type { NativeEmbedding, NativeModel } from '../native-types'
+import { binding } from '../native'
 import { decodeDataUrl } from './data-url'
-import { TemplateError, renderTemplate } from './template-worker'
+import { type PendingImage, toChatJson } from './messages'
+import { type CheckedRenderOptions, type ChatRenderOptions, checkRenderOptions } from './options'
 
-export { DEFAULT_TEMPLATE_TIMEOUT_MS } from './template-worker'
+export type { ChatMessage, ChatContentPart, ChatRole, ChatMessageToolCall } from './messages'
+export type { ChatRenderOptions, ChatTool, ReasoningOptions } from './options'
+export { CHAT_RENDER_KEYS } from './options'
+export { type ToolCall, type ChatAnswer, type ChatPiece, answerOf, piecesOf } from './answer'
+
+/** Default time budget of one rendering. Real templates render in well under a millisecond. */
+export const DEFAULT_TEMPLATE_TIMEOUT_MS = 10000
 
 /** What rendering needs of a model (kept to an interface, so this module does not import Model). */
 export interface ChatHost {
-  readonly info: { chatTemplate: string | null; bosToken: number; eosToken: number; vision: { marker: string } | null }
+  readonly info: { chatTemplate: string | null; vision: { marker: string } | null }
   readonly defaults: { templateTimeoutMs: number }
-  detokenize(tokens: number[], options: { renderSpecial: boolean }): string
-  readonly native: { applyChatTemplate(template: string | null, messages: Array<{ role: string; content: string }>, addAssistant: boolean): string }
+  readonly native: NativeModel
 }
 
-export type ChatRole = 'system' | 'user' | 'assistant'
-
-export type ChatContentPart =
-  | { type: 'text'; text: string }
-  | { type: 'image'; image: ImageInput | ImageEmbedding }
-  | { type: 'image_url'; image_url: { url: string } | string }
-
-export interface ChatMessage {
-  role: ChatRole
-  content: string | ChatContentPart[]
+/** What generation needs to constrain and read a chat answer (passed to the native generate). */
+export interface NativeChatSpec {
+  parser: string
+  format: number
+  generationPrompt: string
+  reasoningFormat: string
+  parseToolCalls: boolean
+  preservedTokens: string[]
+  grammarLazy: boolean
+  grammarPrefill: boolean
+  triggers: Array<{ type: string; value: string; token: number }>
+  thinkingStartTag: string
+  thinkingEndTags: string[]
+  reasoningBudget: number
+  reasoningBudgetMessage: string
 }
 
 export interface RenderedChat {
@@ -36,79 +48,55 @@ export interface RenderedChat {
   images: Array<ImageInput | NativeEmbedding | NativeBytesImage>
   /** The media marker used in `prompt`. */
   marker: string
-  /** Whether the tokenizer should add BOS (false when the template already wrote it). */
-  addSpecial: boolean
+  /** The grammar the chat layer wrote (tool calls, response format), or '' for none. */
+  grammar: string
+  /** Stop strings the format adds. */
+  stops: string[]
+  spec: NativeChatSpec
+  /** llama.cpp's name of the answer format (e.g. 'peg-native'). */
+  format: string
+  supportsThinking: boolean
+  thinking: boolean
 }
 
-const ROLES: readonly string[] = ['system', 'user', 'assistant']
-
-/** An image part of a message: an input, an embedding, or a data: URL still to decode. */
-type PendingImage = ImageInput | ImageEmbedding | NativeEmbedding | { dataUrl: string; option: string }
-
 /**
- * Messages checked and flattened to text with media markers; what can throw synchronously has.
+ * Messages checked and turned into llama.cpp's request; what can throw synchronously has.
  * Embeddings are already the call's own handles (taken when the call was made, so the caller may
  * dispose theirs at once); release() drops them when the call is over.
  */
 export interface PreparedChat {
-  flat: Array<{ role: string; content: string }>
-  images: PendingImage[]
+  request: Record<string, unknown>
+  options: CheckedRenderOptions
+  images: Array<PendingImage | NativeEmbedding>
   marker: string
-  template: string
   release(): void
 }
 
-function flatten(messages: unknown, marker: string): { flat: PreparedChat['flat']; images: PendingImage[] } {
-  if (!Array.isArray(messages) || messages.length === 0) throw v.invalid('messages', 'a non-empty array of chat messages', messages)
-  const images: PendingImage[] = []
-  const flat = messages.map((msg: unknown, i) => {
-    const where = `messages[${i}]`
-    if (msg === null || typeof msg !== 'object') throw v.invalid(where, 'a message { role, content }', msg)
-    const { role, content } = msg as ChatMessage
-    if (!ROLES.includes(role)) throw v.invalid(`${where}.role`, "'system', 'user' or 'assistant'", role)
-    if (typeof content === 'string') {
-      if (content.includes(marker)) throw v.invalid(`${where}.content`, `text without the media marker ${marker}`, content)
-      return { role, content }
-    }
-    if (!Array.isArray(content)) throw v.invalid(`${where}.content`, 'a string or an array of content parts', content)
-    let text = ''
-    content.forEach((part: unknown, k) => {
-      const pw = `${where}.content[${k}]`
-      const p = part as ChatContentPart
-      if (p === null || typeof p !== 'object') throw v.invalid(pw, "a content part { type: 'text' | 'image' | 'image_url', … }", part)
-      if (p.type === 'text') {
-        if (typeof p.text !== 'string') throw v.invalid(`${pw}.text`, 'a string', p.text)
-        if (p.text.includes(marker)) throw v.invalid(`${pw}.text`, `text without the media marker ${marker}`, p.text)
-        text += p.text
-      } else if (p.type === 'image') {
-        if (p.image === undefined) throw v.invalid(`${pw}.image`, 'an image input or ImageEmbedding', p.image)
-        images.push(p.image)
-        text += marker
-      } else if (p.type === 'image_url') {
-        const url = typeof p.image_url === 'string' ? p.image_url : p.image_url?.url
-        if (typeof url !== 'string') throw v.invalid(`${pw}.image_url.url`, 'a data: URL string', url)
-        images.push({ dataUrl: url, option: `${pw}.image_url.url` })
-        text += marker
-      } else {
-        throw v.invalid(`${pw}.type`, "'text', 'image' or 'image_url'", (p as { type?: unknown }).type)
-      }
-    })
-    return { role, content: text }
-  })
-  return { flat, images }
-}
-
-/** @internal Checks and flattens the messages; throws synchronously on bad input. */
-export function prepareChat(host: ChatHost, messages: unknown, chatTemplate: string | undefined): PreparedChat {
+/** @internal Checks the messages and options; throws synchronously on bad input. */
+export function prepareChat(
+  host: ChatHost,
+  messages: unknown,
+  options: ChatRenderOptions & Record<string, unknown>,
+  answer: { jsonSchema?: unknown; grammar?: string } = {},
+): PreparedChat {
   const marker = host.info.vision?.marker ?? '<__media__>'
-  const { flat, images } = flatten(messages, marker)
-  const template = chatTemplate ?? host.info.chatTemplate
-  if (!template) {
+  const checked = checkRenderOptions(options)
+  const { json, images: pending } = toChatJson(messages, marker)
+  if (checked.request.template === undefined && !host.info.chatTemplate) {
     throw new LlavaError(
       'ERR_NO_CHAT_TEMPLATE',
       'The model has no chat template. Pass one with the chatTemplate option (a Jinja template, or a llama.cpp built-in name such as "vicuna", "chatml", "gemma").',
     )
   }
+  if (answer.grammar !== undefined && checked.request.tools !== undefined && checked.request.tool_choice !== 'none') {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', 'A grammar cannot be combined with tools: the tool calls have a grammar of their own.', {
+      details: { option: 'grammar' },
+    })
+  }
+  const request: Record<string, unknown> = { ...checked.request, messages: json }
+  if (answer.jsonSchema !== undefined) request.json_schema = answer.jsonSchema
+  if (answer.grammar !== undefined) request.grammar = answer.grammar
+  const images: PreparedChat['images'] = [...pending]
   const retained: NativeEmbedding[] = []
   const release = (): void => {
     for (const h of retained.splice(0)) h.dispose()
@@ -126,10 +114,29 @@ export function prepareChat(host: ChatHost, messages: unknown, chatTemplate: str
     release()
     throw err
   }
-  return { flat, images, marker, template, release }
+  return { request, options: checked, images, marker, release }
 }
 
-/** @internal Decodes data: URLs and renders the template, both without holding the event loop. */
+/** The native renderChat result (binding/chat_render.cpp). */
+interface NativeRendered {
+  prompt: string
+  format: string
+  format_id: number
+  grammar: string
+  grammar_lazy: boolean
+  generation_prompt: string
+  supports_thinking: boolean
+  enable_thinking: boolean
+  thinking_start_tag: string
+  thinking_end_tags: string[]
+  preserved_tokens: string[]
+  additional_stops: string[]
+  parser: string
+  parse_tool_calls: boolean
+  grammar_triggers: Array<{ type: string; value: string; token: number }>
+}
+
+/** @internal Decodes data: URLs and renders the conversation, both without holding the event loop. */
 export async function renderChat(host: ChatHost, chat: PreparedChat): Promise<RenderedChat> {
   try {
     return await render(host, chat)
@@ -145,33 +152,39 @@ async function render(host: ChatHost, chat: PreparedChat): Promise<RenderedChat>
     // prepareChat() has replaced every ImageEmbedding with the call's own handle.
     images.push(img !== null && typeof img === 'object' && 'dataUrl' in img ? await decodeDataUrl(img.dataUrl, img.option) : (img as ImageInput | NativeEmbedding))
   }
-  const bos = host.info.bosToken >= 0 ? host.detokenize([host.info.bosToken], { renderSpecial: true }) : ''
-  const eos = host.info.eosToken >= 0 ? host.detokenize([host.info.eosToken], { renderSpecial: true }) : ''
-  let prompt: string
-  if (/\{[%{]/.test(chat.template)) {
-    try {
-      prompt = await renderTemplate(
-        chat.template,
-        { messages: chat.flat, add_generation_prompt: true, bos_token: bos, eos_token: eos },
-        host.defaults.templateTimeoutMs,
-      )
-    } catch (err) {
-      if (!(err instanceof TemplateError)) throw err
-      prompt = builtIn(host, chat.template, chat.flat, err)
-    }
-  } else {
-    prompt = builtIn(host, chat.template, chat.flat, undefined)
-  }
-  // A template that writes BOS itself must not get a second one from the tokenizer.
-  return { prompt, images, marker: chat.marker, addSpecial: !(bos.length > 0 && prompt.startsWith(bos)) }
-}
-
-function builtIn(host: ChatHost, template: string, flat: Array<{ role: string; content: string }>, cause: unknown): string {
+  let raw: string
   try {
-    return host.native.applyChatTemplate(template, flat, true)
+    raw = await binding().renderChat(host.native, JSON.stringify(chat.request), host.defaults.templateTimeoutMs)
   } catch (err) {
-    throw new LlavaError('ERR_NO_CHAT_TEMPLATE', `The chat template could not be applied: ${(cause as Error)?.message ?? (err as Error).message}`, {
-      cause: cause ?? err,
-    })
+    throw fromNative(err)
+  }
+  const r = JSON.parse(raw) as NativeRendered
+  const spec: NativeChatSpec = {
+    parser: r.parser,
+    format: r.format_id,
+    generationPrompt: r.generation_prompt,
+    reasoningFormat: chat.options.request.reasoning_format,
+    parseToolCalls: r.parse_tool_calls,
+    preservedTokens: r.preserved_tokens,
+    grammarLazy: r.grammar_lazy,
+    // A grammar the chat layer wrote for tools or a response format starts at the generation
+    // prompt; a user's own grammar starts at the answer (common_grammar_needs_prefill).
+    grammarPrefill: chat.request.grammar === undefined,
+    triggers: r.grammar_triggers,
+    thinkingStartTag: r.thinking_start_tag,
+    thinkingEndTags: r.thinking_end_tags,
+    reasoningBudget: chat.options.budget,
+    reasoningBudgetMessage: chat.options.budgetMessage,
+  }
+  return {
+    prompt: r.prompt,
+    images,
+    marker: chat.marker,
+    grammar: r.grammar,
+    stops: r.additional_stops,
+    spec,
+    format: r.format,
+    supportsThinking: r.supports_thinking,
+    thinking: r.enable_thinking && r.supports_thinking,
   }
 }
