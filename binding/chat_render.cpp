@@ -114,7 +114,19 @@ json Render(ModelState& m, const json& req, double timeoutMs) {
   inputs.parallel_tool_calls = req.contains("parallel_tool_calls") && req.at("parallel_tool_calls").is_boolean()
                                    ? req.at("parallel_tool_calls").get<bool>()
                                    : caps.at("supports_parallel_tool_calls");
-  inputs.add_generation_prompt = req.value("add_generation_prompt", true);
+  inputs.add_generation_prompt = true;
+  // As llama-server (prefill_assistant, on by default): a conversation that ends with an assistant
+  // message is continued, not answered.
+  if (!inputs.messages.empty() && inputs.messages.back().role == "assistant") {
+    if (inputs.messages.size() >= 2 && inputs.messages[inputs.messages.size() - 2].role == "assistant") {
+      Throw("ERR_INVALID_ARGUMENT", "a conversation cannot end with two assistant messages");
+    }
+    if (!inputs.messages.back().tool_calls.empty()) {
+      Throw("ERR_INVALID_ARGUMENT", "the last message is an assistant message with tool calls: add the tools' answers (role 'tool') before asking for the next turn");
+    }
+    inputs.continue_final_message = COMMON_CHAT_CONTINUATION_AUTO;
+    inputs.add_generation_prompt = false;
+  }
   inputs.reasoning_format = common_reasoning_format_from_name(req.value("reasoning_format", std::string("deepseek")));
   inputs.enable_thinking = useJinja && parsed->supportsThinking;
   if (req.contains("json_schema") && req.at("json_schema").is_object()) inputs.json_schema = req.at("json_schema").dump();
