@@ -5,6 +5,7 @@
 #include "abort_handle.h"
 #include "backends.h"
 #include "chat_render.h"
+#include "chat_test_hooks.h"
 #include "addon_data.h"
 #include "embedding.h"
 #include "thread_test_hooks.h"
@@ -60,6 +61,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("traceThreadGovernor", Napi::Function::New(env, TraceThreadGovernor, "traceThreadGovernor"));
   exports.Set("flashAttentionDecode", Napi::Function::New(env, FlashAttentionDecode, "flashAttentionDecode"));
+  exports.Set("chatParseStreamed", Napi::Function::New(env, ChatParseStreamed, "chatParseStreamed"));
   exports.Set("renderChat", Napi::Function::New(env, RenderChat, "renderChat"));
   exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"));
   exports.Set("shutdown", Napi::Function::New(

@@ -205,6 +205,11 @@ export interface NativeBinding {
   systemInfo(): NativeSystemInfo
   /** llama.cpp's chat layer: resolves with the rendering as JSON (binding/chat_render.cpp). */
   renderChat(model: NativeModel, requestJson: string, timeoutMs: number): Promise<string>
+  /** Test hook: an answer parsed as generation parses it, fed one character at a time. */
+  chatParseStreamed(
+    spec: import('./chat').NativeChatSpec,
+    text: string,
+  ): NativeChatMessage & { streamed: { content: string; reasoning: string; toolCalls: NativeChatMessage['toolCalls'] } }
   /** Test hook: the thread governor's choice for each step against a cost model (seconds per step). */
   traceThreadGovernor(
     maxThreads: number,
