@@ -61,6 +61,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
   exports.Set("traceThreadGovernor", Napi::Function::New(env, TraceThreadGovernor, "traceThreadGovernor"));
   exports.Set("flashAttentionDecode", Napi::Function::New(env, FlashAttentionDecode, "flashAttentionDecode"));
+  exports.Set("chatGrammarAccepts", Napi::Function::New(env, ChatGrammarAccepts, "chatGrammarAccepts"));
   exports.Set("chatParseStreamed", Napi::Function::New(env, ChatParseStreamed, "chatParseStreamed"));
   exports.Set("renderChat", Napi::Function::New(env, RenderChat, "renderChat"));
   exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"));

@@ -1,6 +1,7 @@
 #include "chat_stream.h"
 
 #include <cctype>
+#include <algorithm>
 #include <climits>
 #include <random>
 
@@ -46,20 +47,25 @@ std::vector<llama_token> PrefillTokens(const llama_vocab* vocab, const std::stri
   return out;
 }
 
-// Tokens that spell `text` exactly. A SentencePiece vocabulary that adds a space prefix turns
-// "ASSISTANT:" into "▁A" "SS" …, whose first token the rule above drops whole, and a grammar that
-// starts with the generation prompt then refuses the rest (a vicuna-style template with a
-// response format). Tokenized after a newline instead, the text keeps its own tokens.
 std::vector<llama_token> ExactPrefill(const llama_vocab* vocab, const std::string& text, const std::vector<llama_token>& usual) {
   if (text.empty() || Spelled(vocab, usual) == text) return usual;
-  auto ids = Tokenize(vocab, "\n" + text);
-  for (size_t k = 0; k < ids.size(); k++) {
-    if (Spelled(vocab, ids, k) == text) return std::vector<llama_token>(ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end());
-  }
-  return usual;
+  auto exact = TokensSpelling(vocab, text);
+  return exact.empty() ? usual : exact;
 }
 
 }  // namespace
+
+// A SentencePiece vocabulary that adds a space prefix turns "ASSISTANT:" into "▁A" "SS" …: tokens
+// that spell " ASSISTANT:". Tokenized after a newline instead, the text keeps tokens of its own.
+std::vector<llama_token> TokensSpelling(const llama_vocab* vocab, const std::string& text) {
+  auto ids = Tokenize(vocab, text);
+  if (Spelled(vocab, ids) == text) return ids;
+  ids = Tokenize(vocab, "\n" + text);
+  for (size_t k = 0; k < ids.size(); k++) {
+    if (Spelled(vocab, ids, k) == text) return std::vector<llama_token>(ids.begin() + static_cast<std::ptrdiff_t>(k), ids.end());
+  }
+  return {};
+}
 
 std::unordered_set<llama_token> ApplyChatSampling(const llama_vocab* vocab, const ChatSpec& spec, SamplingParams& p) {
   // Preserved tokens: single tokens the parser must see as text (llama-server's accept_special_token).
@@ -96,25 +102,43 @@ std::unordered_set<llama_token> ApplyChatSampling(const llama_vocab* vocab, cons
   // The generation prompt, as tokens the template already placed in the prompt: the grammar and
   // the reasoning budget start from after them.
   std::vector<llama_token> prefill = PrefillTokens(vocab, spec.generationPrompt);
-  // The grammar reads text: it needs tokens whose pieces spell the generation prompt exactly.
+    // The grammar reads text: it needs tokens whose pieces spell the generation prompt exactly (a
+  // vicuna-style template's "ASSISTANT:" with a response format, on a SentencePiece vocabulary).
   if (!p.grammar.empty() && !p.grammarLazy && spec.grammarPrefill) p.grammarPrefill = ExactPrefill(vocab, spec.generationPrompt, prefill);
 
   // The reasoning budget: llama-server creates it when the template has thinking tags and a budget
   // is set, or a lazy grammar must stay quiet while the model thinks.
   if (!spec.thinkingStartTag.empty() && !spec.thinkingEndTags.empty() && (p.grammarLazy || spec.reasoningBudget >= 0)) {
-    p.budgetStart = Tokenize(vocab, spec.thinkingStartTag);
+    // The tags as the model writes them: llama-server tokenizes them alone, which on a vocabulary
+    // where a tag is several tokens (and SentencePiece adds a space prefix) gives other tokens
+    // than the same tag in generated text; where a tag is one special token, both agree.
+    auto tagTokens = [&](const std::string& tag) {
+      auto exact = TokensSpelling(vocab, tag);
+      return exact.empty() ? Tokenize(vocab, tag) : exact;
+    };
+    p.budgetStart = tagTokens(spec.thinkingStartTag);
     for (const auto& tag : spec.thinkingEndTags) {
-      if (!tag.empty()) p.budgetEnd.push_back(Tokenize(vocab, tag));
+      if (!tag.empty()) p.budgetEnd.push_back(tagTokens(tag));
     }
     if (!p.budgetStart.empty() && !p.budgetEnd.empty()) {
       p.budget = true;
       p.budgetForced = p.budgetEnd.front();
       if (!spec.reasoningBudgetMessage.empty()) {
-        auto msg = Tokenize(vocab, spec.reasoningBudgetMessage);
+        auto msg = tagTokens(spec.reasoningBudgetMessage);
         p.budgetForced.insert(p.budgetForced.begin(), msg.begin(), msg.end());
       }
       p.budgetTokens = spec.reasoningBudget < 0 ? INT_MAX : spec.reasoningBudget;
+      // The generation prompt up to the end of its opening tag: tokens the template writes after
+      // the tag ("<think>\n") are not the model's thinking, and would take a forced position from
+      // a budget of 0 (llama-server feeds them all; its budget of N then lets the model write N-1).
       p.budgetPrefill = prefill;
+      const auto& tag = p.budgetStart;
+      for (size_t end = prefill.size(); end >= tag.size() && end > 0; end--) {
+        if (std::equal(tag.begin(), tag.end(), prefill.begin() + static_cast<std::ptrdiff_t>(end - tag.size()))) {
+          p.budgetPrefill.assign(prefill.begin(), prefill.begin() + static_cast<std::ptrdiff_t>(end));
+          break;
+        }
+      }
     }
   }
   return preserved;

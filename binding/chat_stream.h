@@ -64,6 +64,9 @@ struct ChatMessage {
 // their text (special tokens the parser needs to see, such as <tool_call>).
 std::unordered_set<llama_token> ApplyChatSampling(const llama_vocab* vocab, const ChatSpec& spec, SamplingParams& p);
 
+// Tokens whose pieces spell `text` exactly, or none when the vocabulary cannot.
+std::vector<llama_token> TokensSpelling(const llama_vocab* vocab, const std::string& text);
+
 class ChatStream {
  public:
   explicit ChatStream(const ChatSpec& spec);

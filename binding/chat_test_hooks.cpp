@@ -4,7 +4,10 @@
 #include <vector>
 
 #include "chat_spec.h"
+#include "common.h"
 #include "errors.h"
+#include "model.h"
+#include "sampler.h"
 
 namespace llava {
 namespace {
@@ -75,6 +78,38 @@ Napi::Value ChatParseStreamed(const Napi::CallbackInfo& info) {
   s.Set("reasoning", streamed.reasoning);
   s.Set("toolCalls", Calls(env, streamed.toolCalls));
   out.Set("streamed", s);
+  return out;
+}
+
+Napi::Value ChatGrammarAccepts(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 4 || !info[1].IsObject() || !info[2].IsString() || !info[3].IsString()) {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "chatGrammarAccepts(model, spec, grammar, text) expected");
+  }
+  ModelPtr model = Model::FromValue(env, info[0])->State(env);
+  auto spec = ParseChatSpec(info[1].As<Napi::Object>());
+  const llama_vocab* vocab = model->vocab();
+  SamplingParams p;
+  p.temperature = 0;
+  p.grammar = info[2].As<Napi::String>().Utf8Value();
+  Napi::Object out = Napi::Object::New(env);
+  llama_sampler* smpl = nullptr;
+  size_t n = 0;
+  try {
+    ApplyChatSampling(vocab, *spec, p);
+    smpl = BuildSampler(vocab, p);
+    const std::string text = info[3].As<Napi::String>().Utf8Value();
+    auto tokens = TokensSpelling(vocab, text);
+    // Whether the model's tokens can spell the text exactly.
+    out.Set("roundTrip", !tokens.empty());
+    for (; n < tokens.size(); n++) llama_sampler_accept(smpl, tokens[n]);
+    out.Set("accepted", true);
+  } catch (const std::exception& e) {
+    out.Set("accepted", false);
+    out.Set("error", e.what());
+  }
+  out.Set("tokens", static_cast<double>(n));
+  if (smpl) llama_sampler_free(smpl);
   return out;
 }
 

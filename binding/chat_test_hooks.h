@@ -9,4 +9,9 @@ namespace llava {
 // chatParseStreamed(spec: NativeChatSpec, text) -> { content, reasoning, toolCalls, parseError?, streamed: { content, reasoning, toolCalls } }
 Napi::Value ChatParseStreamed(const Napi::CallbackInfo& info);
 
+// chatGrammarAccepts(model, spec, grammar, text) -> { accepted, tokens, error? }: the sampler that
+// generation builds for this chat (lazy grammar, triggers, generation prompt, reasoning budget)
+// takes `text`, tokenized by the model, token by token without refusing one.
+Napi::Value ChatGrammarAccepts(const Napi::CallbackInfo& info);
+
 }  // namespace llava

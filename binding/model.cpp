@@ -339,7 +339,6 @@ Napi::Function Model::Define(Napi::Env env) {
                          InstanceMethod<&Model::EncodeImage>("encodeImage"),
                          InstanceMethod<&Model::EncodeCount>("encodeCount"),
                          InstanceMethod<&Model::CountTokens>("countTokens"),
-                         InstanceMethod<&Model::ApplyChatTemplate>("applyChatTemplate"),
                          InstanceMethod<&Model::Dispose>("dispose"),
                      });
 }
@@ -494,48 +493,6 @@ Napi::Value Model::CountTokens(const Napi::CallbackInfo& info) {
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;
-}
-
-// applyChatTemplate(template | null, [{ role, content }], addAssistant) -> string, with llama.cpp's
-// built-in template engine (it recognises common templates; it is not a Jinja interpreter).
-Napi::Value Model::ApplyChatTemplate(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  ModelPtr s = State(env);
-  std::string tmpl;
-  if (info.Length() > 0 && info[0].IsString()) {
-    tmpl = info[0].As<Napi::String>().Utf8Value();
-  } else {
-    const char* t = llama_model_chat_template(s->model, nullptr);
-    if (!t) throw MakeError(env, "ERR_NO_CHAT_TEMPLATE", "the model has no chat template; pass one with the chatTemplate option");
-    tmpl = t;
-  }
-  if (info.Length() < 2 || !info[1].IsArray()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "messages must be an array");
-  Napi::Array arr = info[1].As<Napi::Array>();
-  std::vector<std::string> roles, contents;
-  for (uint32_t i = 0; i < arr.Length(); i++) {
-    Napi::Object m = arr.Get(i).As<Napi::Object>();
-    roles.push_back(m.Get("role").ToString().Utf8Value());
-    contents.push_back(m.Get("content").ToString().Utf8Value());
-  }
-  std::vector<llama_chat_message> msgs;
-  size_t total = tmpl.size();
-  for (size_t i = 0; i < roles.size(); i++) {
-    msgs.push_back({roles[i].c_str(), contents[i].c_str()});
-    total += roles[i].size() + contents[i].size();
-  }
-  bool addAss = info.Length() > 2 && info[2].ToBoolean().Value();
-  std::string out(total * 2 + 256, '\0');
-  int32_t n = llama_chat_apply_template(tmpl.c_str(), msgs.data(), msgs.size(), addAss, out.data(), static_cast<int32_t>(out.size()));
-  if (n > static_cast<int32_t>(out.size())) {
-    out.resize(static_cast<size_t>(n));
-    n = llama_chat_apply_template(tmpl.c_str(), msgs.data(), msgs.size(), addAss, out.data(), static_cast<int32_t>(out.size()));
-  }
-  if (n < 0) {
-    throw MakeError(env, "ERR_NO_CHAT_TEMPLATE",
-                    "llama.cpp does not recognise this chat template; pass a supported one (e.g. 'chatml', 'vicuna', 'gemma') as chatTemplate");
-  }
-  out.resize(static_cast<size_t>(n));
-  return Napi::String::New(env, out);
 }
 
 Napi::Value Model::Dispose(const Napi::CallbackInfo& info) {

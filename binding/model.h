@@ -25,7 +25,6 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value EncodeImage(const Napi::CallbackInfo& info);
   Napi::Value EncodeCount(const Napi::CallbackInfo& info);
   Napi::Value CountTokens(const Napi::CallbackInfo& info);
-  Napi::Value ApplyChatTemplate(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);
 
   ModelPtr state_;

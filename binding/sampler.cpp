@@ -140,7 +140,9 @@ llama_sampler* BuildSampler(const llama_vocab* vocab, const SamplingParams& p) {
     } catch (const std::exception& e) {
       llama_sampler_free(grammar);
       llama_sampler_free(chain);
-      Throw("ERR_GRAMMAR", std::string("the chat layer's grammar refuses the template's own generation prompt: ") + e.what());
+      Throw("ERR_CHAT_TEMPLATE", std::string("the grammar llama.cpp's chat layer wrote for this template does not accept the template's own "
+                                             "generation prompt as this model's tokens spell it (a template written for another model's "
+                                             "vocabulary?): ") + e.what());
     }
   }
   llama_sampler* budget = nullptr;

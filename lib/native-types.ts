@@ -107,7 +107,6 @@ export interface NativeModel {
     addSpecial: boolean,
     parseSpecial: boolean,
   ): Promise<{ tokens: number; textTokens: number; imageTokens: number; positions: number }>
-  applyChatTemplate(template: string | null, messages: Array<{ role: string; content: string }>, addAssistant: boolean): string
   dispose(): void
 }
 
@@ -205,6 +204,8 @@ export interface NativeBinding {
   systemInfo(): NativeSystemInfo
   /** llama.cpp's chat layer: resolves with the rendering as JSON (binding/chat_render.cpp). */
   renderChat(model: NativeModel, requestJson: string, timeoutMs: number): Promise<string>
+  /** Test hook: whether generation's sampler for this chat takes `text` token by token. */
+  chatGrammarAccepts(model: NativeModel, spec: import('./chat').NativeChatSpec, grammar: string, text: string): { accepted: boolean; roundTrip: boolean; tokens: number; error?: string }
   /** Test hook: an answer parsed as generation parses it, fed one character at a time. */
   chatParseStreamed(
     spec: import('./chat').NativeChatSpec,

@@ -36,6 +36,7 @@ describe("answer parsing equals llama.cpp's chat tests", () => {
     const failures: string[] = []
     const families = new Set<string>()
     let withCalls = 0
+    let grammarChecked = 0
     for (const c of cases) {
       if (!templates.has(c.template)) templates.set(c.template, fs.readFileSync(path.join(llamaDir, c.template), 'utf8'))
       const chat = prepareChat(model, [{ role: 'user', content: 'Hey there!' }], {
@@ -63,6 +64,17 @@ describe("answer parsing equals llama.cpp's chat tests", () => {
           families.add(c.template)
           if (want.length > 0) withCalls++
         }
+        // The sampler generation builds for this chat (grammar, lazy triggers, generation prompt,
+        // reasoning budget) takes the model's output, token by token.
+        // (Text the test model's vocabulary cannot spell token for token, such as a leading space
+        // its SentencePiece tokenizer merges, is not a model output it could give.)
+        if (rendered.grammar) {
+          const g = binding().chatGrammarAccepts(model.native, rendered.spec, rendered.grammar, c.input)
+          if (g.roundTrip) {
+            grammarChecked++
+            if (!g.accepted) failures.push(`${where}: the grammar refused token ${g.tokens}: ${g.error}`)
+          }
+        }
       } catch (err) {
         failures.push(`${where}: ${(err as Error).message}`)
       } finally {
@@ -70,9 +82,10 @@ describe("answer parsing equals llama.cpp's chat tests", () => {
       }
     }
     expect(failures).toEqual([])
-    console.log(`test-chat.cpp: ${cases.length} cases read (${withCalls} with tool calls) over ${families.size} templates; ${skipped} use test-builder options this reader does not take`)
+    console.log(`test-chat.cpp: ${cases.length} cases read (${withCalls} with tool calls) over ${families.size} templates, ${grammarChecked} through the sampler's grammar; ${skipped} use test-builder options this reader does not take`)
     expect(cases.length).toBeGreaterThanOrEqual(200)
     expect(withCalls).toBeGreaterThanOrEqual(140)
     expect(families.size).toBeGreaterThanOrEqual(30)
+    expect(grammarChecked).toBeGreaterThanOrEqual(140)
   }, 300_000)
 })

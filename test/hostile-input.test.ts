@@ -122,7 +122,7 @@ describe('with the tiny model', () => {
     await s.dispose()
   })
 
-  test('calls queued behind a runaway template render on a fresh worker', async () => {
+  test('calls made while a runaway template renders are not held up by it', async () => {
     const a = model.createSession({ contextSize: 512 })
     const b = model.createSession({ contextSize: 512 })
     const [bad, good] = await Promise.allSettled([
@@ -141,6 +141,28 @@ describe('with the tiny model', () => {
     expect((await s.chat([{ role: 'user', content: 'hi' }], { maxTokens: 2, ...greedy })).tokens).toHaveLength(2)
     await s.dispose()
   })
+
+  test('templates built to exhaust the stack, memory or time are refused with ERR_CHAT_TEMPLATE, and the process lives', async () => {
+    const hostile: Record<string, string> = {
+      recursion: '{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(0) }}',
+      repetition: "{{ 'x' * 1000000000000 }}",
+      range: '{% for i in range(1000000000000) %}{% endfor %}',
+      doublingString: "{% set ns = namespace(s='x') %}{% for i in range(64) %}{% set ns.s = ns.s + ns.s %}{% endfor %}{{ ns.s }}",
+      doublingList: '{% set ns = namespace(a=[1]) %}{% for i in range(64) %}{% set ns.a = ns.a + ns.a %}{% endfor %}{{ ns.a|length }}',
+      nestedParentheses: '{{ ' + '('.repeat(100000) + '1' + ')'.repeat(100000) + ' }}',
+      nestedBlocks: '{% if true %}'.repeat(20000) + 'x' + '{% endif %}'.repeat(20000),
+      nestedNot: '{{ ' + 'not '.repeat(100000) + 'true }}',
+      unterminated: '{% for m in messages %}{{ m.content }',
+    }
+    for (const [name, chatTemplate] of Object.entries(hostile)) {
+      const t0 = Date.now()
+      const err = await model.renderChat([{ role: 'user', content: 'hi' }], { chatTemplate }).catch((e: unknown) => e)
+      expect([name, (err as { code?: string }).code]).toEqual([name, 'ERR_CHAT_TEMPLATE'])
+      // Bounded by the model's time budget (500 ms here) for each of the renderings llama.cpp's chat layer makes.
+      expect(Date.now() - t0).toBeLessThan(20_000)
+    }
+    expect((await model.renderChat([{ role: 'user', content: 'hi' }])).prompt).toContain('hi')
+  }, 120_000)
 
   test('threads beyond what the machine runs at once are refused, not started', async () => {
     expect(await codeOf(loadModel({ ...pair, threads: 700 }))).toBe('ERR_INVALID_ARGUMENT')
