@@ -32,6 +32,7 @@ struct LoadParams {
   int mainGpu = -1;    // index among GPU devices, -1 = let llama.cpp split across all
   bool useMmap = true;
   bool mmprojUseGpu = true;
+  bool vocabOnly = false;  // the tokenizer and chat template alone: no weights, no sessions
   int threads = 4;
 };
 
@@ -110,9 +111,11 @@ class LoadWorker : public PromiseWorker {
 
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params_.gpuLayers == -2 ? AutoLayers(facts, mainDev, modelBytes, projBytes) : params_.gpuLayers;
-    gpuLayersUsed_ = mainDev ? (mp.n_gpu_layers < 0 ? static_cast<int>(facts.blockCount) + 1 : mp.n_gpu_layers) : 0;
+    gpuLayersUsed_ = mainDev && !params_.vocabOnly ? (mp.n_gpu_layers < 0 ? static_cast<int>(facts.blockCount) + 1 : mp.n_gpu_layers) : 0;
     if (params_.mainGpu >= 0) mp.devices = devList.data();
     if (!params_.useMmap) mp.load_mode = LLAMA_LOAD_MODE_NONE;
+    mp.vocab_only = params_.vocabOnly;
+    state->vocabOnly = params_.vocabOnly;
     mp.progress_callback = [](float p, void* self) -> bool {
       auto* w = static_cast<LoadWorker*>(self);
       w->Report(p * w->modelShare_);
@@ -370,6 +373,8 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   p.useMmap = BoolProp(o, "useMmap", true);
   p.mmprojUseGpu = BoolProp(o, "mmprojUseGpu", true);
   p.threads = IntProp(o, "threads", 4);
+  p.vocabOnly = BoolProp(o, "vocabOnly", false);
+  if (p.vocabOnly && !p.mmprojPath.empty()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "vocabOnly loads no weights, so no projector either: leave mmproj out");
   if (p.modelPath.empty()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "load() needs a model path");
   if (p.threads < 1 || p.threads > 1024) throw MakeError(env, "ERR_INVALID_ARGUMENT", "threads must be between 1 and 1024");
   auto* worker = new LoadWorker(env, std::move(p), AbortHandle::From(info[1]), info.Length() > 2 ? info[2] : env.Undefined());
@@ -392,8 +397,10 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
   out.Set("contextLength", llama_model_n_ctx_train(m));
   out.Set("embeddingLength", llama_model_n_embd(m));
   out.Set("layers", llama_model_n_layer(m));
-  out.Set("heads", llama_model_n_head(m));
-  out.Set("headsKv", llama_model_n_head_kv(m));
+  // llama.cpp aborts on per-layer queries of a model without layers (vocabOnly).
+  const bool layered = !s->vocabOnly && llama_model_n_layer(m) > 0;
+  out.Set("heads", layered ? llama_model_n_head(m) : 0);
+  out.Set("headsKv", layered ? llama_model_n_head_kv(m) : 0);
   out.Set("parameters", static_cast<double>(llama_model_n_params(m)));
   out.Set("sizeBytes", static_cast<double>(llama_model_size(m)));
   out.Set("vocabSize", llama_vocab_n_tokens(vocab));

@@ -25,6 +25,7 @@ struct ModelState {
   std::string mmprojPath;
   std::string projectorType;
   int threads = 0;
+  bool vocabOnly = false;  // loaded for its tokenizer and chat template only: no contexts
   // The thread count its sessions' generation steps last settled on (thread_governor.h).
   ThreadHint threadHint;
   // mtmd's encoder keeps per-context buffers: one encode at a time per model.

@@ -152,6 +152,7 @@ Session::Session(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Session>(inf
   Napi::Env env = info.Env();
   if (info.Length() < 2 || !info[1].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "Session(model, params[, group]) expected");
   ModelPtr model = Model::FromValue(env, info[0])->State(env);
+  if (model->vocabOnly) throw MakeError(env, "ERR_INVALID_ARGUMENT", "the model was loaded with vocabOnly: it has a tokenizer and a chat template but no weights to run; load it without vocabOnly to generate");
   auto s = std::make_shared<SessionState>();
   if (info.Length() > 2 && !info[2].IsUndefined()) {
     ContextPtr group = SessionGroup::FromValue(env, info[2])->State(env);

@@ -32,6 +32,7 @@ SessionGroup::SessionGroup(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Se
     throw MakeError(env, "ERR_INVALID_ARGUMENT", "SessionGroup(model, params, sessions) expected");
   }
   ModelPtr model = Model::FromValue(env, info[0])->State(env);
+  if (model->vocabOnly) throw MakeError(env, "ERR_INVALID_ARGUMENT", "the model was loaded with vocabOnly: it has a tokenizer and a chat template but no weights to run; load it without vocabOnly to generate");
   const double n = info[2].As<Napi::Number>().DoubleValue();
   const double maxSeq = static_cast<double>(llama_max_parallel_sequences());
   if (!(n >= 1 && n <= maxSeq)) {

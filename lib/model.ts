@@ -79,13 +79,20 @@ export interface LoadModelOptions {
    * rejects with ERR_CHAT_TEMPLATE. Default 10000.
    */
   chatTemplateTimeoutMs?: number
+  /**
+   * Load only the vocabulary and chat template (llama.cpp's `vocab_only`), for tokenize(),
+   * detokenize(), countTokens() of text and chats, and renderChat(), from a full model or a
+   * vocabulary-only GGUF, in milliseconds and without the weights' memory. Such a model cannot
+   * create sessions; `mmproj` is refused with it. Default false.
+   */
+  vocabOnly?: boolean
   /** Aborts loading; the promise then rejects with `signal.reason`. */
   signal?: AbortSignal
 }
 
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'chatTemplateTimeoutMs', 'onProgress', 'signal',
+  'maxImagePixels', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal',
 ] as const
 
 /** What a loaded model is. */
@@ -433,6 +440,10 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   else gpuLayers = v.int('gpuLayers', gl, 0, 100000, 0)
   const mainGpu = v.int('mainGpu', options.mainGpu, 0, 64, -1)
   const useMmap = v.bool('useMmap', options.useMmap, true)
+  const vocabOnly = v.bool('vocabOnly', options.vocabOnly, false)
+  if (vocabOnly && mmproj !== undefined) {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', 'vocabOnly loads no weights, so no projector either: leave mmproj out', { details: { option: 'mmproj' } })
+  }
   const mmprojUseGpu = v.bool('mmprojUseGpu', options.mmprojUseGpu, true)
   const fa = options.flashAttention
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
@@ -466,6 +477,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
         useMmap,
         mmprojUseGpu,
         threads,
+        vocabOnly,
       },
       link.handle,
       progress,

@@ -32,6 +32,7 @@ export interface NativeLoadParams {
   useMmap: boolean
   mmprojUseGpu: boolean
   threads: number
+  vocabOnly: boolean
 }
 
 export interface NativeVisionInfo {

@@ -185,6 +185,59 @@ describeReference("rendering equals llama-server's, byte for byte", () => {
   }, 600_000)
 })
 
+describeReference("real vocabularies' own templates, loaded vocabOnly, render as llama-server renders them", () => {
+  test('every ggml-vocab-*.gguf in the tree that carries a chat template', async () => {
+    const files = fs.readdirSync(path.join(llamaDir, 'models')).filter((f) => /^ggml-vocab-.*\.gguf$/.test(f)).sort()
+    const textOnly = ['turns', 'parts', 'noThinking', 'reasoningHistory', 'tools', 'toolRequired', 'prefill']
+    const mismatches: string[] = []
+    let templated = 0
+    for (const file of files) {
+      const modelPath = path.join(llamaDir, 'models', file)
+      const model = await loadModel({ model: modelPath, vocabOnly: true })
+      try {
+        expect(() => model.createSession()).toThrow(/vocabOnly/)
+        if (!model.info.chatTemplate) continue
+        templated++
+        const reference = renderWithServer(
+          modelPath,
+          textOnly.map((name) => ({ template: null, body: { messages: openAi(conversations[name].messages), ...(conversations[name].body ?? {}) } })),
+        )
+        for (let i = 0; i < textOnly.length; i++) {
+          const conv = conversations[textOnly[i]]
+          const ref = reference[i]
+          const ours = await model.renderChat(conv.messages, conv.options).catch((e: Error) => e)
+          if (ours instanceof Error || ref.error !== undefined) {
+            if (!(ours instanceof Error) || ref.error === undefined) mismatches.push(`${file} / ${textOnly[i]}: ${ref.error ?? 'reference renders'} vs ${ours instanceof Error ? ours.message : 'ours renders'}`)
+            continue
+          }
+          if (ours.prompt !== ref.prompt || ours.grammar !== (ref.grammar ?? '')) mismatches.push(`${file} / ${textOnly[i]}:\n  ours ${JSON.stringify(ours.prompt)}\n  ref  ${JSON.stringify(ref.prompt)}`)
+          if (conv.messages[0].role === 'system' && !ours.prompt.includes(SYSTEM)) mismatches.push(`${file} / ${textOnly[i]}: the system message is lost`)
+        }
+        // Tokens counted for a chat are those of its rendering.
+        const counted = await model.countTokens(conversations.turns.messages)
+        const rendered = await model.renderChat(conversations.turns.messages)
+        expect(counted.tokens).toBe(model.tokenize(rendered.prompt, { addSpecial: true, parseSpecial: true }).length)
+      } finally {
+        await model.dispose()
+      }
+    }
+    expect(mismatches).toEqual([])
+    expect(templated).toBeGreaterThanOrEqual(5)
+  }, 300_000)
+
+  test('vocabOnly refuses a projector and sessions, and loads without the weights', async () => {
+    const pair = tinyPair()
+    await expect(loadModel({ ...pair, vocabOnly: true })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    const model = await loadModel({ model: pair.model, vocabOnly: true })
+    expect(() => model.createSession()).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    expect(() => model.createSessionGroup({ sessions: 2 })).toThrow(expect.objectContaining({ code: 'ERR_INVALID_ARGUMENT' }))
+    const full = await loadModel({ model: pair.model })
+    expect(model.tokenize('hello world')).toEqual(full.tokenize('hello world'))
+    expect(await model.countTokens(conversations.turns.messages)).toEqual(await full.countTokens(conversations.turns.messages))
+    await Promise.all([model.dispose(), full.dispose()])
+  })
+})
+
 // tests/test-chat-template.cpp's cases, read from the pinned tree.
 interface TemplateCase {
   name: string
