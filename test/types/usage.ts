@@ -1,5 +1,9 @@
 // Typical user code, type-checked (not run) by test/types.test.ts against the published .d.ts.
 import {
+  type ChatMessage,
+  type ChatPiece,
+  type ChatResult,
+  type ChatTool,
   type CompletionResult,
   type GeneratedPiece,
   ImageEmbedding,
@@ -71,6 +75,33 @@ export async function serve(model: Model, questions: string[]): Promise<string[]
   return results.map((r) => r.text)
 }
 
+// A tool loop with thinking, as an agent writes it.
+export async function agent(model: Model, question: string, run: (name: string, args: unknown) => Promise<unknown>): Promise<ChatResult> {
+  const tools: ChatTool[] = [{ type: 'function', function: { name: 'search', description: 'Search', parameters: { type: 'object', properties: { q: { type: 'string' } } } } }]
+  const history: ChatMessage[] = [{ role: 'system', content: 'Be brief.' }, { role: 'user', content: question }]
+  const session = model.createSession()
+  let r: ChatResult = await session.chat(history, { tools, toolChoice: 'auto', reasoning: { budget: 256 }, chatTemplateKwargs: { foo: 1 } })
+  while (r.toolCalls.length > 0) {
+    history.push({ role: 'assistant', content: r.text, reasoning: r.reasoning, toolCalls: r.toolCalls })
+    for (const call of r.toolCalls) {
+      const id: string = call.id
+      history.push({ role: 'tool', toolCallId: id, name: call.name, content: JSON.stringify(await run(call.name, call.parsedArguments)) })
+    }
+    r = await session.chat(history, { tools, enableThinking: false })
+  }
+  for await (const piece of session.chatStream(history)) {
+    const p: ChatPiece = piece
+    if (p.kind === 'reasoning') void p.text
+    else if (p.kind === 'toolCall') void p.toolCall?.name
+  }
+  const rendered = await model.renderChat(history, { tools })
+  const prompt: string = rendered.prompt
+  void prompt
+  const vocab = await loadModel({ model: 'm.gguf', vocabOnly: true })
+  void (await vocab.countTokens(history)).tokens
+  return r
+}
+
 export function handle(err: unknown): string | undefined {
   if (err instanceof LlavaError) {
     switch (err.code) {
@@ -99,4 +130,8 @@ export async function misuse(): Promise<void> {
   setCpuWait('fast')
   // @ts-expect-error a group needs its number of sessions
   model.createSessionGroup({ contextSize: 1024 })
+  // @ts-expect-error tool choice is 'auto', 'required' or 'none'
+  await model.createSession().chat([{ role: 'user', content: 'x' }], { toolChoice: 'always' })
+  // @ts-expect-error a role is one of the chat roles
+  await model.renderChat([{ role: 'robot', content: 'x' }])
 }
