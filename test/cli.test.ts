@@ -95,6 +95,7 @@ describe('usage', () => {
     expectError(cli(['describe', image, ...MODEL, '--top-p', '2']), 2, /Expected a number from 0 to 1/)
     expectError(cli(['describe', image, ...MODEL, '--threads', '0']), 2, /--threads/)
     expectError(cli(['describe', image, ...MODEL, '--gpu-layers', 'many']), 2, /'max' or 'auto'/)
+    expectError(cli(['describe', image, ...MODEL, '--reasoning-budget', '-1']), 2, /Expected an integer from 0/)
     expectError(cli(['describe', ...MODEL]), 2, /missing required argument 'image'/)
     expectError(cli(['describe', image, '--model', pair.model]), 2, /required option '--mmproj <file>'/)
     expectError(cli(['chat']), 2, /required option '-m, --model <file>'/)
@@ -179,6 +180,15 @@ describe('describe', () => {
     expect(out.timings).toMatchObject({ imageEncodes: 1, generatedTokens: 6 })
     expect(out.text.length).toBeGreaterThan(0)
     expect(streamed.stdout).toBe(`${out.text}\n`)
+
+    // A thinking template: the thinking is kept apart (--json's reasoning), cut by --reasoning-budget;
+    // --no-think renders without it.
+    const qwq = fs.readFileSync(path.join(root, 'deps', 'llama.cpp', 'models', 'templates', 'Qwen-QwQ-32B.jinja'), 'utf8')
+    const thinking = JSON.parse(cli([...args, '--max-tokens', '12', '--chat-template', qwq, '--reasoning-budget', '3', '--json']).stdout)
+    expect(thinking.reasoning.length).toBeGreaterThan(0)
+    expect(thinking.text).not.toContain('</think>')
+    const plain = JSON.parse(cli([...args, '--chat-template', qwq, '--no-think', '--json']).stdout)
+    expect(plain.reasoning).toBeUndefined()
 
     const two = JSON.parse(cli(['describe', image, image, ...MODEL, '--json', '-n', '2', '--prompt', 'Compare them.']).stdout)
     expect(two).toMatchObject({ prompt: 'Compare them.', images: [image, image], timings: { generatedTokens: 2 } })

@@ -26,6 +26,8 @@ export interface SamplingFlags {
 
 export interface TemplateFlags {
   chatTemplate?: string
+  think?: boolean
+  reasoningBudget?: number
 }
 
 function integer(min: number, max: number): (value: string) => number {
@@ -84,7 +86,10 @@ export function addSamplingFlags(cmd: Command, maxTokens: number): Command {
 }
 
 export function addTemplateFlag(cmd: Command): Command {
-  return cmd.option('--chat-template <template>', "a chat template instead of the model's: Jinja, or a llama.cpp name (chatml, vicuna, gemma, …)")
+  return cmd
+    .option('--chat-template <template>', "a chat template instead of the model's: Jinja, or a llama.cpp name (chatml, vicuna, gemma, …)")
+    .option('--no-think', "don't let a reasoning model think first (default: it thinks where its template can)")
+    .addOption(new Option('--reasoning-budget <n>', 'most tokens a reasoning model may think (default: unlimited)').argParser(integer(0, 1 << 24)))
 }
 
 /** The loadModel() options the flags ask for (unset flags are left to the library's defaults). */
@@ -106,5 +111,7 @@ export function chatOptions(f: SamplingFlags & TemplateFlags): Omit<ChatOptions,
   if (f.minP !== undefined) o.minP = f.minP
   if (f.seed !== undefined) o.seed = f.seed
   if (f.chatTemplate !== undefined) o.chatTemplate = f.chatTemplate
+  if (f.think === false) o.enableThinking = false
+  if (f.reasoningBudget !== undefined) o.reasoning = { budget: f.reasoningBudget }
   return o
 }

@@ -69,8 +69,8 @@ async function describe(images: string[], flags: DescribeFlags): Promise<void> {
         .chat([{ role: 'user', content }], { ...chatOptions(flags), signal, onToken: flags.json ? undefined : answer.write })
         .finally(() => answer.end())
       if (flags.json) {
-        const { text, stopReason, timings } = result
-        process.stdout.write(`${toJson({ text, stopReason, timings, prompt: flags.prompt, images, model: flags.model, mmproj: flags.mmproj })}\n`)
+        const { text, reasoning, stopReason, timings } = result
+        process.stdout.write(`${toJson({ text, ...(reasoning ? { reasoning } : {}), stopReason, timings, prompt: flags.prompt, images, model: flags.model, mmproj: flags.mmproj })}\n`)
       } else if (flags.verbose) {
         process.stderr.write(`${formatTimings(result.timings)} (stop: ${result.stopReason})\n`)
       }
