@@ -70,20 +70,25 @@ async function main() {
   }
   render['countTokens, 10 turns + tools'] = median(countMs)
 
-  // Generation with and without the chat layer's parsing and lazy grammar.
-  const rendered = await model.renderChat(turns, { chatTemplate: template, tools })
+  // Generation with and without the chat layer's parsing (and, with tools, its lazy grammar), on
+  // the very same prompt, alternating.
   const opts = { maxTokens: o.tokens, temperature: 0, reuseCache: false }
-  const speeds = { chat: [], complete: [] }
+  const generation = {}
   let sameTokens = true
-  for (let r = 0; r < o.rounds; r++) {
-    const s = model.createSession({ contextSize: 2048 })
-    const plain = await s.complete({ prompt: rendered.prompt, ...opts })
-    s.reset()
-    const chat = await s.chat(turns, { chatTemplate: template, tools, ...opts })
-    await s.dispose()
-    sameTokens &&= JSON.stringify(plain.tokens) === JSON.stringify(chat.tokens)
-    speeds.complete.push((plain.timings.generatedTokens / plain.timings.generateMs) * 1000)
-    speeds.chat.push((chat.timings.generatedTokens / chat.timings.generateMs) * 1000)
+  for (const [name, render] of [['tools', { chatTemplate: template, tools }], ['no tools', { chatTemplate: template }]]) {
+    const rendered = await model.renderChat(turns, render)
+    const speeds = { chat: [], complete: [] }
+    for (let r = 0; r < o.rounds; r++) {
+      const s = model.createSession({ contextSize: 2048 })
+      const plain = await s.complete({ prompt: rendered.prompt, ...opts })
+      s.reset()
+      const chat = await s.chat(turns, { ...render, ...opts })
+      await s.dispose()
+      sameTokens &&= JSON.stringify(plain.tokens) === JSON.stringify(chat.tokens)
+      speeds.complete.push((plain.timings.generatedTokens / plain.timings.generateMs) * 1000)
+      speeds.chat.push((chat.timings.generatedTokens / chat.timings.generateMs) * 1000)
+    }
+    generation[name] = { completeTokPerS: median(speeds.complete), chatTokPerS: median(speeds.chat), ratio: median(speeds.chat) / median(speeds.complete) }
   }
   await model.dispose()
   const out = {
@@ -92,18 +97,14 @@ async function main() {
     tokens: o.tokens,
     rounds: o.rounds,
     sameTokens,
-    generation: {
-      completeTokPerS: median(speeds.complete),
-      chatTokPerS: median(speeds.chat),
-      ratio: median(speeds.chat) / median(speeds.complete),
-    },
+    generation,
     renderMs: render,
   }
   console.log(JSON.stringify(out, null, 2))
-  console.log(
-    `chat() generation ${out.generation.chatTokPerS.toFixed(1)} tok/s vs complete() ${out.generation.completeTokPerS.toFixed(1)} tok/s: ${out.generation.ratio.toFixed(3)}x` +
-      ` (same tokens: ${sameTokens}); rendering ${render['10 turns'].toFixed(2)} ms, with tools ${render['10 turns + tools'].toFixed(2)} ms`,
-  )
+  for (const [name, g] of Object.entries(generation)) {
+    console.log(`chat() (${name}) ${g.chatTokPerS.toFixed(2)} tok/s vs complete() of the same prompt ${g.completeTokPerS.toFixed(2)} tok/s: ${g.ratio.toFixed(3)}x`)
+  }
+  console.log(`same tokens: ${sameTokens}; rendering ${render['10 turns'].toFixed(2)} ms, with tools ${render['10 turns + tools'].toFixed(2)} ms`)
 }
 
 main().catch((err) => {
