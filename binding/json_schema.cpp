@@ -3,6 +3,7 @@
 #include "json_schema.h"
 
 #include <string>
+#include <vector>
 
 #include "errors.h"
 #include "json-schema-to-grammar.h"
@@ -25,16 +26,25 @@ class SchemaWorker : public PromiseWorker {
       Throw("ERR_INVALID_ARGUMENT", std::string("the JSON schema is not valid JSON: ") + e.what());
     }
     try {
-      grammar_ = json_schema_to_grammar(parsed);
+      grammar_ = json_schema_to_grammar(parsed, warnings_);
     } catch (const std::exception& e) {
       Throw("ERR_INVALID_ARGUMENT", std::string("llama.cpp's JSON schema converter refused the schema: ") + e.what());
     }
   }
-  Napi::Value Result(Napi::Env env) override { return Napi::String::New(env, grammar_); }
+  // { grammar, warnings }: what the grammar would not enforce, for the caller to refuse.
+  Napi::Value Result(Napi::Env env) override {
+    Napi::Object out = Napi::Object::New(env);
+    out.Set("grammar", grammar_);
+    Napi::Array w = Napi::Array::New(env, warnings_.size());
+    for (size_t i = 0; i < warnings_.size(); i++) w.Set(static_cast<uint32_t>(i), warnings_[i]);
+    out.Set("warnings", w);
+    return out;
+  }
 
  private:
   std::string schema_;
   std::string grammar_;
+  std::vector<std::string> warnings_;
 };
 
 }  // namespace

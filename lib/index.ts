@@ -35,6 +35,7 @@ export type {
   ChatPiece,
 } from './chat'
 export type { ResponseFormat } from './structured/response-format'
+export type { JsonSchemaToType, ResponseJson } from './structured/schema-type'
 export { SCHEMA_LIMITS } from './structured/response-format'
 export { setLogger } from './logging'
 export type { LogLevel } from './logging'

@@ -222,7 +222,7 @@ export interface NativeBinding {
     hintAgeSeconds?: number,
   ): Int32Array
   /** llama.cpp's JSON-schema-to-GBNF converter (common/json-schema-to-grammar), on a thread of its own. */
-  jsonSchemaToGrammar(schemaJson: string): Promise<string>
+  jsonSchemaToGrammar(schemaJson: string): Promise<{ grammar: string; warnings: string[] }>
   /** Test hook: one single-query flash-attention operation on seeded data, computed with `threads` CPU threads. */
   flashAttentionDecode(
     nKv: number,

@@ -15,6 +15,7 @@ import {
 } from './chat'
 import { LlavaError, fromNative } from './errors'
 import { type ResponseFormat, checkResponseFormat, grammarForSchema, parseJsonAnswer } from './structured/response-format'
+import type { ResponseJson } from './structured/schema-type'
 import { ImageEmbedding, type ImageInput, type NativeBytesImage, ownImages, toNativeImage } from './image'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
@@ -159,11 +160,11 @@ export interface ChatOptions extends Omit<CompleteOptions, 'prompt' | 'images' |
 }
 
 /** What {@link Session.chat} resolves to: the completion, with the answer read into thinking, text and tool calls. */
-export interface ChatResult extends CompletionResult, ChatAnswer {}
+export interface ChatResult<J = unknown> extends CompletionResult<J>, ChatAnswer {}
 
 /** {@link Session.chatStream}'s pieces, labelled, and the final result. */
-export interface ChatStream extends AsyncIterable<ChatPiece> {
-  readonly result: Promise<ChatResult>
+export interface ChatStream<J = unknown> extends AsyncIterable<ChatPiece> {
+  readonly result: Promise<ChatResult<J>>
 }
 
 const GENERATE_KEYS = [
@@ -173,8 +174,8 @@ const GENERATE_KEYS = [
 
 export type StopReason = 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull'
 
-/** What {@link Session.complete} resolves to. */
-export interface CompletionResult {
+/** What {@link Session.complete} resolves to. `J`: the type of `json`, from a schema written `as const` (JsonSchemaToType). */
+export interface CompletionResult<J = unknown> {
   text: string
   tokens: number[]
   /** eos: the model ended; maxTokens; stop: a stop string; aborted: the stream's consumer stopped early; contextFull. */
@@ -183,7 +184,7 @@ export interface CompletionResult {
    * With `responseFormat`: the parsed answer, when generation ended by itself (`eos`, `stop`) and
    * the text is JSON; undefined when it was cut short (maxTokens, contextFull). Absent otherwise.
    */
-  json?: unknown
+  json?: J
   timings: {
     /** Time spent encoding images given as inputs in this call (0 for reused embeddings). */
     imageEncodeMs: number
@@ -205,9 +206,9 @@ export interface CompletionResult {
 }
 
 /** An async iterable of pieces that also exposes the final result. */
-export interface GenerationStream extends AsyncIterable<GeneratedPiece> {
+export interface GenerationStream<J = unknown> extends AsyncIterable<GeneratedPiece> {
   /** Settles when generation ends, with the same result `complete()` gives. */
-  readonly result: Promise<CompletionResult>
+  readonly result: Promise<CompletionResult<J>>
 }
 
 /**
@@ -245,8 +246,8 @@ export class Session {
   }
 
   /** Streams the answer piece by piece: `for await (const piece of session.generate({...}))`. Breaking out of the loop stops generation. */
-  generate(options: GenerateOptions): GenerationStream {
-    return this.#stream(options as CompleteOptions)
+  generate<F extends ResponseFormat | undefined = undefined>(options: GenerateOptions & { responseFormat?: F }): GenerationStream<ResponseJson<F>> {
+    return this.#stream(options as CompleteOptions) as GenerationStream<ResponseJson<F>>
   }
 
   #stream(options: CompleteOptions, input?: Promise<ChatInput>, chat = false): GenerationStream {
@@ -292,11 +293,11 @@ export class Session {
   }
 
   /** Generates the whole answer; `onToken` sees each piece as it comes. */
-  complete(options: CompleteOptions): Promise<CompletionResult> {
+  complete<F extends ResponseFormat | undefined = undefined>(options: CompleteOptions & { responseFormat?: F }): Promise<CompletionResult<ResponseJson<F>>> {
     const o = v.optionsObject('complete options', options)
     const onToken = v.fn<(p: GeneratedPiece) => void>('onToken', o.onToken)
     const { onToken: _, ...rest } = o
-    return this.#run(rest, { onPiece: onToken, userCallback: true })
+    return this.#run(rest, { onPiece: onToken, userCallback: true }) as Promise<CompletionResult<ResponseJson<F>>>
   }
 
   /**
@@ -306,10 +307,10 @@ export class Session {
    * llama.cpp's parser for the template's format. A follow-up turn that repeats the earlier turns
    * evaluates only the new tokens and never encodes an image the cache holds.
    */
-  chat(messages: ChatMessage[], options?: ChatOptions): Promise<ChatResult> {
+  chat<F extends ResponseFormat | undefined = undefined>(messages: ChatMessage[], options?: ChatOptions & { responseFormat?: F }): Promise<ChatResult<ResponseJson<F>>> {
     try {
-      const { chat, rest, onToken } = this.#prepareChat(messages, options, 'chat options')
-      return (this.#run(rest, { onPiece: onToken as ((p: GeneratedPiece) => void) | undefined, userCallback: true, chat: true }, this.#renderInput(chat)) as Promise<ChatResult>).finally(
+      const { chat, rest, onToken, schema } = this.#prepareChat(messages, options, 'chat options')
+      return (this.#run(rest, { onPiece: onToken as ((p: GeneratedPiece) => void) | undefined, userCallback: true, chat: true }, this.#renderInput(chat, schema)) as Promise<ChatResult<ResponseJson<F>>>).finally(
         () => chat.release(),
       )
     } catch (err) {
@@ -318,10 +319,10 @@ export class Session {
   }
 
   /** {@link Session.chat} as a stream of labelled pieces. */
-  chatStream(messages: ChatMessage[], options?: Omit<ChatOptions, 'onToken'>): ChatStream {
-    const { chat, rest } = this.#prepareChat(messages, options, 'chatStream options')
-    const inner = this.#stream(rest, this.#renderInput(chat), true)
-    const result = (inner.result as Promise<ChatResult>).finally(() => chat.release())
+  chatStream<F extends ResponseFormat | undefined = undefined>(messages: ChatMessage[], options?: Omit<ChatOptions, 'onToken'> & { responseFormat?: F }): ChatStream<ResponseJson<F>> {
+    const { chat, rest, schema } = this.#prepareChat(messages, options, 'chatStream options')
+    const inner = this.#stream(rest, this.#renderInput(chat, schema), true)
+    const result = (inner.result as Promise<ChatResult<ResponseJson<F>>>).finally(() => chat.release())
     result.catch(() => undefined) // settled through `result` or the iterator, whichever the caller uses
     return { result, [Symbol.asyncIterator]: inner[Symbol.asyncIterator] as () => AsyncIterator<ChatPiece> }
   }
@@ -350,12 +351,15 @@ export class Session {
     delete rest.grammar
     delete rest.responseFormat
     if (schema !== undefined) rest[WANTS_JSON] = true
-    return { chat, rest: rest as unknown as CompleteOptions, onToken }
+    return { chat, rest: rest as unknown as CompleteOptions, onToken, schema }
   }
 
   // The rendered chat as the prompt, images and answer rules of a generation.
-  #renderInput(chat: PreparedChat): Promise<ChatInput> {
-    return renderChat(this.#model, chat).then((r) => ({
+  // A response format is first converted on its own (cached): what llama.cpp's converter would not
+  // enforce is refused before the chat layer converts it again inside its own grammar.
+  #renderInput(chat: PreparedChat, schema: string | undefined): Promise<ChatInput> {
+    const checked = schema === undefined ? Promise.resolve() : grammarForSchema(schema).then(() => undefined)
+    return checked.then(() => renderChat(this.#model, chat)).then((r) => ({
       prompt: r.prompt,
       images: r.images,
       imageMarker: r.marker,

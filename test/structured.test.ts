@@ -49,7 +49,7 @@ describe("llama.cpp's JSON schema converter", () => {
       let grammar: string | undefined
       let error: { code?: string } | undefined
       try {
-        grammar = await binding().jsonSchemaToGrammar(c.schema)
+        grammar = (await binding().jsonSchemaToGrammar(c.schema)).grammar
       } catch (err) {
         error = err as { code?: string }
       }

@@ -80,8 +80,8 @@ function checkKeywords(node: unknown, pointer: string): void {
       throw invalid(`responseFormat: '${key}' at ${at(key)} is enforced only for { type: 'integer' } by llama.cpp's converter; a number's bounds would be ignored`)
     }
   }
-  // Patterns llama.cpp's converter cannot translate become "any string" (with a warning on stderr):
-  // refused here where that is certain. (An unsupported escape such as \w still gets through.)
+  // Patterns llama.cpp's converter cannot translate become "any string": refused here where that is
+  // plain from the text, and by the converter's own report for the rest (see convert()).
   if (typeof schema.pattern === 'string') {
     const pattern = schema.pattern
     if (pattern.length < 2 || !pattern.startsWith('^') || !pattern.endsWith('$')) {
@@ -90,6 +90,40 @@ function checkKeywords(node: unknown, pointer: string): void {
     if (/\((?!\?:)\?/.test(pattern.replace(/\\./g, ''))) {
       throw invalid(`responseFormat: the pattern at ${at('pattern')} uses group syntax llama.cpp's converter does not support (lookaround, named groups, flags); it would accept any string`)
     }
+  }
+  // A schema that no value satisfies: generation could only ever be cut short.
+  const nothing = (why: string, key: string): LlavaError =>
+    invalid(`responseFormat: the schema at ${pointer} can match nothing: ${why} (${at(key)}); fix the bounds`)
+  const num = (key: string): number | undefined => (typeof schema[key] === 'number' ? (schema[key] as number) : undefined)
+  for (const [lo, hi] of [['minLength', 'maxLength'], ['minItems', 'maxItems'], ['minimum', 'maximum']] as const) {
+    const a = num(lo)
+    const b = num(hi)
+    if (a !== undefined && b !== undefined && a > b) throw nothing(`'${lo}' ${a} is above '${hi}' ${b}`, lo)
+  }
+  const exMin = num('exclusiveMinimum')
+  const exMax = num('exclusiveMaximum')
+  const min = num('minimum')
+  const max = num('maximum')
+  const low = Math.max(min ?? -Infinity, exMin === undefined ? -Infinity : Math.floor(exMin) + 1)
+  const high = Math.min(max ?? Infinity, exMax === undefined ? Infinity : Math.ceil(exMax) - 1)
+  if (low > high) throw nothing(`no integer lies between its bounds`, exMin !== undefined ? 'exclusiveMinimum' : 'exclusiveMaximum')
+  if (Array.isArray(schema.enum) && schema.enum.length === 0) throw nothing("'enum' is empty", 'enum')
+  if (Array.isArray(schema.type) && schema.type.length === 0) throw nothing("'type' is an empty list", 'type')
+  if (schema.additionalProperties === false && Array.isArray(schema.required)) {
+    const props = schema.properties !== null && typeof schema.properties === 'object' ? (schema.properties as Record<string, unknown>) : {}
+    const missing = schema.required.find((name) => typeof name === 'string' && !(name in props))
+    if (missing !== undefined) throw nothing(`property '${missing}' is required but 'additionalProperties' is false and it is not in 'properties'`, 'required')
+  }
+  // allOf: llama.cpp's converter merges the properties of object members and intersects enums; any
+  // other member (a type, a bound) would be dropped.
+  if (Array.isArray(schema.allOf)) {
+    schema.allOf.forEach((member: unknown, i) => {
+      const m = (member ?? {}) as Record<string, unknown>
+      const merged = m.type === 'object' || 'properties' in m || 'enum' in m || '$ref' in m || 'anyOf' in m
+      if (!merged) {
+        throw invalid(`responseFormat: 'allOf' member ${at('allOf')}/${i} is neither an object schema nor an enum; llama.cpp's converter merges only those and would drop it`)
+      }
+    })
   }
   if (typeof schema.format === 'string' && !FORMATS.has(schema.format)) {
     throw invalid(`responseFormat: the format '${schema.format}' at ${at('format')} is not supported by llama.cpp's converter (date, time, date-time, uuid are); remove it or use a pattern`)
@@ -152,6 +186,33 @@ export function checkResponseFormat(value: unknown): string | undefined {
 const cache = new Map<string, Promise<string>>()
 const CACHE_SIZE = 64
 
+// Where in the schema a pattern is (the first place), as a JSON pointer.
+function patternPointer(node: unknown, pattern: string, pointer: string): string | undefined {
+  if (node === null || typeof node !== 'object') return undefined
+  if (!Array.isArray(node) && (node as Record<string, unknown>).pattern === pattern) return `${pointer}/pattern`
+  for (const [key, item] of Object.entries(node)) {
+    const found = patternPointer(item, pattern, `${pointer}/${escapePointer(key)}`)
+    if (found) return found
+  }
+  return undefined
+}
+
+// llama.cpp's converter accepts any string where it cannot translate a pattern (an escape such
+// as \w, a back-reference): a grammar that lets through what the schema forbids is refused.
+async function convert(schemaJson: string): Promise<string> {
+  const { grammar, warnings } = await binding().jsonSchemaToGrammar(schemaJson)
+  if (warnings.length > 0) {
+    const m = /^pattern ([\s\S]*) is not supported \(([\s\S]*)\), accepting any string$/.exec(warnings[0])
+    const where = m ? patternPointer(JSON.parse(schemaJson), m[1], '#') : undefined
+    throw invalid(
+      m
+        ? `responseFormat: the pattern at ${where ?? m[1]} is not one llama.cpp's converter can enforce (${m[2]}); it would accept any string`
+        : `responseFormat: llama.cpp's converter would not enforce all of the schema: ${warnings.join('; ')}`,
+    )
+  }
+  return grammar
+}
+
 /** The GBNF grammar for a schema (JSON text), from llama.cpp's converter, off the JS thread. */
 export function grammarForSchema(schemaJson: string): Promise<string> {
   const hit = cache.get(schemaJson)
@@ -160,7 +221,7 @@ export function grammarForSchema(schemaJson: string): Promise<string> {
     cache.set(schemaJson, hit)
     return hit
   }
-  const made = binding().jsonSchemaToGrammar(schemaJson)
+  const made = convert(schemaJson)
   made.catch(() => cache.delete(schemaJson)) // a refusal is not remembered: the message may change with limits
   cache.set(schemaJson, made)
   while (cache.size > CACHE_SIZE) cache.delete(cache.keys().next().value as string)

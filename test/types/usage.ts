@@ -102,6 +102,43 @@ export async function agent(model: Model, question: string, run: (name: string, 
   return r
 }
 
+// Structured answers: `json` is typed from a schema written `as const`.
+export async function extract(model: Model): Promise<string | undefined> {
+  const schema = {
+    type: 'object',
+    properties: {
+      name: { type: 'string' },
+      age: { type: 'integer' },
+      tags: { type: 'array', items: { type: 'string' } },
+      kind: { enum: ['cat', 'dog'] },
+      owner: { type: ['string', 'null'] },
+    },
+    required: ['name', 'kind'],
+    additionalProperties: false,
+  } as const
+  const session = model.createSession()
+  const r = await session.complete({ prompt: 'x', responseFormat: { type: 'json_schema', schema } })
+  if (r.json === undefined) return undefined
+  const name: string = r.json.name
+  const age: number | undefined = r.json.age
+  const kind: 'cat' | 'dog' = r.json.kind
+  const tags: string[] | undefined = r.json.tags
+  const owner: string | null | undefined = r.json.owner
+  // @ts-expect-error not a property of the schema
+  void r.json.colour
+  // @ts-expect-error age is optional
+  const sure: number = r.json.age
+  void [age, kind, tags, owner, sure]
+  const wrapped = await session.chat([{ role: 'user', content: 'x' }], { responseFormat: { type: 'json_schema', json_schema: { name: 'pet', schema } } })
+  const again: string | undefined = wrapped.json?.name
+  const anyObject = await session.complete({ prompt: 'x', responseFormat: { type: 'json_object' } })
+  const value: unknown = anyObject.json?.['whatever']
+  const plain = await session.complete({ prompt: 'x' })
+  const untyped: unknown = plain.json
+  void [again, value, untyped]
+  return name
+}
+
 export function handle(err: unknown): string | undefined {
   if (err instanceof LlavaError) {
     switch (err.code) {
