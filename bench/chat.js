@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 'use strict'
-// npm run bench -- --chat: what llama.cpp's chat layer costs a conversation, on the benchmark pair.
+// npm run bench -- --chat: what llama.cpp's chat layer and a response format cost, on the
+// benchmark pair.
 //   node bench/chat.js [--rounds 5] [--tokens 128] [--threads N]
 // - generation through chat() (the answer parsed by llama.cpp's parser at every piece, tools
 //   offered: a lazy tool-call grammar watching for its trigger) against complete() of the very
 //   same rendered prompt with no parsing and no grammar, alternating, greedy, same tokens: the
 //   ratio of their generation speeds;
+// - generation constrained by a JSON schema (llama.cpp's converter, the grammar checked after the
+//   choice as common_sampler does) against the same prompt unconstrained;
 // - the time one rendering takes (on a worker thread; the JS thread is not held), for a real
 //   template with 10 turns, with and without tools, and countTokens() of the same conversation.
 const fs = require('node:fs')
@@ -90,6 +93,24 @@ async function main() {
     }
     generation[name] = { completeTokPerS: median(speeds.complete), chatTokPerS: median(speeds.chat), ratio: median(speeds.chat) / median(speeds.complete) }
   }
+  // A response format against none: a schema whose string the model fills until maxTokens, so that
+  // both arms generate the same number of tokens.
+  const schema = { type: 'object', properties: { story: { type: 'string' } }, required: ['story'] }
+  const prompt = 'USER: Tell a story as JSON.\nASSISTANT:'
+  const structured = { constrained: [], free: [] }
+  for (let r = 0; r < o.rounds; r++) {
+    const s = model.createSession({ contextSize: 2048 })
+    const free = await s.complete({ prompt, ...opts })
+    const constrained = await s.complete({ prompt, ...opts, responseFormat: { type: 'json_schema', schema } })
+    await s.dispose()
+    structured.free.push((free.timings.generatedTokens / free.timings.generateMs) * 1000)
+    structured.constrained.push((constrained.timings.generatedTokens / constrained.timings.generateMs) * 1000)
+  }
+  generation['json schema'] = {
+    constrainedTokPerS: median(structured.constrained),
+    freeTokPerS: median(structured.free),
+    ratio: median(structured.constrained) / median(structured.free),
+  }
   await model.dispose()
   const out = {
     model: path.basename(pair.model),
@@ -102,7 +123,11 @@ async function main() {
   }
   console.log(JSON.stringify(out, null, 2))
   for (const [name, g] of Object.entries(generation)) {
-    console.log(`chat() (${name}) ${g.chatTokPerS.toFixed(2)} tok/s vs complete() of the same prompt ${g.completeTokPerS.toFixed(2)} tok/s: ${g.ratio.toFixed(3)}x`)
+    if (name === 'json schema') {
+      console.log(`responseFormat (json schema) ${g.constrainedTokPerS.toFixed(2)} tok/s vs unconstrained ${g.freeTokPerS.toFixed(2)} tok/s: ${g.ratio.toFixed(3)}x`)
+    } else {
+      console.log(`chat() (${name}) ${g.chatTokPerS.toFixed(2)} tok/s vs complete() of the same prompt ${g.completeTokPerS.toFixed(2)} tok/s: ${g.ratio.toFixed(3)}x`)
+    }
   }
   console.log(`same tokens: ${sameTokens}; rendering ${render['10 turns'].toFixed(2)} ms, with tools ${render['10 turns + tools'].toFixed(2)} ms`)
 }
