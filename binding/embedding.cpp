@@ -180,6 +180,8 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
   in.maxPixels = maxPixels.IsNumber() && maxPixels.As<Napi::Number>().DoubleValue() >= 1
                      ? static_cast<uint64_t>(maxPixels.As<Napi::Number>().DoubleValue())
                      : (64ull << 20);
+  Napi::Value orient = o.Get("orient");
+  in.orient = !orient.IsBoolean() || orient.As<Napi::Boolean>().Value();
   if (kind == "path") {
     in.kind = ImageInput::Kind::Path;
     in.path = o.Get("path").ToString().Utf8Value();

@@ -8,6 +8,7 @@
 #include <limits>
 
 #include "errors.h"
+#include "image_orientation.h"
 
 // A private copy of stb_image, compiled here with two changes from the one inside libmtmd:
 // buffers come zeroed (a decoder that stops early on a damaged file leaves black, never stale
@@ -89,7 +90,7 @@ struct CallbackReader {
   }
 };
 
-RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, uint64_t maxPixels, const std::string& what) {
+RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, uint64_t maxPixels, bool orient, const std::string& what) {
   if (size == 0) Throw("ERR_IMAGE_DECODE", what + " is empty");
   if (size > static_cast<size_t>(std::numeric_limits<int>::max())) Throw("ERR_IMAGE_DECODE", what + " is too large");
   int w = 0, h = 0, comp = 0;
@@ -104,7 +105,10 @@ RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, uint64_t maxPixe
   int nx = 0, ny = 0, nc = 0;
   CallbackReader reader{bytes, size};
   const stbi_io_callbacks io = {&CallbackReader::Read, &CallbackReader::Skip, &CallbackReader::Eof};
-  unsigned char* pixels = stbi_load_from_callbacks(&io, &reader, &nx, &ny, &nc, 3);
+  // Transparent pixels keep whatever colour was under them; asked for RGB, stb would show it.
+  // With alpha, they are laid over white instead, as a viewer on a white page shows them.
+  const bool alpha = comp == 2 || comp == 4;
+  unsigned char* pixels = stbi_load_from_callbacks(&io, &reader, &nx, &ny, &nc, alpha ? 4 : 3);
   if (!pixels) {
     const char* reason = stbi_failure_reason();
     Throw("ERR_IMAGE_DECODE", what + " could not be decoded" + std::string(reason ? std::string(": ") + reason : std::string()));
@@ -116,8 +120,18 @@ RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, uint64_t maxPixe
   RgbImage out;
   out.width = static_cast<uint32_t>(nx);
   out.height = static_cast<uint32_t>(ny);
-  out.rgb.assign(pixels, pixels + static_cast<size_t>(nx) * static_cast<size_t>(ny) * 3);
+  const size_t n = static_cast<size_t>(nx) * static_cast<size_t>(ny);
+  if (alpha) {
+    out.rgb.resize(n * 3);
+    for (size_t i = 0; i < n; i++) {
+      const unsigned a = pixels[i * 4 + 3];
+      for (size_t c = 0; c < 3; c++) out.rgb[i * 3 + c] = static_cast<unsigned char>((pixels[i * 4 + c] * a + 255u * (255u - a) + 127u) / 255u);
+    }
+  } else {
+    out.rgb.assign(pixels, pixels + n * 3);
+  }
   stbi_image_free(pixels);
+  if (orient) Orient(out, ExifOrientation(bytes, size));
   return out;
 }
 
@@ -168,10 +182,10 @@ RgbImage DecodeImage(ImageInput& input) {
   switch (input.kind) {
     case ImageInput::Kind::Path: {
       std::vector<unsigned char> bytes = ReadFile(input.path);
-      return DecodeEncoded(bytes.data(), bytes.size(), input.maxPixels, "the image file " + input.path);
+      return DecodeEncoded(bytes.data(), bytes.size(), input.maxPixels, input.orient, "the image file " + input.path);
     }
     case ImageInput::Kind::Bytes:
-      return DecodeEncoded(input.bytes, input.size, input.maxPixels, "the image buffer");
+      return DecodeEncoded(input.bytes, input.size, input.maxPixels, input.orient, "the image buffer");
     case ImageInput::Kind::Pixels:
       return FromPixels(input);
   }
@@ -201,8 +215,9 @@ void ImageSize(ImageInput& input, uint32_t& width, uint32_t& height) {
     Throw("ERR_IMAGE_DECODE", what + " is not a decodable image");
   }
   CheckDimensions(static_cast<uint64_t>(w), static_cast<uint64_t>(h), input.maxPixels, what);
-  width = static_cast<uint32_t>(w);
-  height = static_cast<uint32_t>(h);
+  const bool swap = input.orient && SwapsSides(ExifOrientation(bytes, size));
+  width = static_cast<uint32_t>(swap ? h : w);
+  height = static_cast<uint32_t>(swap ? w : h);
 }
 
 std::string ContentId(const RgbImage& image) {

@@ -19,6 +19,7 @@ struct ImageInput {
   uint32_t width = 0, height = 0;
   std::string format;  // pixels: rgb | rgba | bgra
   uint64_t maxPixels = 0;
+  bool orient = true;  // encoded files: apply their EXIF orientation (image_orientation.h)
 };
 
 struct RgbImage {

@@ -27,14 +27,22 @@ export class NativeBytesImage {
   constructor(readonly bytes: NativeImageBytes) {}
 }
 
-export function toNativeImage(input: unknown, option: string, maxPixels: number): NativeImageInput {
-  if (input instanceof NativeBytesImage) return { kind: 'bytes', data: input.bytes, maxPixels }
+/** How encoded images are read: the largest accepted, and whether their EXIF orientation applies. */
+export interface ImageReading {
+  maxPixels: number
+  orientation: 'exif' | 'ignore'
+}
+
+export function toNativeImage(input: unknown, option: string, reading: ImageReading): NativeImageInput {
+  const maxPixels = reading.maxPixels
+  const orient = reading.orientation === 'exif'
+  if (input instanceof NativeBytesImage) return { kind: 'bytes', data: input.bytes, maxPixels, orient }
   if (typeof input === 'string') {
     if (input.length === 0 || input.includes('\0')) throw invalid(option, 'a file path, image bytes or raw pixels', input)
-    return { kind: 'path', path: path.resolve(input), maxPixels }
+    return { kind: 'path', path: path.resolve(input), maxPixels, orient }
   }
-  if (input instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(input), maxPixels }
-  if (input instanceof Uint8Array) return { kind: 'bytes', data: input, maxPixels }
+  if (input instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(input), maxPixels, orient }
+  if (input instanceof Uint8Array) return { kind: 'bytes', data: input, maxPixels, orient }
   if (input !== null && typeof input === 'object' && 'data' in input && 'width' in input) {
     const raw = input as RawImage
     if (!(raw.data instanceof Uint8Array) && !(raw.data instanceof Uint8ClampedArray)) {

@@ -1,7 +1,7 @@
 import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
-import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, type NativeBytesImage, ownImageBytes, ownImages, toNativeImage } from './image'
+import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeImage } from './image'
 import { CHAT_RENDER_KEYS, type ChatMessage, type ChatRenderOptions, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
 import { Lifetime } from './lifetime'
@@ -71,6 +71,12 @@ export interface LoadModelOptions {
   flashAttention?: boolean | 'auto'
   /** Largest decoded image accepted, in pixels. Default 64 Mi pixels. */
   maxImagePixels?: number
+  /**
+   * 'exif' (default): a JPEG's or PNG's EXIF orientation tag turns the picture before it is
+   * encoded, as every viewer shows it (phones store portrait photos sideways with such a tag);
+   * 'ignore': the stored pixels as they are.
+   */
+  imageOrientation?: 'exif' | 'ignore'
   /** Called with the loading progress, 0..1. Throwing from it aborts the load. */
   onProgress?: (fraction: number) => void
   /**
@@ -92,7 +98,7 @@ export interface LoadModelOptions {
 
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal',
+  'maxImagePixels', 'imageOrientation', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal',
 ] as const
 
 /** What a loaded model is. */
@@ -131,6 +137,8 @@ export interface EncodeImageOptions {
   signal?: AbortSignal
   /** Largest decoded image accepted, in pixels. Default: the model's maxImagePixels. */
   maxPixels?: number
+  /** Whether a photo's EXIF orientation turns it before encoding. Default: the model's imageOrientation ('exif'). */
+  orientation?: 'exif' | 'ignore'
 }
 
 /** @internal */
@@ -141,6 +149,8 @@ export interface ModelDefaults {
   batchSize: number
   flashAttention: number
   maxImagePixels: number
+  /** How encoded images are read (maxImagePixels and the EXIF orientation policy). */
+  imageReading: ImageReading
   templateTimeoutMs: number
 }
 
@@ -191,13 +201,14 @@ export class Model {
   async encodeImage(input: ImageInput, options?: EncodeImageOptions): Promise<ImageEmbedding> {
     this.assertAlive()
     const o = v.optionsObject('encodeImage options', options)
-    v.checkKeys('encodeImage()', o, ['signal', 'maxPixels'])
+    v.checkKeys('encodeImage()', o, ['signal', 'maxPixels', 'orientation'])
     const signal = v.signal('signal', o.signal)
     const maxPixels = v.int('maxPixels', o.maxPixels, 1, Number.MAX_SAFE_INTEGER, this.defaults.maxImagePixels)
+    const orientation = o.orientation === undefined ? this.defaults.imageReading.orientation : orientationOption('orientation', o.orientation)
     if (!this.info.vision) {
       throw new LlavaError('ERR_NO_VISION', 'This model was loaded without a projector: pass `mmproj` to loadModel() to use images.')
     }
-    const owning = ownImageBytes(toNativeImage(input, 'image', maxPixels))
+    const owning = ownImageBytes(toNativeImage(input, 'image', { maxPixels, orientation }))
     throwIfAborted(signal)
     const link = linkSignal(signal)
     try {
@@ -319,7 +330,7 @@ export class Model {
         images.map((img, i) =>
           img instanceof ImageEmbedding || img instanceof binding().Embedding
             ? (img as ImageEmbedding | NativeEmbedding)
-            : toNativeImage(img, `images[${i}]`, this.defaults.maxImagePixels),
+            : toNativeImage(img, `images[${i}]`, this.defaults.imageReading),
         ),
       )
       try {
@@ -448,6 +459,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const fa = options.flashAttention
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
   const maxImagePixels = v.int('maxImagePixels', options.maxImagePixels, 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
+  const imageOrientation = options.imageOrientation === undefined ? 'exif' : orientationOption('imageOrientation', options.imageOrientation)
   const templateTimeoutMs = v.int('chatTemplateTimeoutMs', options.chatTemplateTimeoutMs, 1, 3_600_000, DEFAULT_TEMPLATE_TIMEOUT_MS)
   const onProgress = v.fn<(f: number) => void>('onProgress', options.onProgress)
   const signal = v.signal('signal', options.signal)
@@ -500,8 +512,14 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     batchSize,
     flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,
     maxImagePixels,
+    imageReading: { maxPixels: maxImagePixels, orientation: imageOrientation },
     templateTimeoutMs,
   })
+}
+
+function orientationOption(option: string, value: unknown): 'exif' | 'ignore' {
+  if (value !== 'exif' && value !== 'ignore') throw v.invalid(option, "'exif' or 'ignore'", value)
+  return value
 }
 
 /** @internal */

@@ -659,7 +659,7 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
         img.assertAlive()
         return img
       }
-      return toNativeImage(img, `images[${i}]`, model.defaults.maxImagePixels)
+      return toNativeImage(img, `images[${i}]`, model.defaults.imageReading)
     })
     const markers = countOccurrences(prompt, marker)
     if (markers === 0) prompt = marker.repeat(images.length) + prompt

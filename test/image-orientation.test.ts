@@ -1,0 +1,220 @@
+// Photos as viewers show them: a JPEG's or PNG's EXIF orientation (tags 1-8) turns the stored
+// pixels before encoding, so a phone's portrait photo is not described lying on its side; and
+// transparent pixels are laid over white instead of showing whatever colour lies under them.
+// Pixel equality is checked through the model's content ids: an image whose pixels equal those of
+// an embedding still alive is not encoded again (model.imageEncodeCount stays where it was).
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import * as zlib from 'node:zlib'
+import { type ImageEmbedding, type Model, loadModel } from '../lib'
+import { root, tinyPair } from './helpers/fixtures'
+import { type Rgb, pattern, pngChunk, toPng } from './helpers/images'
+
+// The EXIF payload (a TIFF structure) holding one orientation tag, in either byte order.
+function tiffWithOrientation(orientation: number, little = true): Buffer {
+  const b = Buffer.alloc(26)
+  b.write(little ? 'II' : 'MM', 0, 'latin1')
+  const u16 = (v: number, at: number) => (little ? b.writeUInt16LE(v, at) : b.writeUInt16BE(v, at))
+  const u32 = (v: number, at: number) => (little ? b.writeUInt32LE(v, at) : b.writeUInt32BE(v, at))
+  u16(42, 2)
+  u32(8, 4) // IFD0 at 8
+  u16(1, 8) // one entry
+  u16(0x0112, 10) // Orientation
+  u16(3, 12) // SHORT
+  u32(1, 14) // one value
+  u16(orientation, 18)
+  u32(0, 22) // no next IFD
+  return b
+}
+
+function pngWithOrientation(img: Rgb, orientation: number, little = true): Buffer {
+  const png = toPng(img)
+  const afterIhdr = 8 + 12 + 13
+  return Buffer.concat([png.subarray(0, afterIhdr), pngChunk('eXIf', tiffWithOrientation(orientation, little)), png.subarray(afterIhdr)])
+}
+
+function jpegWithApp1(jpeg: Buffer, payload: Buffer): Buffer {
+  const seg = Buffer.alloc(4)
+  seg[0] = 0xff
+  seg[1] = 0xe1
+  seg.writeUInt16BE(payload.length + 2, 2)
+  return Buffer.concat([jpeg.subarray(0, 2), seg, payload, jpeg.subarray(2)])
+}
+const exif = (tiff: Buffer): Buffer => Buffer.concat([Buffer.from('Exif\0\0', 'latin1'), tiff])
+
+// The picture a viewer shows for stored pixels and an orientation, built from plain turns and
+// mirrors as EXIF 2.3 describes each tag (independent of the library's own index arithmetic).
+function rotateCW(img: Rgb): Rgb {
+  const out = new Uint8Array(img.rgb.length)
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const nx = img.height - 1 - y
+      const ny = x
+      out.set(img.rgb.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3), (ny * img.height + nx) * 3)
+    }
+  }
+  return { width: img.height, height: img.width, rgb: out }
+}
+function mirror(img: Rgb): Rgb {
+  const out = new Uint8Array(img.rgb.length)
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) out.set(img.rgb.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3), (y * img.width + (img.width - 1 - x)) * 3)
+  }
+  return { width: img.width, height: img.height, rgb: out }
+}
+const times = (n: number, f: (i: Rgb) => Rgb, img: Rgb): Rgb => (n === 0 ? img : times(n - 1, f, f(img)))
+function shown(stored: Rgb, orientation: number): Rgb {
+  switch (orientation) {
+    case 2: return mirror(stored) // mirrored left-right
+    case 3: return times(2, rotateCW, stored) // upside down
+    case 4: return times(2, rotateCW, mirror(stored)) // mirrored top-bottom
+    case 5: return times(3, rotateCW, mirror(stored)) // mirrored along the main diagonal
+    case 6: return rotateCW(stored) // stored turned left: turn it right to show
+    case 7: return rotateCW(mirror(stored)) // mirrored along the other diagonal
+    case 8: return times(3, rotateCW, stored) // stored turned right: turn it left to show
+    default: return stored
+  }
+}
+
+describe('EXIF orientation and transparency', () => {
+  let model: Model
+  const stored = pattern(24, 16, 7)
+
+  beforeAll(async () => {
+    model = await loadModel({ ...tinyPair(), threads: 1 })
+  })
+  afterAll(async () => {
+    await model.dispose()
+  })
+
+  // Encodes `expected` as raw pixels, then `candidate`: the second reuses the first's encoding
+  // exactly when their pixels are the same.
+  async function samePixels(expected: Rgb, candidate: Buffer, options?: { orientation?: 'exif' | 'ignore' }): Promise<{ same: boolean; embedding: ImageEmbedding }> {
+    const reference = await model.encodeImage({ data: expected.rgb, width: expected.width, height: expected.height, format: 'rgb' })
+    const before = model.imageEncodeCount
+    const embedding = await model.encodeImage(candidate, options)
+    const same = model.imageEncodeCount === before
+    await reference.dispose()
+    return { same, embedding }
+  }
+
+  test.each([1, 2, 3, 4, 5, 6, 7, 8])('PNG with eXIf orientation %i: encoded as shown, width and height after turning', async (o) => {
+    for (const little of [true, false]) {
+      const want = shown(stored, o)
+      const { same, embedding } = await samePixels(want, pngWithOrientation(stored, o, little))
+      expect(same).toBe(true)
+      expect([embedding.width, embedding.height]).toEqual(o >= 5 ? [16, 24] : [24, 16])
+      await embedding.dispose()
+    }
+    // orientation: 'ignore' gives the stored pixels
+    const ignored = await samePixels(stored, pngWithOrientation(stored, o), { orientation: 'ignore' })
+    expect(ignored.same).toBe(true)
+    await ignored.embedding.dispose()
+  })
+
+  test("a JPEG's APP1 EXIF orientation: turned as tagged, the same photo as the untagged file otherwise", async () => {
+    const jpeg = fs.readFileSync(path.join(root, 'deps', 'llama.cpp', 'tools', 'mtmd', 'test-1.jpeg'))
+    const plain = await model.encodeImage(jpeg)
+    for (const o of [1, 3, 6, 8]) {
+      for (const little of [true, false]) {
+        const tagged = jpegWithApp1(jpeg, exif(tiffWithOrientation(o, little)))
+        const before = model.imageEncodeCount
+        const e = await model.encodeImage(tagged)
+        expect([e.width, e.height]).toEqual(o >= 5 ? [plain.height, plain.width] : [plain.width, plain.height])
+        // Orientation 1 is the untagged photo itself; the others are other pixels.
+        expect(model.imageEncodeCount - before).toBe(o === 1 ? 0 : 1)
+        const ignoredBefore = model.imageEncodeCount
+        const ignored = await model.encodeImage(tagged, { orientation: 'ignore' })
+        expect(model.imageEncodeCount).toBe(ignoredBefore)
+        await Promise.all([e.dispose(), ignored.dispose()])
+      }
+    }
+    // Counting tokens reads the header and the tag alone: the turned size, without decoding.
+    const turned = jpegWithApp1(jpeg, exif(tiffWithOrientation(6)))
+    const counted = await model.countTokens('<image>x', { images: [turned] })
+    expect(counted.imageTokens).toBe((await model.countTokens('<image>x', { images: [jpeg] })).imageTokens)
+    await plain.dispose()
+  })
+
+  test('imageOrientation at load is the default for every image; encodeImage can override it', async () => {
+    const ignoring = await loadModel({ ...tinyPair(), threads: 1, imageOrientation: 'ignore' })
+    try {
+      const e = await ignoring.encodeImage(pngWithOrientation(stored, 6))
+      expect([e.width, e.height]).toEqual([24, 16])
+      const t = await ignoring.encodeImage(pngWithOrientation(stored, 6), { orientation: 'exif' })
+      expect([t.width, t.height]).toEqual([16, 24])
+      await Promise.all([e.dispose(), t.dispose()])
+    } finally {
+      await ignoring.dispose()
+    }
+    await expect(loadModel({ ...tinyPair(), imageOrientation: 'sideways' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    await expect(model.encodeImage(toPng(stored), { orientation: 'rotate' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+  })
+
+  test('malformed EXIF is ignored, never read past its end', async () => {
+    const jpeg = fs.readFileSync(path.join(root, 'deps', 'llama.cpp', 'tools', 'mtmd', 'test-1.jpeg'))
+    const plain = await model.encodeImage(jpeg)
+    const good = tiffWithOrientation(6)
+    const bad: Buffer[] = [
+      Buffer.from('II'), // truncated header
+      Buffer.concat([Buffer.from('XX'), good.subarray(2)]), // unknown byte order
+      (() => { const b = Buffer.from(good); b.writeUInt32LE(0xfffffff0, 4); return b })(), // IFD far past the end
+      (() => { const b = Buffer.from(good); b.writeUInt16LE(0xffff, 8); b.writeUInt16LE(0x0110, 10); return b })(), // 65535 entries in 26 bytes, no orientation among those there
+      (() => { const b = Buffer.from(good); b.writeUInt16LE(9, 18); return b })(), // orientation 9
+      (() => { const b = Buffer.from(good); b.writeUInt16LE(0, 18); return b })(), // orientation 0
+      (() => { const b = Buffer.from(good); b.writeUInt16LE(4, 12); return b })(), // LONG instead of SHORT
+      good.subarray(0, 20), // cut inside the entry
+    ]
+    for (const [i, tiff] of bad.entries()) {
+      const before = model.imageEncodeCount
+      const e = await model.encodeImage(jpegWithApp1(jpeg, exif(tiff)))
+      expect([i, model.imageEncodeCount]).toEqual([i, before]) // the untagged photo's pixels
+      await e.dispose()
+    }
+    // 300 random APP1 payloads and eXIf chunks: every one decodes or is refused with a typed error.
+    let seed = 12345
+    const rand = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff)
+    for (let i = 0; i < 300; i++) {
+      const junk = Buffer.from(Array.from({ length: 8 + (rand() % 80) }, () => rand() & 0xff))
+      if (i % 2 === 0) junk.write(i % 4 === 0 ? 'II*\0' : 'MM\0*', 0, 'latin1')
+      const file = i % 3 === 0 ? pngWithOrientation(stored, 1).subarray(0, 33) : undefined
+      const input = file ? Buffer.concat([file, pngChunk('eXIf', junk), toPng(stored).subarray(33)]) : jpegWithApp1(jpeg, exif(junk))
+      const e = await model.encodeImage(input).catch((err: { code?: string }) => err)
+      if ('code' in e && e.code !== undefined) expect(e.code).toBe('ERR_IMAGE_DECODE')
+      else await (e as ImageEmbedding).dispose()
+    }
+    await plain.dispose()
+  }, 120_000)
+
+  test('transparency is laid over white: grey+alpha and RGBA PNGs encode as the same picture on a white page', async () => {
+    const w = 20
+    const h = 12
+    const grey = new Uint8Array(w * h * 2)
+    const rgba = new Uint8Array(w * h * 4)
+    const onWhite: Rgb = { width: w, height: h, rgb: new Uint8Array(w * h * 3) }
+    for (let i = 0; i < w * h; i++) {
+      const g = (i * 37) & 0xff
+      const a = i % 3 === 0 ? 0 : i % 3 === 1 ? 255 : 128
+      grey[i * 2] = g
+      grey[i * 2 + 1] = a
+      rgba.set([g, g, g, a], i * 4)
+      const c = Math.floor((g * a + 255 * (255 - a) + 127) / 255)
+      onWhite.rgb.set([c, c, c], i * 3)
+    }
+    const png = (colourType: number, channels: number, data: Uint8Array): Buffer => {
+      const ihdr = Buffer.alloc(13)
+      ihdr.writeUInt32BE(w, 0)
+      ihdr.writeUInt32BE(h, 4)
+      ihdr[8] = 8
+      ihdr[9] = colourType
+      const raw = Buffer.alloc((w * channels + 1) * h)
+      for (let y = 0; y < h; y++) Buffer.from(data.buffer, data.byteOffset + y * w * channels, w * channels).copy(raw, y * (w * channels + 1) + 1)
+      return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', zlib.deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))])
+    }
+    for (const file of [png(4, 2, grey), png(6, 4, rgba)]) {
+      const { same, embedding } = await samePixels(onWhite, file)
+      expect(same).toBe(true)
+      await embedding.dispose()
+    }
+  })
+})
