@@ -73,8 +73,6 @@ std::shared_ptr<ParsedTemplates> TemplatesFor(ModelState& m, const std::string& 
     parsed->templates = common_chat_templates_init(m.model, source);
     // llama-server turns thinking on by default where the template supports it.
     parsed->supportsThinking = common_chat_templates_support_enable_thinking(parsed->templates.get());
-  } catch (const NativeError&) {
-    throw;
   } catch (const std::exception& e) {
     Throw("ERR_CHAT_TEMPLATE", std::string("llama.cpp's chat layer cannot use this chat template: ") + e.what());
   }

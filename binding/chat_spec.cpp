@@ -51,4 +51,21 @@ std::shared_ptr<const ChatSpec> ParseChatSpec(const Napi::Object& o) {
   return spec;
 }
 
+Napi::Object ChatMessageToJs(Napi::Env env, const ChatMessage& m) {
+  Napi::Object msg = Napi::Object::New(env);
+  msg.Set("content", Napi::String::New(env, m.content));
+  msg.Set("reasoning", Napi::String::New(env, m.reasoning));
+  Napi::Array calls = Napi::Array::New(env, m.toolCalls.size());
+  for (size_t i = 0; i < m.toolCalls.size(); i++) {
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("id", Napi::String::New(env, m.toolCalls[i].id));
+    c.Set("name", Napi::String::New(env, m.toolCalls[i].name));
+    c.Set("arguments", Napi::String::New(env, m.toolCalls[i].arguments));
+    calls.Set(static_cast<uint32_t>(i), c);
+  }
+  msg.Set("toolCalls", calls);
+  if (!m.parseError.empty()) msg.Set("parseError", Napi::String::New(env, m.parseError));
+  return msg;
+}
+
 }  // namespace llava

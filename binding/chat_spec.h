@@ -11,4 +11,7 @@ namespace llava {
 
 std::shared_ptr<const ChatSpec> ParseChatSpec(const Napi::Object& o);
 
+// A parsed answer as JS sees it (NativeChatMessage): { content, reasoning, toolCalls, parseError? }.
+Napi::Object ChatMessageToJs(Napi::Env env, const ChatMessage& message);
+
 }  // namespace llava

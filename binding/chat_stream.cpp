@@ -47,12 +47,6 @@ std::vector<llama_token> PrefillTokens(const llama_vocab* vocab, const std::stri
   return out;
 }
 
-std::vector<llama_token> ExactPrefill(const llama_vocab* vocab, const std::string& text, const std::vector<llama_token>& usual) {
-  if (text.empty() || Spelled(vocab, usual) == text) return usual;
-  auto exact = TokensSpelling(vocab, text);
-  return exact.empty() ? usual : exact;
-}
-
 }  // namespace
 
 // A SentencePiece vocabulary that adds a space prefix turns "ASSISTANT:" into "▁A" "SS" …: tokens
@@ -102,9 +96,12 @@ std::unordered_set<llama_token> ApplyChatSampling(const llama_vocab* vocab, cons
   // The generation prompt, as tokens the template already placed in the prompt: the grammar and
   // the reasoning budget start from after them.
   std::vector<llama_token> prefill = PrefillTokens(vocab, spec.generationPrompt);
-    // The grammar reads text: it needs tokens whose pieces spell the generation prompt exactly (a
+  // The grammar reads text: it needs tokens whose pieces spell the generation prompt exactly (a
   // vicuna-style template's "ASSISTANT:" with a response format, on a SentencePiece vocabulary).
-  if (!p.grammar.empty() && !p.grammarLazy && spec.grammarPrefill) p.grammarPrefill = ExactPrefill(vocab, spec.generationPrompt, prefill);
+  if (!p.grammar.empty() && !p.grammarLazy && spec.grammarPrefill) {
+    auto exact = Spelled(vocab, prefill) == spec.generationPrompt ? prefill : TokensSpelling(vocab, spec.generationPrompt);
+    p.grammarPrefill = exact.empty() ? prefill : exact;
+  }
 
   // The reasoning budget: llama-server creates it when the template has thinking tags and a budget
   // is set, or a lazy grammar must stay quiet while the model thinks.

@@ -8,33 +8,9 @@
 #include "errors.h"
 #include "model.h"
 #include "sampler.h"
+#include "text_stream.h"
 
 namespace llava {
-namespace {
-
-Napi::Array Calls(Napi::Env env, const std::vector<ChatToolCall>& calls) {
-  Napi::Array out = Napi::Array::New(env, calls.size());
-  for (size_t i = 0; i < calls.size(); i++) {
-    Napi::Object c = Napi::Object::New(env);
-    c.Set("id", calls[i].id);
-    c.Set("name", calls[i].name);
-    c.Set("arguments", calls[i].arguments);
-    out.Set(static_cast<uint32_t>(i), c);
-  }
-  return out;
-}
-
-// Length of the longest prefix of s[0, n) that does not end inside a UTF-8 character.
-size_t Utf8Safe(const std::string& s, size_t n) {
-  size_t i = n;
-  while (i > 0 && i > n - std::min<size_t>(n, 3) && (static_cast<unsigned char>(s[i - 1]) & 0xC0) == 0x80) i--;
-  if (i == 0) return n;
-  unsigned char lead = static_cast<unsigned char>(s[i - 1]);
-  size_t need = (lead & 0x80) == 0 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 1;
-  return n - (i - 1) >= need ? n : i - 1;
-}
-
-}  // namespace
 
 Napi::Value ChatParseStreamed(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
@@ -49,7 +25,7 @@ Napi::Value ChatParseStreamed(const Napi::CallbackInfo& info) {
     ChatStream stream(*spec);
     size_t sent = 0;
     for (size_t n = 1; n <= text.size(); n++) {
-      const size_t safe = Utf8Safe(text, n);
+      const size_t safe = CompleteUtf8Prefix(text.data(), n);
       if (safe <= sent) continue;
       for (auto& d : stream.Push(text.substr(sent, safe - sent))) {
         if (d.kind == ChatDelta::kContent) streamed.content += d.text;
@@ -68,16 +44,8 @@ Napi::Value ChatParseStreamed(const Napi::CallbackInfo& info) {
   } catch (const std::exception& e) {
     throw MakeError(env, "ERR_INTERNAL", e.what());
   }
-  Napi::Object out = Napi::Object::New(env);
-  out.Set("content", msg.content);
-  out.Set("reasoning", msg.reasoning);
-  out.Set("toolCalls", Calls(env, msg.toolCalls));
-  if (!msg.parseError.empty()) out.Set("parseError", msg.parseError);
-  Napi::Object s = Napi::Object::New(env);
-  s.Set("content", streamed.content);
-  s.Set("reasoning", streamed.reasoning);
-  s.Set("toolCalls", Calls(env, streamed.toolCalls));
-  out.Set("streamed", s);
+  Napi::Object out = ChatMessageToJs(env, msg);
+  out.Set("streamed", ChatMessageToJs(env, streamed));
   return out;
 }
 

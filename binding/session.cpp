@@ -89,23 +89,7 @@ class GenerateWorker : public PromiseWorker {
     out.Set("imagePrefillMs", result_.imagePrefillMs);
     out.Set("generatedTokens", result_.generatedTokens);
     out.Set("generateMs", result_.generateMs);
-    if (result_.message.present) {
-      const ChatMessage& m = result_.message;
-      Napi::Object msg = Napi::Object::New(env);
-      msg.Set("content", Napi::String::New(env, m.content));
-      msg.Set("reasoning", Napi::String::New(env, m.reasoning));
-      Napi::Array calls = Napi::Array::New(env, m.toolCalls.size());
-      for (size_t i = 0; i < m.toolCalls.size(); i++) {
-        Napi::Object c = Napi::Object::New(env);
-        c.Set("id", Napi::String::New(env, m.toolCalls[i].id));
-        c.Set("name", Napi::String::New(env, m.toolCalls[i].name));
-        c.Set("arguments", Napi::String::New(env, m.toolCalls[i].arguments));
-        calls.Set(static_cast<uint32_t>(i), c);
-      }
-      msg.Set("toolCalls", calls);
-      if (!m.parseError.empty()) msg.Set("parseError", Napi::String::New(env, m.parseError));
-      out.Set("message", msg);
-    }
+    if (result_.message.present) out.Set("message", ChatMessageToJs(env, result_.message));
     return out;
   }
 

@@ -6,6 +6,20 @@
 
 namespace llava {
 
+// Length of the longest prefix of s[0, n) made of complete UTF-8 sequences.
+inline size_t CompleteUtf8Prefix(const char* s, size_t n) {
+  size_t i = n;
+  // Look back at most 3 bytes for the start of an unfinished multi-byte sequence.
+  for (size_t back = 1; back <= 3 && back <= n; back++) {
+    unsigned char c = static_cast<unsigned char>(s[n - back]);
+    if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking
+    size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
+    if (need > back) i = n - back;
+    break;
+  }
+  return i;
+}
+
 class TextStream {
  public:
   explicit TextStream(std::vector<std::string> stops) : stops_(std::move(stops)) {}
@@ -14,7 +28,7 @@ class TextStream {
   // string appeared (the text before it is returned, the stop string and anything after is not).
   std::string Push(const std::string& bytes) {
     pending_ += bytes;
-    size_t complete = CompletePrefix(pending_);
+    size_t complete = CompleteUtf8Prefix(pending_.data(), pending_.size());
     held_.append(pending_, 0, complete);
     pending_.erase(0, complete);
 
@@ -48,20 +62,6 @@ class TextStream {
   bool stopped() const { return stopped_; }
 
  private:
-  // Length of the longest prefix of `s` made of complete UTF-8 sequences.
-  static size_t CompletePrefix(const std::string& s) {
-    size_t i = s.size();
-    // Look back at most 3 bytes for the start of an unfinished multi-byte sequence.
-    for (size_t back = 1; back <= 3 && back <= s.size(); back++) {
-      unsigned char c = static_cast<unsigned char>(s[s.size() - back]);
-      if ((c & 0xC0) == 0x80) continue;  // continuation byte: keep looking
-      size_t need = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 1;
-      if (need > back) i = s.size() - back;
-      break;
-    }
-    return i;
-  }
-
   size_t LongestStopPrefixSuffix() const {
     size_t best = 0;
     for (const auto& s : stops_) {

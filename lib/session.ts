@@ -339,18 +339,10 @@ export class Session {
     }
     const onToken = v.fn<(p: ChatPiece) => void>('onToken', rest.onToken)
     delete rest.onToken
-    const schema = checkResponseFormat(rest.responseFormat)
-    if (rest.grammar !== undefined && typeof rest.grammar !== 'string') throw v.invalid('grammar', 'a GBNF grammar string', rest.grammar)
-    if (schema !== undefined && rest.grammar !== undefined) {
-      throw new LlavaError('ERR_INVALID_ARGUMENT', 'Give either `grammar` or `responseFormat`: the schema is turned into a grammar of its own.')
-    }
-    const chat = prepareChat(this.#model, messages, render, {
-      jsonSchema: schema === undefined ? undefined : JSON.parse(schema),
-      grammar: rest.grammar as string | undefined,
-    })
+    const { schema, grammar } = answerRules(rest)
+    const chat = prepareChat(this.#model, messages, render, { jsonSchema: schema === undefined ? undefined : JSON.parse(schema), grammar })
     delete rest.grammar
     delete rest.responseFormat
-    if (schema !== undefined) rest[WANTS_JSON] = true
     return { chat, rest: rest as unknown as CompleteOptions, onToken, schema }
   }
 
@@ -364,7 +356,7 @@ export class Session {
       images: r.images,
       imageMarker: r.marker,
       addSpecial: true,
-      chat: { spec: r.spec, grammar: r.grammar, stops: r.stops },
+      chat: { spec: r.spec, grammar: r.grammar, stops: r.stops, json: schema !== undefined },
     }))
   }
 
@@ -458,11 +450,7 @@ export class Session {
     }
     let prepared: Prepared
     // A chat with a response format: the chat layer writes the grammar, the answer is still JSON.
-    const wantsJson = (options as unknown as Record<string, unknown>)[WANTS_JSON] === true
-    if (wantsJson) {
-      options = { ...options }
-      delete (options as unknown as Record<string, unknown>)[WANTS_JSON]
-    }
+    let wantsJson = false
     try {
       // Everything but the prompt and images is checked now, whenever those come.
       prepared = prepare(input ? { ...options, prompt: '', images: [] } : options, this.#model)
@@ -515,6 +503,7 @@ export class Session {
           prepared.request.chat = chat.spec
           prepared.request.stop = [...prepared.request.stop, ...chat.stops]
           if (chat.grammar) prepared.request.grammar = chat.grammar
+          wantsJson = chat.json
         }
       }
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
@@ -575,11 +564,9 @@ interface ChatInput {
   images: Array<ImageInput | NativeEmbedding | NativeBytesImage>
   imageMarker: string
   addSpecial: boolean
-  chat?: { spec: NativeChatSpec; grammar: string; stops: string[] }
+  /** How the chat layer constrains and reads the answer; `json`: a response format asked for JSON. */
+  chat?: { spec: NativeChatSpec; grammar: string; stops: string[]; json: boolean }
 }
-
-// Marks chat options whose response format went to the chat layer (see #prepareChat).
-const WANTS_JSON = Symbol('wantsJson') as unknown as string
 
 interface Prepared {
   request: Omit<NativeGenerateRequest, 'images'>
@@ -629,6 +616,16 @@ function countOccurrences(s: string, marker: string): number {
   return n
 }
 
+/** What the answer must match: a GBNF grammar or a response format's schema (as JSON), never both. */
+function answerRules(o: { grammar?: unknown; responseFormat?: unknown }): { grammar: string | undefined; schema: string | undefined } {
+  if (o.grammar !== undefined && typeof o.grammar !== 'string') throw v.invalid('grammar', 'a GBNF grammar string', o.grammar)
+  const schema = checkResponseFormat(o.responseFormat)
+  if (schema !== undefined && o.grammar !== undefined) {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', 'Give either `grammar` or `responseFormat`: the schema is turned into a grammar of its own.')
+  }
+  return { grammar: o.grammar, schema }
+}
+
 function prepare(options: CompleteOptions, model: Model): Prepared {
   const o = v.optionsObject('generate options', options)
   v.checkKeys('generate()', o, GENERATE_KEYS)
@@ -640,11 +637,7 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) {
     throw v.invalid('stop', 'an array of non-empty strings', stop)
   }
-  if (o.grammar !== undefined && typeof o.grammar !== 'string') throw v.invalid('grammar', 'a GBNF grammar string', o.grammar)
-  const schema = checkResponseFormat(o.responseFormat)
-  if (schema !== undefined && o.grammar !== undefined) {
-    throw new LlavaError('ERR_INVALID_ARGUMENT', 'Give either `grammar` or `responseFormat`: the schema is turned into a grammar of its own.')
-  }
+  const { schema } = answerRules(o)
   const seed = o.seed === undefined ? undefined : v.int('seed', o.seed, 0, 0xfffffffe, 0)
 
   let prompt = o.prompt

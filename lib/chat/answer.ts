@@ -1,6 +1,7 @@
 // A chat answer as llama.cpp's parser read it: the thinking, the answer text, the tool calls; and
 // streamed pieces labelled with the part they belong to.
 import type { NativeChatDelta, NativeChatMessage, NativePiece } from '../native-types'
+import { tryParseJson } from '../structured/response-format'
 
 /** A call the model made to one of the `tools`. */
 export interface ToolCall {
@@ -34,14 +35,6 @@ export interface ChatPiece {
   toolCall?: { index: number; id: string; name: string }
 }
 
-function parse(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown
-  } catch {
-    return undefined
-  }
-}
-
 // The answer starts without the whitespace some models write after the template's role prefix
 // ('ASSISTANT:' + ' word'): put back into the history as the assistant message, it then renders to
 // the tokens the session already holds, and the next turn reuses them.
@@ -49,7 +42,7 @@ export function answerOf(message: NativeChatMessage): ChatAnswer {
   const out: ChatAnswer = {
     text: message.content.trimStart(),
     reasoning: message.reasoning,
-    toolCalls: message.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments, parsedArguments: parse(c.arguments) })),
+    toolCalls: message.toolCalls.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments, parsedArguments: tryParseJson(c.arguments) })),
   }
   if (message.parseError !== undefined) out.parseError = message.parseError
   return out

@@ -228,12 +228,16 @@ export function grammarForSchema(schemaJson: string): Promise<string> {
   return made
 }
 
-/** The parsed answer, when generation ended by itself and the text is JSON; never throws. */
-export function parseJsonAnswer(text: string, stopReason: string): unknown {
-  if (stopReason !== 'eos' && stopReason !== 'stop') return undefined
+/** The value of JSON text, or undefined when it is not JSON; never throws. */
+export function tryParseJson(text: string): unknown {
   try {
-    return JSON.parse(text)
+    return JSON.parse(text) as unknown
   } catch {
     return undefined
   }
+}
+
+/** The parsed answer, when generation ended by itself and the text is JSON; never throws. */
+export function parseJsonAnswer(text: string, stopReason: string): unknown {
+  return stopReason === 'eos' || stopReason === 'stop' ? tryParseJson(text) : undefined
 }
