@@ -10,6 +10,7 @@
 #include "embedding.h"
 #include "thread_test_hooks.h"
 #include "image_bytes.h"
+#include "hub_plan.h"
 #include "json_schema.h"
 #include "llama.h"
 #include "logging.h"
@@ -64,6 +65,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("chatGrammarAccepts", Napi::Function::New(env, ChatGrammarAccepts, "chatGrammarAccepts"));
   exports.Set("chatParseStreamed", Napi::Function::New(env, ChatParseStreamed, "chatParseStreamed"));
   exports.Set("renderChat", Napi::Function::New(env, RenderChat, "renderChat"));
+  exports.Set("hubPlan", Napi::Function::New(env, HubPlan, "hubPlan"));
   exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"));
   exports.Set("shutdown", Napi::Function::New(
                               env,

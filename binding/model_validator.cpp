@@ -5,10 +5,12 @@
 #include <set>
 #include <unordered_map>
 #include <unordered_set>
+#include <vector>
 
 #include "errors.h"
 #include "ggml.h"
 #include "gguf.h"
+#include "llama.h"
 
 namespace llava {
 namespace {
@@ -139,12 +141,44 @@ std::string Dims(const ggml_tensor* t) {
          std::to_string(t->ne[3]) + "]";
 }
 
+// A model split in parts (`-00001-of-0000N.gguf`): llama.cpp opens the other parts by name and
+// reads their `split.no` with a typed getter that aborts on another type. Each part is checked
+// as the first one is: readable, its tensors inside the file, its index where llama.cpp expects it.
+void ValidateSplitParts(const std::string& path, Check& c) {
+  const int64_t k = c.Key("split.count");
+  if (k < 0) return;
+  c.ExpectType("split.count", GGUF_TYPE_UINT16);
+  const uint16_t n = gguf_get_val_u16(c.ctx(), k);
+  if (n <= 1) return;
+  c.ExpectType("split.no", GGUF_TYPE_UINT16);
+  c.ExpectType("split.tensors.count", GGUF_TYPE_INT32);
+  const int64_t no = c.Key("split.no");
+  if (no < 0 || gguf_get_val_u16(c.ctx(), no) != 0) c.Fail("it is not the first part of a split model; load the file ending in -00001-of-" + std::to_string(n) + ".gguf (any other part is refused by llama.cpp)");
+  std::vector<char> buf(path.size() + 64, 0);
+  const int len = llama_split_prefix(buf.data(), buf.size(), path.c_str(), 0, n);
+  if (len <= 0) c.Fail("it says it is part 1 of " + std::to_string(n) + " but its name does not end in -00001-of-" + std::to_string(n) + ".gguf, so the other parts cannot be found");
+  const std::string prefix(buf.data(), static_cast<size_t>(len));
+  for (int idx = 1; idx < n; idx++) {
+    const int plen = llama_split_path(buf.data(), buf.size(), prefix.c_str(), idx, n);
+    const std::string part(buf.data(), static_cast<size_t>(plen > 0 ? plen : 0));
+    Gguf pg;
+    Check pc(part, "ERR_MODEL_LOAD", "model part");
+    pc.Open(pg);
+    const int64_t pk = pc.Key("split.no");
+    if (pk < 0) pc.Fail("key 'split.no' is missing");
+    pc.ExpectType("split.no", GGUF_TYPE_UINT16);
+    if (gguf_get_val_u16(pc.ctx(), pk) != idx) pc.Fail("key 'split.no' is " + std::to_string(gguf_get_val_u16(pc.ctx(), pk)) + ", expected " + std::to_string(idx));
+    pc.VectorsAreF32();
+  }
+}
+
 }  // namespace
 
 ModelFacts ValidateTextModel(const std::string& path) {
   Gguf g;
   Check c(path, "ERR_MODEL_LOAD", "model");
   c.Open(g);
+  ValidateSplitParts(path, c);
   if (c.Key("general.architecture") < 0) c.Fail("key 'general.architecture' is missing");
   const std::string arch = c.Str("general.architecture");
   if (arch == "clip") c.Fail("it is a projector (mmproj) file; pass it as `mmproj` and the text model as `model`");

@@ -22,6 +22,9 @@ export type LlavaErrorCode =
   | 'ERR_GROUP_FULL'
   | 'ERR_OUT_OF_MEMORY'
   | 'ERR_CHAT_TEMPLATE'
+  | 'ERR_DOWNLOAD'
+  | 'ERR_NOT_FOUND_REMOTE'
+  | 'ERR_AUTH'
   | 'ERR_INTERNAL'
 
 /** The one error class this library throws or rejects with (besides `signal.reason` on abort). */

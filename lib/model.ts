@@ -4,6 +4,7 @@ import { LlavaError, fromNative } from './errors'
 import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeImage } from './image'
 import { CHAT_RENDER_KEYS, type ChatMessage, type ChatRenderOptions, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
+import { isRemoteSpec, resolveModel, type ResolveModelOptions } from './hub'
 import { Lifetime } from './lifetime'
 import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
@@ -37,10 +38,23 @@ export interface RenderedChatInfo {
 
 /** Options for {@link loadModel}. */
 export interface LoadModelOptions {
-  /** Path of the text model GGUF. */
+  /**
+   * The text model: a GGUF path, or a name resolved first with {@link resolveModel}:
+   * `hf:owner/repo[:QUANT]` (llama.cpp's `-hf` choice, its projector included),
+   * `hf:owner/repo/path/file.gguf` or an `https://…/file.gguf` URL.
+   */
   model: string
-  /** Path of the projector (mmproj) GGUF. Optional for text-only use. */
-  mmproj?: string
+  /**
+   * The projector (mmproj) GGUF: a path or a name like `model`. Optional for text-only use. With an
+   * `hf:owner/repo[:QUANT]` model it defaults to the repository's projector; `false` loads none.
+   */
+  mmproj?: string | false
+  /**
+   * How `hf:` and URL names are fetched: cache directory, endpoint, token, offline, timeouts and
+   * download progress (see {@link ResolveModelOptions}). Loading progress (`onProgress`) follows the
+   * download.
+   */
+  download?: Omit<ResolveModelOptions, 'mmproj' | 'signal' | 'dryRun'>
   /**
    * CPU threads for prompt processing, generation and image encoding. Default: the number of
    * physical cores, capped by the container's CPU quota.
@@ -98,7 +112,7 @@ export interface LoadModelOptions {
 
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'imageOrientation', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal',
+  'maxImagePixels', 'imageOrientation', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download',
 ] as const
 
 /** What a loaded model is. */
@@ -438,8 +452,9 @@ function toModelInfo(n: NativeModelInfo): ModelInfo {
 export async function loadModel(options: LoadModelOptions): Promise<Model> {
   if (options === null || typeof options !== 'object') throw v.invalid('loadModel options', 'an options object', options)
   v.checkKeys('loadModel()', options, LOAD_KEYS)
-  const model = v.str('model', options.model)
-  const mmproj = options.mmproj === undefined ? undefined : v.str('mmproj', options.mmproj)
+  let model = v.str('model', options.model)
+  const noMmproj = options.mmproj === false
+  let mmproj = options.mmproj === undefined || noMmproj ? undefined : v.str('mmproj', options.mmproj)
   const threads = v.int('threads', options.threads, 1, usableCpus(), defaultThreads())
   const adaptiveThreads = v.bool('adaptiveThreads', options.adaptiveThreads, true)
   const contextSize = v.int('contextSize', options.contextSize, 0, 1 << 24, 0)
@@ -463,7 +478,18 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const templateTimeoutMs = v.int('chatTemplateTimeoutMs', options.chatTemplateTimeoutMs, 1, 3_600_000, DEFAULT_TEMPLATE_TIMEOUT_MS)
   const onProgress = v.fn<(f: number) => void>('onProgress', options.onProgress)
   const signal = v.signal('signal', options.signal)
+  const download = options.download
+  if (download !== undefined && (download === null || typeof download !== 'object')) throw v.invalid('download', 'an options object', download)
+  for (const k of ['mmproj', 'signal', 'dryRun'] as const) {
+    if (download && k in download) throw new LlavaError('ERR_INVALID_ARGUMENT', `download.${k} is not an option of loadModel's download; use loadModel's own ${k === 'dryRun' ? 'resolveModel()' : k}`, { details: { option: `download.${k}` } })
+  }
   throwIfAborted(signal)
+  if (isRemoteSpec(model)) {
+    const r = await resolveModel(model, { ...download, mmproj: mmproj === undefined && !noMmproj && !vocabOnly, signal })
+    model = r.model
+    if (mmproj === undefined && !noMmproj) mmproj = r.mmproj
+  }
+  if (mmproj !== undefined && isRemoteSpec(mmproj)) mmproj = (await resolveModel(mmproj, { ...download, mmproj: false, signal })).model
 
   const link = linkSignal(signal)
   let callbackError: { error: unknown } | undefined

@@ -223,6 +223,13 @@ export interface NativeBinding {
   ): Int32Array
   /** llama.cpp's JSON-schema-to-GBNF converter (common/json-schema-to-grammar), on a thread of its own. */
   jsonSchemaToGrammar(schemaJson: string): Promise<{ grammar: string; warnings: string[] }>
+  /** llama.cpp's `-hf` file choice (common/download.cpp) applied to a repository listing. */
+  hubPlan(
+    files: string[],
+    repoWithTag: string,
+    file: string,
+    mmproj: boolean,
+  ): Promise<{ primary: string | null; modelFiles: string[]; mmproj: string | null; preset: string | null }>
   /** Test hook: one single-query flash-attention operation on seeded data, computed with `threads` CPU threads. */
   flashAttentionDecode(
     nKv: number,
