@@ -7,7 +7,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { listCachedModels, LlavaError, loadModel, removeCachedModel, resolveModel, type DownloadProgress } from '../lib'
 import { codeOf } from './helpers/errors'
-import { greedy, root, tempDir, tinyPair } from './helpers/fixtures'
+import { bmpFile, greedy, root, tempDir, tinyPair } from './helpers/fixtures'
 import { splitGguf } from './helpers/gguf-split'
 import { MockHub, type MockFile } from './helpers/mock-hub'
 
@@ -386,5 +386,55 @@ describe('the cache, offline and shared', () => {
     expect((await resolveModel(`hf:${VLM}:Q8_0`, opts(cache))).source).toBe('cache')
     removeCachedModel('hf:someone/split-GGUF', { cacheDir: cache })
     expect(fs.existsSync(path.join(cache, 'models--someone--split-GGUF'))).toBe(false)
+  })
+})
+
+describe('the command line', () => {
+  const CLI = path.join(root, 'dist', 'cli', 'main.js')
+  // spawned asynchronously: the mock hub answers from this process's event loop
+  function cli(args: string[], env: Record<string, string>): Promise<{ code: number | null; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      const c = spawn(process.execPath, [CLI, ...args], { cwd: root, env: { ...process.env, ...env } })
+      let stdout = ''
+      let stderr = ''
+      c.stdout.on('data', (d: Buffer) => (stdout += d))
+      c.stderr.on('data', (d: Buffer) => (stderr += d))
+      const timer = setTimeout(() => c.kill('SIGKILL'), 60_000)
+      c.on('exit', (code) => {
+        clearTimeout(timer)
+        resolve({ code, stdout, stderr })
+      })
+    })
+  }
+
+  test('pull, ls, describe --model hf:, rm; and one-line errors with exit code 3', async () => {
+    const env = { LLAMA_CACHE: tempDir(), MODEL_ENDPOINT: hub.url, HF_TOKEN: '' }
+    const pulled = await cli(['pull', `hf:${VLM}:Q8_0`, '--json'], env)
+    expect(pulled.code).toBe(0)
+    const r = JSON.parse(pulled.stdout) as { model: string; mmproj: string; files: Array<{ downloaded: boolean }> }
+    expect(path.basename(r.model)).toBe('tiny-vlm-Q8_0.gguf')
+    expect(path.basename(r.mmproj)).toBe('mmproj-tiny-vlm-Q8_0.gguf')
+    expect(r.files.every((f) => f.downloaded)).toBe(true)
+    expect(pulled.stderr).toMatch(/downloading tiny-vlm-Q8_0.gguf/)
+
+    const again = await cli(['pull', `hf:${VLM}:Q8_0`], env)
+    expect(again.stdout).toMatch(/nothing \(already in the cache\)/)
+
+    const ls = await cli(['ls'], env)
+    expect(ls.stdout).toMatch(/^hf:ggml-org\/tiny-vlm-GGUF:Q8_0\s+\d+(\.\d+)? [KM]i?B\s+\S+tiny-vlm-Q8_0\.gguf\n$/)
+
+    const image = bmpFile(tempDir(), 'x.bmp', 16, 16).file
+    const described = await cli(['describe', image, '--model', `hf:${VLM}:Q8_0`, '--threads', '1', '--max-tokens', '4', '--temp', '0', '--json'], env)
+    expect(described.code).toBe(0)
+    expect(JSON.parse(described.stdout)).toMatchObject({ model: `hf:${VLM}:Q8_0` })
+
+    const missing = await cli(['describe', image, '--model', 'hf:nobody/nothing-GGUF'], env)
+    expect(missing.code).toBe(3)
+    expect(missing.stderr).toMatch(/^llava-native: error: the repository nobody\/nothing-GGUF was not found on the hub[^\n]*\n$/)
+
+    const rm = await cli(['rm', `hf:${VLM}:Q8_0`], env)
+    expect(rm.code).toBe(0)
+    expect((await cli(['ls', '--json'], env)).stdout.trim()).toBe('[]')
+    expect((await cli(['rm', `hf:${VLM}:Q8_0`], env)).code).toBe(3)
   })
 })

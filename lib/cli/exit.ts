@@ -8,7 +8,7 @@ export const EXIT = {
   FAILURE: 1,
   /** bad flags, missing arguments */
   USAGE: 2,
-  /** the model or projector: not found, not loadable, mismatched, no chat template */
+  /** the model or projector: not found, not loadable, not downloadable, mismatched, no chat template */
   MODEL: 3,
   /** an image or prompt: not found, undecodable, too large for the context */
   INPUT: 4,
@@ -20,7 +20,8 @@ export const EXIT_CODES_HELP = `Exit codes:
   0    success
   1    other failures (the native binary did not load, an internal error)
   2    usage error: unknown or bad flags, missing arguments
-  3    model error: model or projector not found or not loadable (ERR_MODEL_LOAD, ERR_MMPROJ_*)
+  3    model error: model or projector not found, not loadable or not downloadable
+       (ERR_MODEL_LOAD, ERR_MMPROJ_*, ERR_NOT_FOUND_REMOTE, ERR_AUTH, ERR_DOWNLOAD)
   4    input error: image not found or undecodable, prompt too long (ERR_CONTEXT_OVERFLOW)
   130  interrupted (Ctrl-C)`
 
@@ -44,7 +45,9 @@ export class Interrupted extends Error {
   }
 }
 
-const MODEL_CODES = new Set(['ERR_MODEL_LOAD', 'ERR_MMPROJ_LOAD', 'ERR_MMPROJ_MISMATCH', 'ERR_NO_CHAT_TEMPLATE'])
+const MODEL_CODES = new Set([
+  'ERR_MODEL_LOAD', 'ERR_MMPROJ_LOAD', 'ERR_MMPROJ_MISMATCH', 'ERR_NO_CHAT_TEMPLATE', 'ERR_NOT_FOUND_REMOTE', 'ERR_AUTH', 'ERR_DOWNLOAD',
+])
 const INPUT_CODES = new Set([
   'ERR_FILE_NOT_FOUND', 'ERR_IMAGE_DECODE', 'ERR_IMAGE_ENCODE', 'ERR_CONTEXT_OVERFLOW', 'ERR_NO_VISION', 'ERR_TOKENIZE', 'ERR_GRAMMAR',
 ])

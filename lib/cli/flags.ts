@@ -57,11 +57,23 @@ function gpuLayers(value: string): number | 'max' | 'auto' {
   }
 }
 
-/** --model (required) and --mmproj (required or optional). */
+/**
+ * --model (required) and --mmproj (required or optional). A model named `hf:owner/repo[:QUANT]`
+ * brings its repository's projector, so --mmproj is then never required.
+ */
 export function addModelFlags(cmd: Command, mmproj: 'required' | 'optional'): Command {
-  cmd.requiredOption('-m, --model <file>', 'the text model (GGUF)')
-  if (mmproj === 'required') cmd.requiredOption('--mmproj <file>', 'its vision projector (mmproj GGUF)')
-  else cmd.option('--mmproj <file>', 'its vision projector (mmproj GGUF); needed for images')
+  cmd.requiredOption('-m, --model <file>', 'the text model: a GGUF file, hf:owner/repo[:QUANT] (downloaded once, with its projector) or an https:// URL')
+  if (mmproj === 'required') {
+    cmd.option('--mmproj <file>', 'its vision projector (mmproj GGUF); comes with an hf: model')
+    cmd.hook('preAction', (_c, action) => {
+      const o = action.opts<{ model?: string; mmproj?: string }>()
+      if (o.mmproj === undefined && o.model !== undefined && !o.model.startsWith('hf:')) {
+        action.error("error: required option '--mmproj <file>' not specified (it comes with the model when --model is hf:owner/repo)", { exitCode: 2 })
+      }
+    })
+  } else {
+    cmd.option('--mmproj <file>', 'its vision projector (mmproj GGUF); needed for images; comes with an hf: model')
+  }
   return cmd
 }
 

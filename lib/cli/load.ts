@@ -2,6 +2,7 @@
 // load failures turned into the model exit code.
 import ProgressBar from 'progress'
 import { LlavaError, type Model, loadModel, setLogger } from '../index'
+import { downloadProgress } from './download-bar'
 import { CliError, EXIT } from './exit'
 import { type ModelFlags, type RuntimeFlags, loadOptions } from './flags'
 import { formatMs } from './format'
@@ -28,15 +29,17 @@ function progressBar(label: string): { onProgress?: (f: number) => void; finish(
 /** Loads `flags.model` (and `flags.mmproj`). A missing or unloadable file is a CliError with exit code 3. */
 export async function openModel(flags: RuntimeFlags & Partial<ModelFlags> & { model: string }, signal: AbortSignal): Promise<Model> {
   routeLog(flags.verbose)
+  const download = downloadProgress()
   const bar = progressBar('loading model')
   const start = performance.now()
   let model: Model
   try {
-    model = await loadModel({ model: flags.model, ...loadOptions(flags), onProgress: bar.onProgress, signal })
+    model = await loadModel({ model: flags.model, ...loadOptions(flags), onProgress: bar.onProgress, signal, download: { onProgress: download.onProgress } })
   } catch (err) {
     if (err instanceof LlavaError && err.code === 'ERR_FILE_NOT_FOUND') throw new CliError(EXIT.MODEL, err.message, { cause: err })
     throw err
   } finally {
+    download.finish()
     bar.finish()
   }
   if (flags.verbose) process.stderr.write(`loaded ${flags.model} in ${formatMs(performance.now() - start)}\n`)

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `llava-native` command line: demo, describe, chat, info. Built on the public API only.
+// The `llava-native` command line: demo, describe, chat, info, pull, ls, rm. Built on the public API only.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { Command, CommanderError } from 'commander'
@@ -7,6 +7,7 @@ import * as chat from './commands/chat'
 import * as demo from './commands/demo'
 import * as describe from './commands/describe'
 import * as info from './commands/info'
+import * as models from './commands/models'
 import { EXIT, EXIT_CODES_HELP, reportError } from './exit'
 
 function version(): string {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   describe.register(program)
   chat.register(program)
   info.register(program)
+  models.register(program)
   program.addHelpText(
     'after',
     `

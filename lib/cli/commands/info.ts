@@ -2,6 +2,8 @@
 import * as fs from 'node:fs'
 import type { Command } from 'commander'
 import { GGUFError } from '../../gguf/reader'
+import { isRemoteSpec, resolveModel } from '../../hub'
+import { downloadProgress } from '../download-bar'
 import { CliError, EXIT, EXIT_CODES_HELP } from '../exit'
 import { formatBytes, formatCount, table, toJson } from '../format'
 import { type GGUFSummary, summarize } from '../gguf-summary'
@@ -13,7 +15,7 @@ export function register(program: Command): void {
     .description(
       "Shows what a GGUF file is — architecture, size, quantization, tensors, context and embedding lengths, layers, heads, projector type, image size, chat template — reading only its header: no weights are loaded. Works on text models and on projectors (mmproj).",
     )
-    .argument('<file>', 'a GGUF file: a text model or a projector (mmproj)')
+    .argument('<file>', 'a GGUF file (a text model or a projector), or hf:owner/repo[:QUANT] (its model, fetched into the cache first)')
     .option('--json', 'print one JSON object, with every metadata entry')
     .addHelpText(
       'after',
@@ -24,7 +26,17 @@ Examples:
 
 ${EXIT_CODES_HELP}`,
     )
-    .action((file: string, flags: { json?: boolean }) => info(file, flags))
+    .action(async (file: string, flags: { json?: boolean }) => info(await localFile(file), flags))
+}
+
+async function localFile(name: string): Promise<string> {
+  if (!isRemoteSpec(name)) return name
+  const progress = downloadProgress()
+  try {
+    return (await resolveModel(name, { mmproj: false, onProgress: progress.onProgress })).model
+  } finally {
+    progress.finish()
+  }
 }
 
 function info(file: string, flags: { json?: boolean }): void {
