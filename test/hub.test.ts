@@ -158,6 +158,12 @@ describe('hf: names resolve as llama.cpp resolves them', () => {
     fs.rmSync(parts[2])
     expect(await codeOf(loadModel({ model: parts[0] }))).toBe('ERR_MODEL_LOAD')
     expect(await codeOf(loadModel({ model: parts[1] }))).toBe('ERR_MODEL_LOAD')
+    // llama.cpp reads a later part's split.no with a getter that aborts the process on another type
+    const mistyped = splitGguf(pair.model, tempDir(), 'tiny-Q8_0', 2, true)
+    let err: LlavaError | undefined
+    await loadModel({ model: mistyped[0] }).catch((e: LlavaError) => (err = e))
+    expect(err?.code).toBe('ERR_MODEL_LOAD')
+    expect(err?.message).toMatch(/split\.no' has type i32, expected u16/)
   })
 
   test('a repository without a projector gives none', async () => {

@@ -27,8 +27,11 @@ function kv(key: string, type: number, value: number): Buffer {
 
 const pad = (n: number): number => (ALIGN - (n % ALIGN)) % ALIGN
 
-/** Writes `parts` files next to each other in `dir` named `<stem>-0000i-of-0000N.gguf`; returns their paths. */
-export function splitGguf(src: string, dir: string, stem: string, parts: number): string[] {
+/**
+ * Writes `parts` files next to each other in `dir` named `<stem>-0000i-of-0000N.gguf`; returns their
+ * paths. `badIndexType` stores the later parts' split.no as INT32 (llama.cpp reads it as UINT16).
+ */
+export function splitGguf(src: string, dir: string, stem: string, parts: number, badIndexType = false): string[] {
   const bytes = fs.readFileSync(src)
   const g = readGGUF(src)
   if (g.alignment !== ALIGN) throw new Error('splitGguf: only the default alignment is handled')
@@ -40,7 +43,11 @@ export function splitGguf(src: string, dir: string, stem: string, parts: number)
   const out: string[] = []
   for (let i = 0; i < parts; i++) {
     const tensors = g.tensors.slice(i * per, (i + 1) * per)
-    const splitKvs = Buffer.concat([kv('split.no', UINT16, i), kv('split.count', UINT16, parts), kv('split.tensors.count', INT32, g.tensors.length)])
+    const splitKvs = Buffer.concat([
+      kv('split.no', badIndexType && i > 0 ? INT32 : UINT16, i),
+      kv('split.count', UINT16, parts),
+      kv('split.tensors.count', INT32, g.tensors.length),
+    ])
     const head = Buffer.alloc(24)
     head.writeUInt32LE(0x46554747, 0)
     head.writeUInt32LE(3, 4)
