@@ -395,6 +395,30 @@ describe('the cache, offline and shared', () => {
   })
 })
 
+describe('URLs', () => {
+  test('a URL lands where llama.cpp puts URL downloads, all parts of a split, then is used without a request', async () => {
+    hub.addPlain('plain-Q8_0.gguf', modelBytes)
+    splitParts.forEach((p) => hub.addPlain(`url-${path.basename(p)}`, fs.readFileSync(p)))
+    const cache = tempDir()
+    const one = await resolveModel(`${hub.cdnUrl}files/plain-Q8_0.gguf`, { cacheDir: cache, ...fast })
+    expect(one).toMatchObject({ source: 'url', model: path.join(cache, 'plain-Q8_0.gguf') })
+    expect(sha256(fs.readFileSync(one.model))).toBe(sha256of(modelBytes))
+    const split = await resolveModel(`${hub.cdnUrl}files/url-tiny-Q8_0-00001-of-00002.gguf`, { cacheDir: cache, ...fast })
+    expect(split.files.map((f) => path.basename(f.path))).toEqual(['url-tiny-Q8_0-00001-of-00002.gguf', 'url-tiny-Q8_0-00002-of-00002.gguf'])
+    hub.resetLog()
+    expect((await resolveModel(`${hub.cdnUrl}files/plain-Q8_0.gguf`, { cacheDir: cache })).source).toBe('cache')
+    expect(hub.requests).toEqual([])
+    expect(await codeOf(resolveModel(`${hub.cdnUrl}files/other.gguf`, { cacheDir: cache, offline: true }))).toBe('ERR_FILE_NOT_FOUND')
+    expect(await codeOf(resolveModel(`${hub.cdnUrl}files/missing.gguf`, { cacheDir: cache, ...fast }))).toBe('ERR_NOT_FOUND_REMOTE')
+    expect(await codeOf(resolveModel(`${hub.cdnUrl}files/readme.txt`, { cacheDir: cache }))).toBe('ERR_INVALID_ARGUMENT')
+    // a transfer cut short resumes with a Range request here too
+    hub.faults.dropAt.set('plain-Q8_0.gguf', [200_000])
+    const again = await resolveModel(`${hub.cdnUrl}files/plain-Q8_0.gguf`, { cacheDir: tempDir(), ...fast })
+    expect(sha256(fs.readFileSync(again.model))).toBe(sha256of(modelBytes))
+    expect(cdnGets().slice(-2).map((q) => q.range !== undefined)).toEqual([false, true])
+  })
+})
+
 describe('the command line', () => {
   const CLI = path.join(root, 'dist', 'cli', 'main.js')
   // spawned asynchronously: the mock hub answers from this process's event loop

@@ -14,6 +14,7 @@ export interface RemoteFile {
 
 const MAX_FILES = 100_000
 const MAX_PAGES = 200
+const MAX_PATH = 1024
 
 /** The commit a repository's `main` branch points at (or its first branch), with the branch's name. */
 export async function remoteCommit(endpoint: string, repo: string, ctx: HttpContext): Promise<{ branch: string; commit: string }> {
@@ -51,7 +52,8 @@ export async function remoteFiles(endpoint: string, repo: string, commit: string
     if (!Array.isArray(json)) throw new LlavaError('ERR_DOWNLOAD', `the hub's file list for ${repo} is not an array`, { details: { url } })
     for (const item of json as Array<Record<string, unknown>>) {
       if (item?.type !== 'file' || typeof item.path !== 'string') continue
-      if (!isSafeSubpath(item.path)) continue
+      // (a path is matched with std::regex, whose recursion grows with the input: hub paths are short)
+      if (item.path.length > MAX_PATH || !isSafeSubpath(item.path)) continue
       const lfs = item.lfs as { oid?: unknown; size?: unknown } | undefined
       let oid: string | undefined
       let size: number | undefined

@@ -230,7 +230,6 @@ async function resolveHf(spec: HfSpec, options: ResolveModelOptions, fetchOpts: 
   }
   if (options.dryRun) return result
 
-  writeRef(rp, branch, commit)
   const missing = wanted.filter((f) => !isPresent(path.join(snapDir, f.path)))
   const meter = new ProgressMeter(new Map(missing.map((f) => [f.path, f.size])), options.onProgress)
   for (const f of missing) {
@@ -261,6 +260,8 @@ async function resolveHf(spec: HfSpec, options: ResolveModelOptions, fetchOpts: 
     if (meter.callbackError) throw meter.callbackError.error
   }
   for (const e of result.files) e.size ??= fs.statSync(e.path).size
+  // Only now: a failed download leaves the ref on the snapshot that was complete (llama.cpp writes it first).
+  writeRef(rp, branch, commit)
   return result
 }
 

@@ -74,9 +74,18 @@ export class MockHub {
   private readonly blobs = new Map<string, { repo: MockRepo; file: MockFile }>()
   private readonly sockets = new Set<import('node:net').Socket>()
 
+  /** Files served at plain URLs of the CDN origin (`${cdnUrl}files/<name>`), for URL downloads. */
+  readonly plain = new Map<string, MockFile>()
+
   /** The endpoint (MODEL_ENDPOINT), ending with '/'. */
   url = ''
   cdnUrl = ''
+
+  /** Serves `data` at `${cdnUrl}files/<name>`. */
+  addPlain(name: string, data: Buffer): this {
+    this.plain.set(`/files/${name}`, { path: name, data })
+    return this
+  }
 
   add(repo: MockRepo): this {
     repo.commit ??= commitOf(repo.id)
@@ -205,6 +214,8 @@ export class MockHub {
 
   private onCdn(req: http.IncomingMessage, res: http.ServerResponse): void {
     this.log(req, 'cdn')
+    const plain = this.plain.get(decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname))
+    if (plain) return this.send(req, res, plain, plain.path)
     const m = /^\/cdn\/([0-9a-f]{64})/.exec(req.url ?? '')
     const blob = m ? this.blobs.get(m[1]) : undefined
     if (!blob) {
