@@ -53,7 +53,8 @@ const HELP = `Usage: npm run bench -- [options]
                   (the prompt is written in LLaVA-1.5's "USER: … ASSISTANT:" form)
   --timeout S     seconds each child process may take (default 900)
   --contention    the busy-machine benchmark instead (bench/contention.js; --help there)
-  --chat          what the chat layer costs: chat() vs complete() generation, rendering time (bench/chat.js)`
+  --chat          what the chat layer costs: chat() vs complete() generation, rendering time (bench/chat.js)
+  --download      hf: download throughput against llama.cpp's -hf, idle and busy (bench/download.js)`
 
 /** Runs one of the bench/lib children and reads what it wrote, whatever happened to it. */
 async function runNodeChild(script, config, workDir, tag, timeoutMs, withStderr) {
@@ -87,6 +88,11 @@ function headline(system, r) {
 }
 
 async function main() {
+  if (process.argv.includes('--download')) {
+    const args = process.argv.slice(2).filter((a) => a !== '--download')
+    const run = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'download.js'), ...args], { stdio: 'inherit' })
+    process.exit(run.status ?? 1)
+  }
   if (process.argv.includes('--chat')) {
     const args = process.argv.slice(2).filter((a) => a !== '--chat')
     const run = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'chat.js'), ...args], { stdio: 'inherit' })

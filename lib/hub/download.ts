@@ -4,7 +4,7 @@
 import { createHash, type Hash } from 'node:crypto'
 import * as fs from 'node:fs'
 import { LlavaError } from '../errors'
-import { Deadline, type HttpContext, request, statusError, TransientError } from './http'
+import { Deadline, type HttpContext, request, sleep, statusError, TransientError } from './http'
 
 export interface FileToFetch {
   url: string
@@ -188,7 +188,7 @@ export async function fetchFile(file: FileToFetch, opts: FetchOptions, cb: Fetch
         })
       }
       attempt++
-      await pause(delay, opts.signal)
+      await sleep(delay, opts.signal)
       delay = Math.min(delay * 2, 30_000)
       continue
     }
@@ -212,19 +212,4 @@ export async function fetchFile(file: FileToFetch, opts: FetchOptions, cb: Fetch
     fs.renameSync(partial, file.dest)
     return
   }
-}
-
-function pause(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const onAbort = (): void => {
-      clearTimeout(t)
-      reject(signal!.reason)
-    }
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
 }

@@ -183,18 +183,23 @@ export async function withRetries<T>(what: string, retries: number, delayMs: num
         throw new LlavaError('ERR_DOWNLOAD', `${what} failed after ${i + 1} attempts: ${err.message}`, { cause: err })
       }
     }
-    await new Promise<void>((resolve, reject) => {
-      if (signal?.aborted) return reject(signal.reason)
-      const t = setTimeout(() => {
-        signal?.removeEventListener('abort', onAbort)
-        resolve()
-      }, delay)
-      const onAbort = (): void => {
-        clearTimeout(t)
-        reject(signal!.reason)
-      }
-      signal?.addEventListener('abort', onAbort, { once: true })
-    })
-    delay *= 2
+    await sleep(delay, signal)
+    delay = Math.min(delay * 2, 30_000)
   }
+}
+
+/** Waits `ms`, or rejects with the signal's reason as soon as it aborts. */
+export function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
+  return new Promise((resolve, reject) => {
+    if (signal?.aborted) return reject(signal.reason)
+    const onAbort = (): void => {
+      clearTimeout(t)
+      reject(signal!.reason)
+    }
+    const t = setTimeout(() => {
+      signal?.removeEventListener('abort', onAbort)
+      resolve()
+    }, ms)
+    signal?.addEventListener('abort', onAbort, { once: true })
+  })
 }

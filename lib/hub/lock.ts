@@ -5,6 +5,7 @@ import * as fs from 'node:fs'
 import * as os from 'node:os'
 import * as path from 'node:path'
 import { LlavaError } from '../errors'
+import { sleep } from './http'
 
 const HEARTBEAT_MS = 2_000
 const STALE_MS = 30_000
@@ -40,21 +41,6 @@ function ownerGone(file: string): number | undefined {
     // half-written by its owner: wait for the heartbeat rule
   }
   return undefined
-}
-
-function sleep(ms: number, signal: AbortSignal | undefined): Promise<void> {
-  return new Promise((resolve, reject) => {
-    if (signal?.aborted) return reject(signal.reason)
-    const onAbort = (): void => {
-      clearTimeout(t)
-      reject(signal!.reason)
-    }
-    const t = setTimeout(() => {
-      signal?.removeEventListener('abort', onAbort)
-      resolve()
-    }, ms)
-    signal?.addEventListener('abort', onAbort, { once: true })
-  })
 }
 
 /** Waits (abortably) until this process holds `file`; `onWait` is called once if another holds it. */

@@ -91,7 +91,7 @@ function availableTags(files: string[]): string[] {
 function notFound(spec: HfSpec, files: string[], where: string): LlavaError {
   const name = `hf:${repoWithTag(spec)}${spec.file ? '/' + spec.file : ''}`
   const tags = availableTags(files)
-  const what = spec.file ? `the file ${spec.file}` : spec.tag ? `a GGUF file for the tag ${spec.tag}` : 'a GGUF model file'
+  const what = spec.file ? `file ${spec.file}` : spec.tag ? `GGUF file for the tag ${spec.tag}` : 'GGUF model file'
   const hint = tags.length ? ` Available tags: ${tags.join(', ')}.` : files.some((f) => f.endsWith('.gguf')) ? '' : ' It holds no GGUF files.'
   return new LlavaError('ERR_NOT_FOUND_REMOTE', `${where} ${spec.repo} has no ${what} (${name}).${hint}`, {
     details: { repo: spec.repo, tag: spec.tag || undefined, file: spec.file || undefined, availableTags: tags },

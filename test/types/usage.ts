@@ -10,7 +10,10 @@ import {
   LlavaError,
   type Model,
   SessionGroup,
+  type DownloadProgress,
+  listCachedModels,
   loadModel,
+  resolveModel,
   setCpuWait,
   setLogger,
   systemInfo,
@@ -153,6 +156,17 @@ export function handle(err: unknown): string | undefined {
   return undefined
 }
 
+export async function byName(): Promise<string[]> {
+  const seen: DownloadProgress[] = []
+  const files = await resolveModel('hf:ggml-org/SmolVLM-500M-Instruct-GGUF:Q8_0', { onProgress: (p) => seen.push(p), offline: false })
+  const mmproj: string | undefined = files.mmproj
+  await using model = await loadModel({ model: 'hf:ggml-org/SmolVLM-500M-Instruct-GGUF', download: { token: 'hf_x', timeoutMs: 60_000 } })
+  await using textOnly = await loadModel({ model: files.model, mmproj: false })
+  void model
+  void textOnly
+  return [files.model, mmproj ?? '', ...listCachedModels().map((m) => `${m.name} ${m.size}`)]
+}
+
 export async function misuse(): Promise<void> {
   // @ts-expect-error the model path is required
   await loadModel({ mmproj: 'x.gguf' })
@@ -169,6 +183,10 @@ export async function misuse(): Promise<void> {
   model.createSessionGroup({ contextSize: 1024 })
   // @ts-expect-error tool choice is 'auto', 'required' or 'none'
   await model.createSession().chat([{ role: 'user', content: 'x' }], { toolChoice: 'always' })
+  // @ts-expect-error the signal is loadModel's own, not the download's
+  await loadModel({ model: 'hf:a/b', download: { signal: new AbortController().signal } })
+  // @ts-expect-error the source says where the files came from; it is not an option
+  await resolveModel('hf:a/b', { source: 'cache' })
   // @ts-expect-error a role is one of the chat roles
   await model.renderChat([{ role: 'robot', content: 'x' }])
 }
