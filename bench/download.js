@@ -4,7 +4,9 @@
 // the hub cache) against llama.cpp's own `-hf` download (build/bin/llama-hf-plan: cpp-httplib,
 // no checksum), fetching the benchmark pair (~1.2 GB) from the same local hub process, rounds
 // alternating, each into an empty cache; idle, and with background CPU hogs.
-//   node bench/download.js [--rounds 3] [--hogs 0,2]
+//   node bench/download.js [--rounds 3] [--hogs 0,2] [--rate MB/s]
+// --rate caps each transfer at a link's speed (e.g. 117 for 1 Gbit/s), where the client's own cost
+// stops mattering if it keeps up; without it the local hub sends as fast as it can.
 // Prints medians and the ratio llava-native / llama.cpp (> 1: llava-native is faster).
 const crypto = require('node:crypto')
 const fs = require('node:fs')
@@ -21,9 +23,10 @@ const REPO = 'bench/bench-vlm-GGUF'
 const log = (m) => process.stderr.write(`${m}\n`)
 
 function parseArgs(argv) {
-  const o = { rounds: 3, hogs: [0, 2] }
+  const o = { rounds: 3, hogs: [0, 2], rate: 0 }
   eachArg(argv, (a, value) => {
     if (a === '--rounds') o.rounds = Number(value())
+    else if (a === '--rate') o.rate = Number(value())
     else if (a === '--hogs') o.hogs = value().split(',').map(Number)
     else throw new Error(`unknown option '${a}'`)
   })
@@ -51,10 +54,10 @@ function startHogs(n) {
   return () => hogs.forEach((h) => h.kill('SIGKILL'))
 }
 
-async function startHub(spec) {
+async function startHub(spec, rate) {
   const file = path.join(os.tmpdir(), `llava-bench-hub-${process.pid}.json`)
   fs.writeFileSync(file, JSON.stringify(spec))
-  const child = spawn(process.execPath, [path.join(__dirname, 'lib', 'hub-server.js'), file], { stdio: ['ignore', 'pipe', 'inherit'] })
+  const child = spawn(process.execPath, [path.join(__dirname, 'lib', 'hub-server.js'), file, String(rate)], { stdio: ['ignore', 'pipe', 'inherit'] })
   const line = await new Promise((resolve) => child.stdout.once('data', (d) => resolve(String(d))))
   return { endpoint: JSON.parse(line).endpoint, stop: () => child.kill('SIGKILL') }
 }
@@ -70,7 +73,7 @@ async function main() {
     { path: 'mmproj-bench-vlm-f16.gguf', file: pair.mmproj, sha256: sha256File(pair.mmproj) },
   ]
   const bytes = files.reduce((n, f) => n + fs.statSync(f.file).size, 0)
-  const hub = await startHub({ repo: REPO, files })
+  const hub = await startHub({ repo: REPO, files }, o.rate)
   process.on('SIGINT', () => {
     killAll()
     hub.stop()
@@ -114,14 +117,14 @@ async function main() {
     hub.stop()
   }
   const cpu = (/^model name\s*:\s*(.+)$/m.exec(fs.readFileSync('/proc/cpuinfo', 'utf8')) || [])[1]
-  console.log(`download of ${(bytes / 1e9).toFixed(2)} GB from a local hub, ${o.rounds} rounds, median wall time per fetch (${cpu}, ${os.cpus().length} CPUs)`)
+  console.log(`download of ${(bytes / 1e9).toFixed(2)} GB from a local hub${o.rate ? ` at most ${o.rate} MB/s per transfer` : ''}, ${o.rounds} rounds, median wall time per fetch (${cpu}, ${os.cpus().length} CPUs)`)
   console.log('condition        llava-native          llama.cpp -hf         ratio (llama.cpp time / llava-native time)')
   for (const r of results) {
     const label = r.hogs ? `${r.hogs} CPU hogs` : 'idle'
     console.log(`${label.padEnd(16)} ${(r.llavaNativeMs / 1000).toFixed(2).padStart(6)} s ${String(r.llavaNativeMBps).padStart(7)} MB/s  ${(r.llamaCppMs / 1000).toFixed(2).padStart(6)} s ${String(r.llamaCppMBps).padStart(7)} MB/s  ${r.ratio.toFixed(3)}`)
   }
   fs.mkdirSync(path.join(__dirname, 'results'), { recursive: true })
-  fs.writeFileSync(path.join(__dirname, 'results', 'download.json'), JSON.stringify({ date: new Date().toISOString(), results }, null, 2))
+  fs.writeFileSync(path.join(__dirname, 'results', 'download.json'), JSON.stringify({ date: new Date().toISOString(), rateMBps: o.rate || null, results }, null, 2))
 }
 
 main().catch((e) => {

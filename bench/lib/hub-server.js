@@ -2,13 +2,14 @@
 // A minimal Hugging Face hub for the download benchmark, in a process of its own so that the
 // clients measured share nothing with it: refs, the recursive tree (with LFS sha256), `resolve`
 // redirecting to a CDN path, and Range requests, streamed from the files on disk.
-//   node bench/lib/hub-server.js <files.json>   → prints {"endpoint": "http://127.0.0.1:PORT/"}
+//   node bench/lib/hub-server.js <files.json> [MB/s]   → prints {"endpoint": "http://127.0.0.1:PORT/"}
 // files.json: { "repo": "owner/name", "files": [{ "path", "file", "sha256" }] }
 const crypto = require('node:crypto')
 const fs = require('node:fs')
 const http = require('node:http')
 
 const spec = JSON.parse(fs.readFileSync(process.argv[2], 'utf8'))
+const RATE = (Number(process.argv[3]) || 0) * 1e6 // bytes per second per transfer; 0: as fast as it goes
 const commit = crypto.createHash('sha1').update(spec.repo).digest('hex')
 const files = spec.files.map((f) => ({ ...f, size: fs.statSync(f.file).size }))
 const bySha = new Map(files.map((f) => [f.sha256, f]))
@@ -20,7 +21,19 @@ function send(req, res, f) {
   if (range) headers['content-range'] = `bytes ${start}-${f.size - 1}/${f.size}`
   res.writeHead(range ? 206 : 200, headers)
   if (req.method === 'HEAD') return res.end()
-  fs.createReadStream(f.file, { start, highWaterMark: 1 << 20 }).pipe(res)
+  const stream = fs.createReadStream(f.file, { start, highWaterMark: 1 << 20 })
+  if (!RATE) return stream.pipe(res)
+  // a link of RATE bytes per second: each chunk waits until the bytes sent so far are due
+  const t0 = Date.now()
+  let sent = 0
+  stream.on('data', (chunk) => {
+    stream.pause()
+    res.write(chunk)
+    sent += chunk.length
+    setTimeout(() => stream.resume(), Math.max(0, (sent / RATE) * 1000 - (Date.now() - t0)))
+  })
+  stream.on('end', () => res.end())
+  res.on('close', () => stream.destroy())
 }
 
 const server = http.createServer((req, res) => {

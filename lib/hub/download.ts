@@ -1,9 +1,10 @@
 // One file from the hub (or a URL) to its place on disk, never half: bytes go to `<dest>.incomplete`,
 // an interrupted transfer resumes there with a Range request, the size and checksum the hub lists
 // are checked, and only a verified file is renamed to `dest`.
-import { createHash, type Hash } from 'node:crypto'
 import * as fs from 'node:fs'
+import { finished } from 'node:stream/promises'
 import { LlavaError } from '../errors'
+import { OffThreadHash } from './hasher'
 import { Deadline, type HttpContext, request, sleep, statusError, TransientError } from './http'
 
 export interface FileToFetch {
@@ -40,28 +41,23 @@ function sizeOnDisk(p: string): number {
   return 0
 }
 
-function newHasher(oid: string | undefined, size: number): { hash: Hash; algo: string } | undefined {
+/** The hash whose digest is `oid`: SHA-256 for LFS files, git's blob id (sha1 of "blob <size>\0" + content) otherwise. */
+function newHasher(oid: string | undefined, size: number): OffThreadHash | undefined {
   if (!oid) return undefined
-  if (oid.length === 64) return { hash: createHash('sha256'), algo: 'sha256' }
-  // git's object id of a blob: sha1("blob <size>\0" + content)
-  const hash = createHash('sha1')
-  hash.update(`blob ${size}\0`)
-  return { hash, algo: 'git sha1' }
+  return oid.length === 64 ? new OffThreadHash('sha256') : new OffThreadHash('sha1', `blob ${size}\0`)
 }
 
-async function checksum(file: string, oid: string, size: number, signal: AbortSignal | undefined): Promise<{ ok: boolean; actual: string; algo: string }> {
-  const h = newHasher(oid, size)!
+/** Feeds the file's bytes (the part already on disk, before a resume) to the hash. */
+async function hashFile(file: string, hash: OffThreadHash, signal: AbortSignal | undefined): Promise<void> {
   const stream = fs.createReadStream(file, { highWaterMark: 1 << 20 })
   try {
     for await (const chunk of stream) {
       if (signal?.aborted) throw signal.reason
-      h.hash.update(chunk as Buffer)
+      hash.update(chunk as Buffer)
     }
   } finally {
     stream.destroy()
   }
-  const actual = h.hash.digest('hex')
-  return { ok: actual === oid.toLowerCase(), actual, algo: h.algo }
 }
 
 function writeError(err: unknown, file: string): LlavaError {
@@ -80,14 +76,114 @@ function contentRange(value: string | null): [number, number | undefined] | unde
   return [Number(m[1]), m[3] === '*' ? undefined : Number(m[3])]
 }
 
-/** One attempt: appends to the partial file from where it ends. Transient failures throw TransientError. */
-async function transfer(file: FileToFetch, partial: string, opts: FetchOptions, cb: FetchCallbacks): Promise<void> {
+/** A write stream whose failures are collected, with a wait for room that also ends on failure. */
+class FileSink {
+  private readonly ws: fs.WriteStream
+  failure: Error | undefined
+
+  constructor(readonly file: string, append: boolean) {
+    this.ws = fs.createWriteStream(file, { flags: append ? 'a' : 'w', highWaterMark: 4 << 20 })
+    this.ws.on('error', (e) => (this.failure ??= e))
+  }
+
+  /** Queues `bytes`; resolves at once, or once the queue has room again. */
+  async write(bytes: Uint8Array): Promise<void> {
+    if (this.failure) throw writeError(this.failure, this.file)
+    if (!this.ws.write(bytes)) {
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          this.ws.off('drain', done).off('close', done)
+          resolve()
+        }
+        this.ws.on('drain', done).on('close', done)
+      })
+    }
+    if (this.failure) throw writeError(this.failure, this.file)
+  }
+
+  /** Flushes and closes; a write that failed on the way is thrown here. */
+  async close(): Promise<void> {
+    // (end()'s callback can run before the 'error' event of a failed final write: wait for the stream's own verdict)
+    this.ws.end()
+    try {
+      await finished(this.ws)
+    } catch (err) {
+      this.failure ??= err as Error
+    }
+    if (this.failure) throw writeError(this.failure, this.file)
+  }
+}
+
+interface Receiving {
+  file: FileToFetch
+  url: string
+  partial: string
+  /** Bytes already in the partial file. */
+  have: number
+  expected: number | undefined
+  hasher: OffThreadHash | undefined
+  deadline: Deadline
+  cb: FetchCallbacks
+}
+
+/** Streams a response body onto the end of the partial file, checking its length as it comes. */
+async function receive(body: ReadableStream<Uint8Array>, r: Receiving): Promise<void> {
+  const { file, url, partial, expected, hasher, deadline, cb } = r
+  let have = r.have
+  const sink = new FileSink(partial, have > 0)
+  const reader = body.getReader()
+  try {
+    for (;;) {
+      let chunk: Awaited<ReturnType<typeof reader.read>>
+      try {
+        chunk = await reader.read()
+      } catch (err) {
+        throw deadline.explain(err, `${file.label}: the transfer broke off at byte ${have}`)
+      }
+      deadline.touch()
+      if (chunk.done) break
+      const bytes = chunk.value
+      if (expected !== undefined && have + bytes.length > expected) {
+        throw new LlavaError('ERR_DOWNLOAD', `${file.label}: the server sent more than the ${expected} bytes it listed; refusing it`, {
+          details: { url, listed: expected },
+        })
+      }
+      hasher?.update(bytes)
+      await sink.write(bytes)
+      have += bytes.length
+      cb.progress(have, expected, 'download')
+    }
+  } catch (err) {
+    await reader.cancel().catch(() => undefined)
+    throw err
+  } finally {
+    await sink.close().catch((err: unknown) => {
+      sink.failure ??= err as Error
+    })
+  }
+  if (sink.failure) throw writeError(sink.failure, partial)
+  // Whatever the write path said, the bytes must be on disk before they are verified and kept.
+  const onDisk = sizeOnDisk(partial)
+  if (onDisk !== have) {
+    throw new LlavaError('ERR_DOWNLOAD', `could not write ${partial}: ${have} bytes were received but ${onDisk} are on disk`, { details: { path: partial } })
+  }
+  if (expected !== undefined && have < expected) {
+    throw new TransientError(`${file.label}: the connection closed at byte ${have} of ${expected}`)
+  }
+}
+
+/**
+ * One attempt: appends to the partial file from where it ends, hashing as the bytes arrive (the
+ * part already there first). Resolves with the whole file's digest, or undefined when the file was
+ * already complete. Transient failures throw TransientError.
+ */
+async function transfer(file: FileToFetch, partial: string, opts: FetchOptions, cb: FetchCallbacks): Promise<string | undefined> {
   let have = sizeOnDisk(partial)
   if (file.size !== undefined && have > file.size) {
     fs.rmSync(partial, { force: true })
     have = 0
   }
-  if (file.size !== undefined && have === file.size) return
+  if (file.size !== undefined && have === file.size) return undefined
   const deadline = new Deadline(opts.timeoutMs, opts.signal)
   try {
     const { response, url } = await request(file.url, opts, deadline, { headers: have > 0 ? { range: `bytes=${have}-` } : {} })
@@ -125,45 +221,14 @@ async function transfer(file: FileToFetch, partial: string, opts: FetchOptions, 
     const expected = file.size ?? total
     cb.progress(have, expected, 'download')
     if (!response.body) throw new TransientError(`${file.label}: the response has no body`)
-
-    let fd: fs.promises.FileHandle
+    const hasher = newHasher(file.oid, expected ?? 0)
     try {
-      fd = await fs.promises.open(partial, have > 0 ? 'a' : 'w')
+      if (hasher && have > 0) await hashFile(partial, hasher, opts.signal)
+      await receive(response.body, { file, url, partial, have, expected, hasher, deadline, cb })
+      return await hasher?.digest()
     } catch (err) {
-      throw writeError(err, partial)
-    }
-    try {
-      const reader = response.body.getReader()
-      for (;;) {
-        let chunk: Awaited<ReturnType<typeof reader.read>>
-        try {
-          chunk = await reader.read()
-        } catch (err) {
-          throw deadline.explain(err, `${file.label}: the transfer broke off at byte ${have}`)
-        }
-        deadline.touch()
-        if (chunk.done) break
-        const bytes = chunk.value
-        if (expected !== undefined && have + bytes.length > expected) {
-          await reader.cancel().catch(() => undefined)
-          throw new LlavaError('ERR_DOWNLOAD', `${file.label}: the server sent more than the ${expected} bytes it listed; refusing it`, {
-            details: { url, listed: expected },
-          })
-        }
-        try {
-          await fd.write(bytes)
-        } catch (err) {
-          await reader.cancel().catch(() => undefined)
-          throw writeError(err, partial)
-        }
-        have += bytes.length
-        cb.progress(have, expected, 'download')
-      }
-    } finally {
-      await fd.close().catch(() => undefined)
-    }
-    if (expected !== undefined && have < expected) {
-      throw new TransientError(`${file.label}: the connection closed at byte ${have} of ${expected}`)
+      hasher?.dispose()
+      throw err
     }
   } finally {
     deadline.done()
@@ -177,8 +242,9 @@ export async function fetchFile(file: FileToFetch, opts: FetchOptions, cb: Fetch
   let attempt = 0
   let delay = opts.retryDelayMs
   for (;;) {
+    let digest: string | undefined
     try {
-      await transfer(file, partial, opts, cb)
+      digest = await transfer(file, partial, opts, cb)
     } catch (err) {
       if (!(err instanceof TransientError)) throw err
       if (attempt >= opts.retries) {
@@ -195,19 +261,35 @@ export async function fetchFile(file: FileToFetch, opts: FetchOptions, cb: Fetch
     const size = sizeOnDisk(partial)
     if (file.oid) {
       cb.progress(size, file.size ?? size, 'verify')
-      const sum = await checksum(partial, file.oid, size, opts.signal)
-      if (!sum.ok) {
+      if (digest === undefined) {
+        // complete on disk before this call (an earlier run stopped between download and rename)
+        const h = newHasher(file.oid, size)!
+        try {
+          await hashFile(partial, h, opts.signal)
+        } catch (err) {
+          h.dispose()
+          throw err
+        }
+        digest = await h.digest()
+      }
+      if (digest !== file.oid.toLowerCase()) {
         fs.rmSync(partial, { force: true })
         if (restarts < CHECKSUM_RESTARTS) {
           restarts++
           continue
         }
+        const algo = file.oid.length === 64 ? 'sha256' : 'git sha1'
         throw new LlavaError(
           'ERR_DOWNLOAD',
-          `${file.label}: the downloaded bytes do not match the hub's checksum (${sum.algo} ${sum.actual}, expected ${file.oid}); nothing was kept`,
-          { details: { url: file.url, expected: file.oid, actual: sum.actual } },
+          `${file.label}: the downloaded bytes do not match the hub's checksum (${algo} ${digest}, expected ${file.oid}); nothing was kept`,
+          { details: { url: file.url, expected: file.oid, actual: digest } },
         )
       }
+    }
+    if (file.size !== undefined && sizeOnDisk(partial) !== file.size) {
+      throw new LlavaError('ERR_DOWNLOAD', `${file.label}: ${sizeOnDisk(partial)} bytes on disk, the hub lists ${file.size}; nothing was kept`, {
+        details: { path: partial },
+      })
     }
     fs.renameSync(partial, file.dest)
     return

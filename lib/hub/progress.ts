@@ -1,5 +1,6 @@
-// Download progress over every file of one resolve: bytes, total, a rate over the last seconds,
-// delivered at most ten times a second (and always at a file's start, verify and end).
+// Download progress over every file of one resolve (they download side by side): bytes, total, a
+// rate over the last seconds, delivered at most ten times a second (and always at a file's start,
+// verify and end).
 export interface DownloadProgress {
   /** The file being fetched (its path in the repository, or its URL's file name). */
   file: string
@@ -21,8 +22,7 @@ export class ProgressMeter {
   private readonly done = new Map<string, number>()
   private samples: Array<[number, number]> = []
   private last = 0
-  private lastPhase = ''
-  private lastFile = ''
+  private readonly phases = new Map<string, DownloadProgress['phase']>()
   private failure: { error: unknown } | undefined
 
   constructor(private readonly sizes: Map<string, number | undefined>, private readonly onProgress: ((p: DownloadProgress) => void) | undefined) {}
@@ -40,11 +40,11 @@ export class ProgressMeter {
     for (const v of this.done.values()) downloaded += v
     this.samples.push([now, downloaded])
     while (this.samples.length > 2 && now - this.samples[0][0] > WINDOW_MS) this.samples.shift()
-    const forced = phase !== this.lastPhase || file !== this.lastFile || phase === 'done' || fileDownloaded === fileTotal
+    // files download side by side: a file's start, verify and end always go out, its bytes at most every INTERVAL_MS
+    const forced = this.phases.get(file) !== phase || fileDownloaded === fileTotal
+    this.phases.set(file, phase)
     if (!forced && now - this.last < INTERVAL_MS) return
     this.last = now
-    this.lastPhase = phase
-    this.lastFile = file
     const [t0, b0] = this.samples[0]
     const bytesPerSecond = now > t0 ? Math.max(0, ((downloaded - b0) * 1000) / (now - t0)) : 0
     let total: number | undefined = 0

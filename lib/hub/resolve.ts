@@ -232,23 +232,18 @@ async function resolveHf(spec: HfSpec, options: ResolveModelOptions, fetchOpts: 
 
   const missing = wanted.filter((f) => !isPresent(path.join(snapDir, f.path)))
   const meter = new ProgressMeter(new Map(missing.map((f) => [f.path, f.size])), options.onProgress)
-  for (const f of missing) {
+  await eachAtOnce(missing, http, async (f, signal) => {
     const finalPath = path.join(snapDir, f.path)
     const blob = f.oid ? path.join(rp, 'blobs', f.oid) : finalPath
     const entry = result.files.find((e) => e.name === f.path)!
     if (!isPresent(blob)) {
-      const lock = await acquireLock(path.join(cacheDir, '.locks', repoFolderName(spec.repo), `${f.oid ?? f.path.replace(/\//g, '--')}.llava-native.lock`), options.signal)
+      const lock = await acquireLock(path.join(cacheDir, '.locks', repoFolderName(spec.repo), `${f.oid ?? f.path.replace(/\//g, '--')}.llava-native.lock`), signal)
       try {
         // another process may have finished it while this one waited
         if (!isPresent(blob)) {
           fs.mkdirSync(path.dirname(blob), { recursive: true })
           const url = `${endpoint}${spec.repo}/resolve/${commit}/${f.path.split('/').map(encodeURIComponent).join('/')}`
-          await fetchFile({ url, dest: blob, label: f.path, size: f.size, oid: f.oid }, http, {
-            progress: (done, total, phase) => {
-              meter.update(f.path, done, total, phase)
-              if (meter.callbackError) throw meter.callbackError.error
-            },
-          })
+          await fetchFile({ url, dest: blob, label: f.path, size: f.size, oid: f.oid }, { ...http, signal }, meterFor(meter, f.path))
           entry.downloaded = true
         }
       } finally {
@@ -258,11 +253,55 @@ async function resolveHf(spec: HfSpec, options: ResolveModelOptions, fetchOpts: 
     if (blob !== finalPath) linkIntoSnapshot(blob, finalPath)
     meter.update(f.path, f.size ?? fs.statSync(finalPath).size, f.size, 'done')
     if (meter.callbackError) throw meter.callbackError.error
-  }
+  })
   for (const e of result.files) e.size ??= fs.statSync(e.path).size
   // Only now: a failed download leaves the ref on the snapshot that was complete (llama.cpp writes it first).
   writeRef(rp, branch, commit)
   return result
+}
+
+const PARALLEL = 4
+
+/**
+ * Runs `work` for every item, up to PARALLEL at once (as llama.cpp fetches a model's files
+ * together). The first failure stops the others through their signal; the call settles only once
+ * every transfer has stopped, so nothing keeps writing after it rejects.
+ */
+async function eachAtOnce<T>(items: T[], http: FetchOptions, work: (item: T, signal: AbortSignal) => Promise<void>): Promise<void> {
+  const stop = new AbortController()
+  const outer = http.signal
+  const onAbort = (): void => stop.abort(outer!.reason)
+  if (outer?.aborted) stop.abort(outer.reason)
+  else outer?.addEventListener('abort', onAbort, { once: true })
+  let failure: { error: unknown } | undefined
+  let next = 0
+  const runner = async (): Promise<void> => {
+    while (next < items.length && !failure) {
+      const item = items[next++]
+      try {
+        await work(item, stop.signal)
+      } catch (error) {
+        failure ??= { error: outer?.aborted ? outer.reason : error }
+        stop.abort(error)
+      }
+    }
+  }
+  try {
+    await Promise.all(Array.from({ length: Math.min(PARALLEL, items.length) }, runner))
+  } finally {
+    outer?.removeEventListener('abort', onAbort)
+  }
+  if (failure) throw failure.error
+}
+
+/** The progress callbacks of one file's transfer; a throwing user callback stops it with its error. */
+function meterFor(meter: ProgressMeter, name: string): { progress: (done: number, total: number | undefined, phase: 'download' | 'verify') => void } {
+  return {
+    progress: (done, total, phase) => {
+      meter.update(name, done, total, phase)
+      if (meter.callbackError) throw meter.callbackError.error
+    },
+  }
 }
 
 function urlParts(url: URL): URL[] {
@@ -300,18 +339,12 @@ async function resolveUrl(url: URL, options: ResolveModelOptions, http: FetchOpt
   if (options.dryRun) return result
   fs.mkdirSync(dir, { recursive: true })
   const meter = new ProgressMeter(new Map(missing.map((f) => [f.name, undefined])), options.onProgress)
-  for (const f of missing) {
-    const label = path.basename(f.path)
-    const lock = await acquireLock(`${f.path}.llava-native.lock`, options.signal)
+  await eachAtOnce(missing, http, async (f, signal) => {
+    const lock = await acquireLock(`${f.path}.llava-native.lock`, signal)
     try {
       if (options.revalidate === true || !isPresent(f.path)) {
         const tmp = options.revalidate === true ? `${f.path}.new` : f.path
-        await fetchFile({ url: f.name, dest: tmp, label }, http, {
-          progress: (done, total, phase) => {
-            meter.update(f.name, done, total, phase)
-            if (meter.callbackError) throw meter.callbackError.error
-          },
-        })
+        await fetchFile({ url: f.name, dest: tmp, label: path.basename(f.path) }, { ...http, signal }, meterFor(meter, f.name))
         if (tmp !== f.path) fs.renameSync(tmp, f.path)
         f.downloaded = true
       }
@@ -320,7 +353,8 @@ async function resolveUrl(url: URL, options: ResolveModelOptions, http: FetchOpt
     }
     f.size = fs.statSync(f.path).size
     meter.update(f.name, f.size, f.size, 'done')
-  }
+    if (meter.callbackError) throw meter.callbackError.error
+  })
   for (const f of files) f.size ??= fs.statSync(f.path).size
   return result
 }
