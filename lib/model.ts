@@ -489,7 +489,15 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     model = r.model
     if (mmproj === undefined && !noMmproj) mmproj = r.mmproj
   }
-  if (mmproj !== undefined && isRemoteSpec(mmproj)) mmproj = (await resolveModel(mmproj, { ...download, mmproj: false, signal })).model
+  if (mmproj !== undefined && isRemoteSpec(mmproj)) {
+    // llama.cpp's choice by tag picks text models only: a projector is named by its file
+    if (/^hf:[^/]+\/[^/]+$/.test(mmproj)) {
+      throw new LlavaError('ERR_INVALID_ARGUMENT', `mmproj ${JSON.stringify(mmproj)} names a repository, not a projector file: give hf:owner/repo/mmproj-….gguf, or leave mmproj out to take the model repository's own`, {
+        details: { option: 'mmproj' },
+      })
+    }
+    mmproj = (await resolveModel(mmproj, { ...download, mmproj: false, signal })).model
+  }
 
   const link = linkSignal(signal)
   let callbackError: { error: unknown } | undefined

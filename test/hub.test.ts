@@ -59,7 +59,7 @@ const fast = { retryDelayMs: 5, retries: 2 } as const
 function opts(cacheDir: string, extra: Record<string, unknown> = {}): Record<string, unknown> {
   return { cacheDir, endpoint: hub.url, ...fast, ...extra }
 }
-const cdnGets = (): Array<{ url: string; range?: string }> => hub.requests.filter((r) => r.host === 'cdn' && r.method === 'GET')
+const cdnGets = (): Array<{ url: string; range?: string; ifRange?: string; authorization?: string }> => hub.requests.filter((r) => r.host === 'cdn' && r.method === 'GET')
 
 describe('hf: names resolve as llama.cpp resolves them', () => {
   test('the default quant (Q4_K_M) and its nearest projector, in the hub cache layout; a second call asks nothing', async () => {
@@ -419,6 +419,78 @@ describe('URLs', () => {
     const again = await resolveModel(`${hub.cdnUrl}files/plain-Q8_0.gguf`, { cacheDir: tempDir(), ...fast })
     expect(sha256(fs.readFileSync(again.model))).toBe(sha256of(modelBytes))
     expect(cdnGets().slice(-2).map((q) => q.range !== undefined)).toEqual([false, true])
+  })
+})
+
+describe('what the review of the first version found', () => {
+  test('the token never goes to a URL on another host, only to the hub', async () => {
+    hub.addPlain('plain-Q8_0.gguf', modelBytes)
+    await resolveModel(`${hub.cdnUrl}files/plain-Q8_0.gguf`, { cacheDir: tempDir(), endpoint: hub.url, token: TOKEN, ...fast })
+    expect(cdnGets().length).toBeGreaterThan(0)
+    expect(hub.requests.every((q) => q.authorization === undefined)).toBe(true)
+    hub.resetLog()
+    // a URL on the hub itself gets the token; the CDN it redirects to does not
+    await resolveModel(`${hub.url}gated/tiny-GGUF/resolve/main/tiny-Q8_0.gguf`, { cacheDir: tempDir(), endpoint: hub.url, token: TOKEN, ...fast })
+    expect(hub.requests.filter((q) => q.host === 'hub').map((q) => q.authorization)).toEqual([`Bearer ${TOKEN}`])
+    expect(cdnGets().every((q) => q.authorization === undefined)).toBe(true)
+  })
+
+  test('a lock left by a dead process is taken over', async () => {
+    const cache = tempDir()
+    const oid = sha256(fileOf(vlmFiles, 'tiny-vlm-Q8_0.gguf'))
+    const lock = path.join(cache, '.locks', 'models--ggml-org--tiny-vlm-GGUF', `${oid}.llava-native.lock`)
+    fs.mkdirSync(path.dirname(lock), { recursive: true })
+    const dead = spawn(process.execPath, ['-e', '0'])
+    await new Promise((resolve) => dead.on('exit', resolve))
+    fs.writeFileSync(lock, JSON.stringify({ pid: dead.pid, host: require('node:os').hostname(), nonce: 'dead' }))
+    const started = Date.now()
+    const r = await resolveModel(`hf:${VLM}:Q8_0`, opts(cache, { mmproj: false }))
+    expect(Date.now() - started).toBeLessThan(5000)
+    expect(sha256(fs.readFileSync(r.model))).toBe(sha256of(fileOf(vlmFiles, 'tiny-vlm-Q8_0.gguf')))
+    expect(fs.existsSync(lock)).toBe(false)
+  })
+
+  test('a split model missing a part in the cache is not a cache hit: the part is fetched again', async () => {
+    const cache = tempDir()
+    const first = await resolveModel('hf:someone/split-GGUF:Q8_0', opts(cache))
+    const part2 = first.files[1].path
+    fs.rmSync(fs.realpathSync(part2))
+    fs.rmSync(part2)
+    hub.resetLog()
+    const again = await resolveModel('hf:someone/split-GGUF:Q8_0', opts(cache))
+    expect(again.source).toBe('hub')
+    expect(again.files.map((f) => f.downloaded)).toEqual([false, true, false])
+    expect(cdnGets()).toHaveLength(1)
+  })
+
+  test('a cached model whose repository has no projector loads at once when the hub is unreachable or refuses', async () => {
+    const cache = tempDir()
+    await resolveModel('hf:someone/text-only-GGUF', opts(cache))
+    const started = Date.now()
+    const r = await resolveModel('hf:someone/text-only-GGUF', { cacheDir: cache, endpoint: 'http://127.0.0.1:9/' })
+    expect(Date.now() - started).toBeLessThan(3000) // no retry pauses (the default would wait 1 + 2 + 4 + 8 s)
+    expect(r).toMatchObject({ source: 'cache', mmproj: undefined })
+    hub.faults.status.set('/api/models/', 401)
+    expect((await resolveModel('hf:someone/text-only-GGUF', opts(cache))).source).toBe('cache')
+  })
+
+  test("mmproj named by a repository is refused (llama.cpp's choice by tag picks text models); by file it works", async () => {
+    const cache = tempDir()
+    expect(await codeOf(loadModel({ model: pair.model, mmproj: `hf:${VLM}`, download: { cacheDir: cache, endpoint: hub.url } }))).toBe('ERR_INVALID_ARGUMENT')
+    const m = await loadModel({ model: pair.model, mmproj: `hf:${VLM}/mmproj-tiny-vlm-f16.gguf`, threads: 1, download: { cacheDir: cache, endpoint: hub.url } })
+    expect(m.info.vision).toBeTruthy()
+    await m.dispose()
+  })
+
+  test("a URL download keeps the server's ETag as llama.cpp does, and resumes only the same version (If-Range)", async () => {
+    const cache = tempDir()
+    hub.addPlain('etag-Q8_0.gguf', modelBytes)
+    hub.faults.dropAt.set('etag-Q8_0.gguf', [300_000])
+    const r = await resolveModel(`${hub.cdnUrl}files/etag-Q8_0.gguf`, { cacheDir: cache, ...fast })
+    expect(fs.readFileSync(`${r.model}.etag`, 'utf8')).toBe(`"${sha256(modelBytes)}"`)
+    const gets = cdnGets()
+    expect(gets[gets.length - 1]).toMatchObject({ ifRange: `"${sha256(modelBytes)}"` })
+    expect(gets[gets.length - 1].range).toMatch(/^bytes=\d+-$/)
   })
 })
 

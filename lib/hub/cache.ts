@@ -139,13 +139,18 @@ export function linkIntoSnapshot(blob: string, finalPath: string): void {
   try {
     fs.symlinkSync(target, finalPath)
     return
-  } catch {
-    // fall through: no symlinks here
+  } catch (e) {
+    // another process linked it first
+    if ((e as NodeJS.ErrnoException).code === 'EEXIST' && isPresent(finalPath)) return
+    // otherwise: no symlinks here
   }
   try {
     fs.renameSync(blob, finalPath)
   } catch {
-    fs.copyFileSync(blob, finalPath)
+    // a copy lands under a temporary name first: an interrupted copy is never taken for the file
+    const tmp = `${finalPath}.${process.pid}.copy`
+    fs.copyFileSync(blob, tmp)
+    fs.renameSync(tmp, finalPath)
   }
 }
 

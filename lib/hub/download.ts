@@ -16,6 +16,8 @@ export interface FileToFetch {
   size?: number
   /** The hub's checksum: a 64-hex LFS sha256, or a 40-hex git blob sha1. */
   oid?: string
+  /** Where the finished file's ETag goes (llama.cpp's `<file>.etag` beside a URL download). */
+  etagFile?: string
 }
 
 export interface FetchCallbacks {
@@ -53,7 +55,7 @@ async function hashFile(file: string, hash: OffThreadHash, signal: AbortSignal |
   try {
     for await (const chunk of stream) {
       if (signal?.aborted) throw signal.reason
-      hash.update(chunk as Buffer)
+      await hash.update(chunk as Buffer)
     }
   } finally {
     stream.destroy()
@@ -148,7 +150,7 @@ async function receive(body: ReadableStream<Uint8Array>, r: Receiving): Promise<
           details: { url, listed: expected },
         })
       }
-      hasher?.update(bytes)
+      await hasher?.update(bytes)
       await sink.write(bytes)
       have += bytes.length
       cb.progress(have, expected, 'download')
@@ -184,9 +186,19 @@ async function transfer(file: FileToFetch, partial: string, opts: FetchOptions, 
     have = 0
   }
   if (file.size !== undefined && have === file.size) return undefined
-  const deadline = new Deadline(opts.timeoutMs, opts.signal)
+  const etagFile = `${partial}.etag`
+  const etag = have > 0 ? readEtag(etagFile) : undefined
+  // The part on disk is hashed before the request: no deadline runs while a large part is read.
+  let hasher = newHasher(file.oid, file.size ?? 0)
+  let deadline: Deadline | undefined
   try {
-    const { response, url } = await request(file.url, opts, deadline, { headers: have > 0 ? { range: `bytes=${have}-` } : {} })
+    if (hasher && have > 0) await hashFile(partial, hasher, opts.signal)
+    deadline = new Deadline(opts.timeoutMs, opts.signal)
+    const headers: Record<string, string> = { 'accept-encoding': 'identity' }
+    if (have > 0) headers.range = `bytes=${have}-`
+    // without a checksum (a plain URL), a resume only continues the same version of the file
+    if (have > 0 && !file.oid && etag) headers['if-range'] = etag
+    const { response, url } = await request(file.url, opts, deadline, { headers })
     let total: number | undefined
     if (response.status === 206) {
       const range = contentRange(response.headers.get('content-range'))
@@ -198,11 +210,19 @@ async function transfer(file: FileToFetch, partial: string, opts: FetchOptions, 
       total = range[1]
     } else if (response.status === 200) {
       if (have > 0) {
-        fs.truncateSync(partial, 0) // the server does not resume: start over
+        // the server does not resume (or the file changed): start over
+        fs.truncateSync(partial, 0)
         have = 0
+        hasher?.dispose()
+        hasher = newHasher(file.oid, file.size ?? 0)
       }
       const len = response.headers.get('content-length')
       total = len !== null && /^\d+$/.test(len) ? Number(len) : undefined
+      if (!file.oid) {
+        const tag = response.headers.get('etag')
+        if (tag) fs.writeFileSync(etagFile, tag)
+        else fs.rmSync(etagFile, { force: true })
+      }
     } else if (response.status === 416 && have > 0) {
       await response.body?.cancel().catch(() => undefined)
       fs.rmSync(partial, { force: true })
@@ -221,23 +241,28 @@ async function transfer(file: FileToFetch, partial: string, opts: FetchOptions, 
     const expected = file.size ?? total
     cb.progress(have, expected, 'download')
     if (!response.body) throw new TransientError(`${file.label}: the response has no body`)
-    const hasher = newHasher(file.oid, expected ?? 0)
-    try {
-      if (hasher && have > 0) await hashFile(partial, hasher, opts.signal)
-      await receive(response.body, { file, url, partial, have, expected, hasher, deadline, cb })
-      return await hasher?.digest()
-    } catch (err) {
-      hasher?.dispose()
-      throw err
-    }
+    await receive(response.body, { file, url, partial, have, expected, hasher, deadline, cb })
+    return await hasher?.digest()
+  } catch (err) {
+    hasher?.dispose()
+    throw err
   } finally {
-    deadline.done()
+    deadline?.done()
+  }
+}
+
+function readEtag(file: string): string | undefined {
+  try {
+    return fs.readFileSync(file, 'utf8').trim() || undefined
+  } catch {
+    return undefined
   }
 }
 
 /** Fetches `file` to `file.dest`, resuming, verifying, retrying; resolves once `dest` holds the verified bytes. */
 export async function fetchFile(file: FileToFetch, opts: FetchOptions, cb: FetchCallbacks): Promise<void> {
-  const partial = `${file.dest}.incomplete`
+  // (not huggingface_hub's `.incomplete`: it takes another lock, so the two must not share a part)
+  const partial = `${file.dest}.llava-native.incomplete`
   let restarts = 0
   let attempt = 0
   let delay = opts.retryDelayMs
@@ -292,6 +317,9 @@ export async function fetchFile(file: FileToFetch, opts: FetchOptions, cb: Fetch
       })
     }
     fs.renameSync(partial, file.dest)
+    const etag = `${partial}.etag`
+    if (file.etagFile && fs.existsSync(etag)) fs.renameSync(etag, file.etagFile)
+    else fs.rmSync(etag, { force: true })
     return
   }
 }

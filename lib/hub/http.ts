@@ -62,9 +62,11 @@ export class Deadline {
     return new TransientError(`${what}: ${detail}`, { cause: err })
   }
 
+  /** Ends the wait; a response body not read to its end is released with it. */
   done(): void {
     clearTimeout(this.timer)
     this.outer?.removeEventListener('abort', this.onAbort)
+    if (!this.controller.signal.aborted) this.controller.abort(new Error('done'))
   }
 }
 
@@ -99,6 +101,11 @@ export async function request(
       await response.body?.cancel().catch(() => undefined)
       if (!location) throw new LlavaError('ERR_DOWNLOAD', `${current} answered ${response.status} without a Location to follow`)
       const next = new URL(location, current)
+      if (new URL(current).protocol === 'https:' && next.protocol === 'http:') {
+        throw new LlavaError('ERR_DOWNLOAD', `${current} redirected from https to plain http (${next.host}); refusing the downgrade`, {
+          details: { url: current, location: next.href },
+        })
+      }
       if (next.protocol !== 'https:' && next.protocol !== 'http:') {
         throw new LlavaError('ERR_DOWNLOAD', `${current} redirected to a ${next.protocol} URL; only http and https are followed`, {
           details: { url: current, location: next.href },
@@ -148,6 +155,28 @@ export async function statusError(response: Response, what: string, url: string)
   return new LlavaError('ERR_DOWNLOAD', `${what}: unexpected HTTP ${s}${said}`, { details })
 }
 
+const MAX_JSON = 64 << 20
+
+/** The body as text, the idle timer restarted at every chunk; over `max` bytes is refused. */
+async function readText(response: Response, deadline: Deadline, max: number): Promise<string> {
+  if (!response.body) return ''
+  const chunks: Uint8Array[] = []
+  let n = 0
+  const reader = response.body.getReader()
+  for (;;) {
+    const { done, value } = await reader.read()
+    deadline.touch()
+    if (done) break
+    n += value.length
+    if (n > max) {
+      await reader.cancel().catch(() => undefined)
+      throw new LlavaError('ERR_DOWNLOAD', `the hub's answer is over ${max >> 20} MiB`)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
 /** GET a JSON document from the hub. */
 export async function getJson(url: string, ctx: HttpContext, what: string): Promise<{ json: unknown; response: Response }> {
   const deadline = new Deadline(ctx.timeoutMs, ctx.signal)
@@ -156,11 +185,10 @@ export async function getJson(url: string, ctx: HttpContext, what: string): Prom
     if (response.status !== 200) throw await statusError(response, what, url)
     let text: string
     try {
-      text = await response.text()
+      text = await readText(response, deadline, MAX_JSON)
     } catch (err) {
       throw deadline.explain(err, what)
     }
-    if (text.length > 64 * 1024 * 1024) throw new LlavaError('ERR_DOWNLOAD', `${what}: the hub's answer is over 64 MiB`)
     try {
       return { json: JSON.parse(text) as unknown, response }
     } catch {

@@ -134,16 +134,18 @@ export async function resolveModel(model: string, options: ResolveModelOptions =
     const p = path.resolve(spec.path)
     return { model: p, source: 'local', files: [{ name: spec.path, path: p, downloaded: false }] }
   }
-  const fetchOpts = (endpoint: string): FetchOptions => ({
+  const endpoint = options.endpoint ? (options.endpoint.endsWith('/') ? options.endpoint : options.endpoint + '/') : hubEndpoint()
+  const http: FetchOptions = {
     token: options.token ?? readToken(),
+    // the token goes to the hub's origin only: never to a CDN it redirects to, nor to another URL's host
     tokenOrigin: new URL(endpoint).origin,
     signal: options.signal,
     timeoutMs: options.timeoutMs ?? 30_000,
     retries: options.retries ?? 4,
     retryDelayMs: options.retryDelayMs ?? 1000,
-  })
-  if (spec.kind === 'url') return resolveUrl(spec.url, options, fetchOpts(spec.url.href))
-  return resolveHf(spec, options, fetchOpts)
+  }
+  if (spec.kind === 'url') return resolveUrl(spec.url, options, http)
+  return resolveHf(spec, options, endpoint, http)
 }
 
 async function fromCache(cacheDir: string, spec: HfSpec, wantMmproj: boolean): Promise<ResolvedModel | undefined> {
@@ -151,6 +153,8 @@ async function fromCache(cacheDir: string, spec: HfSpec, wantMmproj: boolean): P
   if (!snap) return undefined
   const p = await plan(snap.files, spec, wantMmproj)
   if (!p.primary || p.modelFiles.length === 0) return undefined
+  // a split model whose download stopped part-way has only some parts in the snapshot
+  if (p.modelFiles.length !== (ggufSplitInfo(p.primary)?.count ?? 1)) return undefined
   const names = [...p.modelFiles, ...(p.mmproj ? [p.mmproj] : [])]
   if (!names.every((n) => isPresent(path.join(snap.dir, n)))) return undefined
   if (wantMmproj && !p.mmproj) return undefined // the hub may have one the cache lacks
@@ -164,38 +168,46 @@ async function fromCache(cacheDir: string, spec: HfSpec, wantMmproj: boolean): P
   }
 }
 
-async function resolveHf(spec: HfSpec, options: ResolveModelOptions, fetchOpts: (endpoint: string) => FetchOptions): Promise<ResolvedModel> {
+async function resolveHf(spec: HfSpec, options: ResolveModelOptions, endpoint: string, http: FetchOptions): Promise<ResolvedModel> {
   const cacheDir = path.resolve(options.cacheDir ?? hubCacheDir())
-  const endpoint = options.endpoint ? (options.endpoint.endsWith('/') ? options.endpoint : options.endpoint + '/') : hubEndpoint()
   const offline = options.offline ?? offlineFromEnv()
   const wantMmproj = options.mmproj ?? true
   const name = `hf:${repoWithTag(spec)}${spec.file ? '/' + spec.file : ''}`
 
+  // The model without a projector: enough offline, or when the hub cannot say whether it has one.
+  let modelOnly: ResolvedModel | undefined
   if (offline || !options.revalidate) {
     // Offline, the cache is the whole truth: its projector if it has one, as llama.cpp --offline.
-    const hit = (await fromCache(cacheDir, spec, wantMmproj)) ?? (offline ? await fromCache(cacheDir, spec, false) : undefined)
+    const hit = await fromCache(cacheDir, spec, wantMmproj)
     if (hit) return hit
+    modelOnly = wantMmproj ? await fromCache(cacheDir, spec, false) : undefined
+    if (offline && modelOnly) return modelOnly
     if (offline) {
+      const how = options.offline ? 'the offline option is set' : process.env.HF_HUB_OFFLINE ? 'HF_HUB_OFFLINE is set' : 'LLAMA_ARG_OFFLINE is set'
       throw new LlavaError(
         'ERR_FILE_NOT_FOUND',
-        `${name} is not in the model cache (${cacheDir}) and offline mode forbids downloading it: run \`llava-native pull ${name}\` while online, or unset HF_HUB_OFFLINE.`,
+        `${name} is not in the model cache (${cacheDir}) and offline mode forbids downloading it (${how}): run \`llava-native pull ${name}\` while online.`,
         { details: { repo: spec.repo, cacheDir } },
       )
     }
   }
 
-  const http = fetchOpts(endpoint)
   let commit: string
   let branch: string
   let listing: RemoteFile[]
+  // With the model already here, one quick question (no retries) whether the repository has a projector.
+  const retries = modelOnly ? 0 : http.retries
   try {
-    ;({ commit, branch } = await withRetries(`asking the hub about ${spec.repo}`, http.retries, http.retryDelayMs, http.signal, () =>
+    ;({ commit, branch } = await withRetries(`asking the hub about ${spec.repo}`, retries, http.retryDelayMs, http.signal, () =>
       remoteCommit(endpoint, spec.repo, http),
     ))
-    listing = await withRetries(`listing the files of ${spec.repo}`, http.retries, http.retryDelayMs, http.signal, () =>
+    listing = await withRetries(`listing the files of ${spec.repo}`, retries, http.retryDelayMs, http.signal, () =>
       remoteFiles(endpoint, spec.repo, commit, http),
     )
   } catch (err) {
+    if (http.signal?.aborted) throw http.signal.reason
+    // The model is here; whatever the hub says now (unreachable, refusing), it is used as llama.cpp would.
+    if (modelOnly) return modelOnly
     // The hub unreachable (not a refusal): what the cache has will do, as llama.cpp falls back.
     if (err instanceof TransientError || (err instanceof LlavaError && err.code === 'ERR_DOWNLOAD')) {
       const hit = (await fromCache(cacheDir, spec, wantMmproj)) ?? (await fromCache(cacheDir, spec, false))
@@ -304,17 +316,23 @@ function meterFor(meter: ProgressMeter, name: string): { progress: (done: number
   }
 }
 
+/** The file name llama.cpp gives a URL download: the last path segment as written (not decoded). */
+function urlFileName(url: URL): string {
+  return url.pathname.split('/').pop() ?? ''
+}
+
+/** Every part of a split model named by one part's URL (a URL with a query or fragment is one file, as in llama.cpp). */
 function urlParts(url: URL): URL[] {
-  const file = decodeURIComponent(url.pathname.split('/').pop() ?? '')
-  const s = ggufSplitInfo(file)
-  if (!s || s.count <= 1) return [url]
-  const dir = url.href.slice(0, url.href.lastIndexOf('/') + 1)
-  const stem = file.slice(0, -'-00001-of-00001.gguf'.length)
-  const out: URL[] = []
-  for (let i = 1; i <= s.count; i++) {
-    out.push(new URL(`${dir}${encodeURIComponent(`${stem}-${String(i).padStart(5, '0')}-of-${String(s.count).padStart(5, '0')}.gguf`)}`))
-  }
-  return out
+  const s = ggufSplitInfo(urlFileName(url))
+  if (!s || s.count <= 1 || url.search || url.hash) return [url]
+  const name = urlFileName(url)
+  const stem = name.slice(0, -'-00001-of-00001.gguf'.length)
+  const dir = url.pathname.slice(0, url.pathname.length - name.length)
+  return Array.from({ length: s.count }, (_, i) => {
+    const part = new URL(url.href)
+    part.pathname = `${dir}${stem}-${String(i + 1).padStart(5, '0')}-of-${String(s.count).padStart(5, '0')}.gguf`
+    return part
+  })
 }
 
 async function resolveUrl(url: URL, options: ResolveModelOptions, http: FetchOptions): Promise<ResolvedModel> {
@@ -322,8 +340,8 @@ async function resolveUrl(url: URL, options: ResolveModelOptions, http: FetchOpt
   const offline = options.offline ?? offlineFromEnv()
   const parts = urlParts(url)
   const files: ResolvedFile[] = parts.map((u) => {
-    const base = decodeURIComponent(u.pathname.split('/').pop()!)
-    if (base === '' || base.includes('/') || base.includes('\\') || base === '.' || base === '..') {
+    const base = urlFileName(u)
+    if (base === '' || base.includes('\\') || base === '.' || base === '..') {
       throw new LlavaError('ERR_INVALID_ARGUMENT', `${url.href} does not end with a usable file name`)
     }
     return { name: u.href, path: path.join(dir, base), downloaded: false }
@@ -344,7 +362,7 @@ async function resolveUrl(url: URL, options: ResolveModelOptions, http: FetchOpt
     try {
       if (options.revalidate === true || !isPresent(f.path)) {
         const tmp = options.revalidate === true ? `${f.path}.new` : f.path
-        await fetchFile({ url: f.name, dest: tmp, label: path.basename(f.path) }, { ...http, signal }, meterFor(meter, f.name))
+        await fetchFile({ url: f.name, dest: tmp, label: path.basename(f.path), etagFile: `${f.path}.etag` }, { ...http, signal }, meterFor(meter, f.name))
         if (tmp !== f.path) fs.renameSync(tmp, f.path)
         f.downloaded = true
       }

@@ -42,6 +42,7 @@ export interface LoggedRequest {
   url: string
   host: string
   range?: string
+  ifRange?: string
   authorization?: string
 }
 
@@ -139,6 +140,7 @@ export class MockHub {
       url: req.url ?? '',
       host,
       range: req.headers.range,
+      ifRange: req.headers['if-range'] as string | undefined,
       authorization: req.headers.authorization,
     })
   }
