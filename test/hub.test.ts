@@ -435,6 +435,31 @@ describe('what the review of the first version found', () => {
     expect(cdnGets().every((q) => q.authorization === undefined)).toBe(true)
   })
 
+  test('a process killed mid-download (SIGKILL) leaves a part and a lock; the next process takes the lock over and resumes the part', async () => {
+    const cache = tempDir()
+    const file = fileOf(vlmFiles, 'tiny-vlm-Q8_0.gguf')
+    const blobs = path.join(cache, 'models--ggml-org--tiny-vlm-GGUF', 'blobs')
+    const partial = path.join(blobs, `${sha256(file)}.llava-native.incomplete`)
+    hub.faults.bytesPer10ms = 4 * 1024
+    const first = spawn(process.execPath, ['test/helpers/hub-child.js', `hf:${VLM}:Q8_0`, cache, hub.url], { cwd: root })
+    const deadline = Date.now() + 20_000
+    while (!(fs.existsSync(partial) && fs.statSync(partial).size > 100_000) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20))
+    first.kill('SIGKILL')
+    await new Promise((resolve) => first.on('exit', resolve))
+    const kept = fs.statSync(partial).size
+    expect(kept).toBeGreaterThan(100_000)
+    expect(fs.readdirSync(path.join(cache, '.locks', 'models--ggml-org--tiny-vlm-GGUF')).length).toBeGreaterThan(0) // the dead owner's lock
+    expect(fs.existsSync(path.join(cache, 'models--ggml-org--tiny-vlm-GGUF', 'refs', 'main'))).toBe(false)
+    hub.resetFaults()
+    hub.resetLog()
+    const r = await resolveModel(`hf:${VLM}:Q8_0`, opts(cache))
+    expect(sha256(fs.readFileSync(r.model))).toBe(sha256of(file))
+    const modelGets = cdnGets().filter((q) => q.url.includes(sha256(file)))
+    expect(modelGets).toHaveLength(1)
+    expect(Number(/^bytes=(\d+)-$/.exec(modelGets[0].range ?? '')?.[1])).toBe(kept)
+    expect(fs.readdirSync(path.join(cache, '.locks', 'models--ggml-org--tiny-vlm-GGUF'))).toEqual([])
+  })
+
   test('a lock left by a dead process is taken over', async () => {
     const cache = tempDir()
     const oid = sha256(fileOf(vlmFiles, 'tiny-vlm-Q8_0.gguf'))
