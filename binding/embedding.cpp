@@ -182,6 +182,13 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
                      : (64ull << 20);
   Napi::Value orient = o.Get("orient");
   in.orient = !orient.IsBoolean() || orient.As<Napi::Boolean>().Value();
+  Napi::Value background = o.Get("background");
+  if (background.IsArray() && background.As<Napi::Array>().Length() == 3) {
+    for (uint32_t c = 0; c < 3; c++) {
+      const double v = background.As<Napi::Array>().Get(c).ToNumber().DoubleValue();
+      in.background[c] = static_cast<unsigned char>(v >= 0 && v <= 255 ? v : 255);
+    }
+  }
   if (kind == "path") {
     in.kind = ImageInput::Kind::Path;
     in.path = o.Get("path").ToString().Utf8Value();

@@ -90,7 +90,8 @@ struct CallbackReader {
   }
 };
 
-RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, uint64_t maxPixels, bool orient, const std::string& what) {
+RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, const ImageInput& in, const std::string& what) {
+  const uint64_t maxPixels = in.maxPixels;
   if (size == 0) Throw("ERR_IMAGE_DECODE", what + " is empty");
   if (size > static_cast<size_t>(std::numeric_limits<int>::max())) Throw("ERR_IMAGE_DECODE", what + " is too large");
   int w = 0, h = 0, comp = 0;
@@ -106,7 +107,7 @@ RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, uint64_t maxPixe
   CallbackReader reader{bytes, size};
   const stbi_io_callbacks io = {&CallbackReader::Read, &CallbackReader::Skip, &CallbackReader::Eof};
   // Transparent pixels keep whatever colour was under them; asked for RGB, stb would show it.
-  // With alpha, they are laid over white instead, as a viewer on a white page shows them.
+  // With alpha, they are laid over the background instead (white: as a viewer on a white page shows them).
   const bool alpha = comp == 2 || comp == 4;
   unsigned char* pixels = stbi_load_from_callbacks(&io, &reader, &nx, &ny, &nc, alpha ? 4 : 3);
   if (!pixels) {
@@ -125,13 +126,15 @@ RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, uint64_t maxPixe
     out.rgb.resize(n * 3);
     for (size_t i = 0; i < n; i++) {
       const unsigned a = pixels[i * 4 + 3];
-      for (size_t c = 0; c < 3; c++) out.rgb[i * 3 + c] = static_cast<unsigned char>((pixels[i * 4 + c] * a + 255u * (255u - a) + 127u) / 255u);
+      for (size_t c = 0; c < 3; c++) {
+        out.rgb[i * 3 + c] = static_cast<unsigned char>((pixels[i * 4 + c] * a + in.background[c] * (255u - a) + 127u) / 255u);
+      }
     }
   } else {
     out.rgb.assign(pixels, pixels + n * 3);
   }
   stbi_image_free(pixels);
-  if (orient) Orient(out, ExifOrientation(bytes, size));
+  if (in.orient) Orient(out, ExifOrientation(bytes, size));
   return out;
 }
 
@@ -182,10 +185,10 @@ RgbImage DecodeImage(ImageInput& input) {
   switch (input.kind) {
     case ImageInput::Kind::Path: {
       std::vector<unsigned char> bytes = ReadFile(input.path);
-      return DecodeEncoded(bytes.data(), bytes.size(), input.maxPixels, input.orient, "the image file " + input.path);
+      return DecodeEncoded(bytes.data(), bytes.size(), input, "the image file " + input.path);
     }
     case ImageInput::Kind::Bytes:
-      return DecodeEncoded(input.bytes, input.size, input.maxPixels, input.orient, "the image buffer");
+      return DecodeEncoded(input.bytes, input.size, input, "the image buffer");
     case ImageInput::Kind::Pixels:
       return FromPixels(input);
   }

@@ -20,6 +20,7 @@ struct ImageInput {
   std::string format;  // pixels: rgb | rgba | bgra
   uint64_t maxPixels = 0;
   bool orient = true;  // encoded files: apply their EXIF orientation (image_orientation.h)
+  unsigned char background[3] = {255, 255, 255};  // encoded files with alpha are laid over this colour
 };
 
 struct RgbImage {

@@ -27,22 +27,43 @@ export class NativeBytesImage {
   constructor(readonly bytes: NativeImageBytes) {}
 }
 
-/** How encoded images are read: the largest accepted, and whether their EXIF orientation applies. */
+/** How encoded images are read: the largest accepted, whether their EXIF orientation applies, what shows through transparency. */
 export interface ImageReading {
   maxPixels: number
   orientation: 'exif' | 'ignore'
+  /** RGB, 0..255 each. */
+  background: [number, number, number]
+}
+
+/** An image background: '#rgb', '#rrggbb' or [r, g, b] with integers 0..255. */
+export type ImageBackground = string | readonly [number, number, number]
+
+export const WHITE: [number, number, number] = [255, 255, 255]
+
+export function backgroundOption(option: string, value: unknown): [number, number, number] {
+  if (typeof value === 'string') {
+    const m = /^#([0-9a-f]{3}|[0-9a-f]{6})$/i.exec(value)
+    if (m) {
+      const hex = m[1].length === 3 ? [...m[1]].map((c) => c + c).join('') : m[1]
+      return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)) as [number, number, number]
+    }
+  } else if (Array.isArray(value) && value.length === 3 && value.every((c) => Number.isInteger(c) && c >= 0 && c <= 255)) {
+    return [value[0], value[1], value[2]]
+  }
+  throw invalid(option, "a colour: '#rrggbb', '#rgb' or [r, g, b] with integers 0..255", value)
 }
 
 export function toNativeImage(input: unknown, option: string, reading: ImageReading): NativeImageInput {
   const maxPixels = reading.maxPixels
   const orient = reading.orientation === 'exif'
-  if (input instanceof NativeBytesImage) return { kind: 'bytes', data: input.bytes, maxPixels, orient }
+  const background = reading.background
+  if (input instanceof NativeBytesImage) return { kind: 'bytes', data: input.bytes, maxPixels, orient, background }
   if (typeof input === 'string') {
     if (input.length === 0 || input.includes('\0')) throw invalid(option, 'a file path, image bytes or raw pixels', input)
-    return { kind: 'path', path: path.resolve(input), maxPixels, orient }
+    return { kind: 'path', path: path.resolve(input), maxPixels, orient, background }
   }
-  if (input instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(input), maxPixels, orient }
-  if (input instanceof Uint8Array) return { kind: 'bytes', data: input, maxPixels, orient }
+  if (input instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(input), maxPixels, orient, background }
+  if (input instanceof Uint8Array) return { kind: 'bytes', data: input, maxPixels, orient, background }
   if (input !== null && typeof input === 'object' && 'data' in input && 'width' in input) {
     const raw = input as RawImage
     if (!(raw.data instanceof Uint8Array) && !(raw.data instanceof Uint8ClampedArray)) {

@@ -1,7 +1,7 @@
 import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
-import { DEFAULT_MAX_PIXELS, ImageEmbedding, type ImageInput, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeImage } from './image'
+import { backgroundOption, DEFAULT_MAX_PIXELS, type ImageBackground, ImageEmbedding, type ImageInput, WHITE, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeImage } from './image'
 import { CHAT_RENDER_KEYS, type ChatMessage, type ChatRenderOptions, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
 import { isRemoteSpec, resolveModel, type ResolveModelOptions } from './hub'
@@ -91,6 +91,12 @@ export interface LoadModelOptions {
    * 'ignore': the stored pixels as they are.
    */
   imageOrientation?: 'exif' | 'ignore'
+  /**
+   * What shows through transparent pixels of an encoded image (PNG, GIF, … with alpha): '#rrggbb',
+   * '#rgb' or [r, g, b]. Default white, as a viewer on a white page shows them. Raw pixels are
+   * taken as given.
+   */
+  imageBackground?: ImageBackground
   /** Called with the loading progress, 0..1. Throwing from it aborts the load. */
   onProgress?: (fraction: number) => void
   /**
@@ -112,7 +118,7 @@ export interface LoadModelOptions {
 
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'imageOrientation', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download',
+  'maxImagePixels', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download',
 ] as const
 
 /** What a loaded model is. */
@@ -153,6 +159,8 @@ export interface EncodeImageOptions {
   maxPixels?: number
   /** Whether a photo's EXIF orientation turns it before encoding. Default: the model's imageOrientation ('exif'). */
   orientation?: 'exif' | 'ignore'
+  /** What shows through a transparent image: '#rrggbb', '#rgb' or [r, g, b]. Default: the model's imageBackground (white). */
+  background?: ImageBackground
 }
 
 /** @internal */
@@ -215,14 +223,15 @@ export class Model {
   async encodeImage(input: ImageInput, options?: EncodeImageOptions): Promise<ImageEmbedding> {
     this.assertAlive()
     const o = v.optionsObject('encodeImage options', options)
-    v.checkKeys('encodeImage()', o, ['signal', 'maxPixels', 'orientation'])
+    v.checkKeys('encodeImage()', o, ['signal', 'maxPixels', 'orientation', 'background'])
     const signal = v.signal('signal', o.signal)
     const maxPixels = v.int('maxPixels', o.maxPixels, 1, Number.MAX_SAFE_INTEGER, this.defaults.maxImagePixels)
     const orientation = o.orientation === undefined ? this.defaults.imageReading.orientation : orientationOption('orientation', o.orientation)
     if (!this.info.vision) {
       throw new LlavaError('ERR_NO_VISION', 'This model was loaded without a projector: pass `mmproj` to loadModel() to use images.')
     }
-    const owning = ownImageBytes(toNativeImage(input, 'image', { maxPixels, orientation }))
+    const background = o.background === undefined ? this.defaults.imageReading.background : backgroundOption('background', o.background)
+    const owning = ownImageBytes(toNativeImage(input, 'image', { maxPixels, orientation, background }))
     throwIfAborted(signal)
     const link = linkSignal(signal)
     try {
@@ -475,6 +484,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
   const maxImagePixels = v.int('maxImagePixels', options.maxImagePixels, 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
   const imageOrientation = options.imageOrientation === undefined ? 'exif' : orientationOption('imageOrientation', options.imageOrientation)
+  const imageBackground = options.imageBackground === undefined ? WHITE : backgroundOption('imageBackground', options.imageBackground)
   const templateTimeoutMs = v.int('chatTemplateTimeoutMs', options.chatTemplateTimeoutMs, 1, 3_600_000, DEFAULT_TEMPLATE_TIMEOUT_MS)
   const onProgress = v.fn<(f: number) => void>('onProgress', options.onProgress)
   const signal = v.signal('signal', options.signal)
@@ -546,7 +556,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     batchSize,
     flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,
     maxImagePixels,
-    imageReading: { maxPixels: maxImagePixels, orientation: imageOrientation },
+    imageReading: { maxPixels: maxImagePixels, orientation: imageOrientation, background: imageBackground },
     templateTimeoutMs,
   })
 }

@@ -71,8 +71,8 @@ export interface NativeImageBytes {
 }
 
 export type NativeImageInput =
-  | { kind: 'path'; path: string; maxPixels: number; orient: boolean }
-  | { kind: 'bytes'; data: Uint8Array | NativeImageBytes; maxPixels: number; orient: boolean }
+  | { kind: 'path'; path: string; maxPixels: number; orient: boolean; background: [number, number, number] }
+  | { kind: 'bytes'; data: Uint8Array | NativeImageBytes; maxPixels: number; orient: boolean; background: [number, number, number] }
   | {
       kind: 'pixels'
       data: Uint8Array | NativeImageBytes

@@ -6,7 +6,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as zlib from 'node:zlib'
-import { type ImageEmbedding, type Model, loadModel } from '../lib'
+import { type EncodeImageOptions, type ImageEmbedding, type Model, loadModel } from '../lib'
 import { root, tinyPair } from './helpers/fixtures'
 import { type Rgb, pattern, pngChunk, toPng } from './helpers/images'
 
@@ -31,6 +31,18 @@ function pngWithOrientation(img: Rgb, orientation: number, little = true): Buffe
   const png = toPng(img)
   const afterIhdr = 8 + 12 + 13
   return Buffer.concat([png.subarray(0, afterIhdr), pngChunk('eXIf', tiffWithOrientation(orientation, little)), png.subarray(afterIhdr)])
+}
+
+// A PNG of raw 8-bit samples: colour type 4 (grey+alpha, 2 channels) or 6 (RGBA, 4 channels).
+function rawPng(w: number, h: number, colourType: number, channels: number, data: Uint8Array): Buffer {
+  const ihdr = Buffer.alloc(13)
+  ihdr.writeUInt32BE(w, 0)
+  ihdr.writeUInt32BE(h, 4)
+  ihdr[8] = 8
+  ihdr[9] = colourType
+  const raw = Buffer.alloc((w * channels + 1) * h)
+  for (let y = 0; y < h; y++) Buffer.from(data.buffer, data.byteOffset + y * w * channels, w * channels).copy(raw, y * (w * channels + 1) + 1)
+  return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', zlib.deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))])
 }
 
 function jpegWithApp1(jpeg: Buffer, payload: Buffer): Buffer {
@@ -89,7 +101,7 @@ describe('EXIF orientation and transparency', () => {
 
   // Encodes `expected` as raw pixels, then `candidate`: the second reuses the first's encoding
   // exactly when their pixels are the same.
-  async function samePixels(expected: Rgb, candidate: Buffer, options?: { orientation?: 'exif' | 'ignore' }): Promise<{ same: boolean; embedding: ImageEmbedding }> {
+  async function samePixels(expected: Rgb, candidate: Buffer, options?: EncodeImageOptions): Promise<{ same: boolean; embedding: ImageEmbedding }> {
     const reference = await model.encodeImage({ data: expected.rgb, width: expected.width, height: expected.height, format: 'rgb' })
     const before = model.imageEncodeCount
     const embedding = await model.encodeImage(candidate, options)
@@ -201,20 +213,46 @@ describe('EXIF orientation and transparency', () => {
       const c = Math.floor((g * a + 255 * (255 - a) + 127) / 255)
       onWhite.rgb.set([c, c, c], i * 3)
     }
-    const png = (colourType: number, channels: number, data: Uint8Array): Buffer => {
-      const ihdr = Buffer.alloc(13)
-      ihdr.writeUInt32BE(w, 0)
-      ihdr.writeUInt32BE(h, 4)
-      ihdr[8] = 8
-      ihdr[9] = colourType
-      const raw = Buffer.alloc((w * channels + 1) * h)
-      for (let y = 0; y < h; y++) Buffer.from(data.buffer, data.byteOffset + y * w * channels, w * channels).copy(raw, y * (w * channels + 1) + 1)
-      return Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), pngChunk('IHDR', ihdr), pngChunk('IDAT', zlib.deflateSync(raw)), pngChunk('IEND', Buffer.alloc(0))])
-    }
-    for (const file of [png(4, 2, grey), png(6, 4, rgba)]) {
+    for (const file of [rawPng(w, h, 4, 2, grey), rawPng(w, h, 6, 4, rgba)]) {
       const { same, embedding } = await samePixels(onWhite, file)
       expect(same).toBe(true)
       await embedding.dispose()
+    }
+  })
+
+  test('another background: imageBackground at load, background per image; the colour shows through exactly', async () => {
+    const w = 9
+    const h = 7
+    const rgba = new Uint8Array(w * h * 4)
+    for (let i = 0; i < w * h; i++) rgba.set([(i * 29) & 0xff, (i * 53) & 0xff, (i * 71) & 0xff, [0, 255, 128, 1][i % 4]], i * 4)
+    const over = (bg: [number, number, number]): Rgb => {
+      const out: Rgb = { width: w, height: h, rgb: new Uint8Array(w * h * 3) }
+      for (let i = 0; i < w * h; i++) {
+        const a = rgba[i * 4 + 3]
+        for (let c = 0; c < 3; c++) out.rgb[i * 3 + c] = Math.floor((rgba[i * 4 + c] * a + bg[c] * (255 - a) + 127) / 255)
+      }
+      return out
+    }
+    const file = rawPng(w, h, 6, 4, rgba)
+    for (const [background, bg] of [['#000', [0, 0, 0]], ['#1a2b3c', [0x1a, 0x2b, 0x3c]], [[200, 10, 90], [200, 10, 90]]] as const) {
+      const { same, embedding } = await samePixels(over([...bg]), file, { background })
+      expect(same).toBe(true)
+      await embedding.dispose()
+    }
+    // the load option is every image's default
+    const dark = await loadModel({ ...tinyPair(), threads: 1, imageBackground: '#000000' })
+    try {
+      const reference = await dark.encodeImage({ data: over([0, 0, 0]).rgb, width: w, height: h, format: 'rgb' })
+      const before = dark.imageEncodeCount
+      const e = await dark.encodeImage(file)
+      expect(dark.imageEncodeCount).toBe(before)
+      await Promise.all([reference.dispose(), e.dispose()])
+      for (const bad of ['black', '#12345', [256, 0, 0], [1, 2], '#ggg']) {
+        await expect(dark.encodeImage(file, { background: bad as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+      }
+      await expect(loadModel({ ...tinyPair(), imageBackground: 'white' as never })).rejects.toMatchObject({ code: 'ERR_INVALID_ARGUMENT' })
+    } finally {
+      await dark.dispose()
     }
   })
 })
