@@ -1,4 +1,7 @@
+import * as fs from 'node:fs'
 import * as path from 'node:path'
+import { decodeWithSharp } from './media/sharp'
+import { type OtherFormat, SNIFF_BYTES, sniffOtherFormat } from './media/sniff'
 import { LlavaError, fromNative } from './errors'
 import { Lifetime } from './lifetime'
 import { binding } from './native'
@@ -100,6 +103,11 @@ const SLICE = 2 << 20
  * once; the caller must leave the buffer unchanged until the returned promise settles.
  */
 export async function ownImageBytes(input: NativeImageInput): Promise<NativeImageInput> {
+  const other = await otherFormatOf(input)
+  if (other && input.kind !== 'pixels') {
+    const what = input.kind === 'path' ? `the image file ${input.path}` : 'the image buffer'
+    return ownImageBytes(await decodeWithSharp(other.source, other.format, what, input))
+  }
   if (input.kind === 'path' || !(input.data instanceof Uint8Array) || input.data.byteLength < COPY_IN_SLICES_FROM) return input
   const source = input.data
   const total = source.byteLength
@@ -114,6 +122,31 @@ export async function ownImageBytes(input: NativeImageInput): Promise<NativeImag
     throw fromNative(err)
   }
   return { ...input, data: copy }
+}
+
+/** A format the built-in decoder cannot read, and where its bytes are (for sharp). */
+async function otherFormatOf(input: NativeImageInput): Promise<{ format: OtherFormat; source: Buffer | string } | undefined> {
+  if (input.kind === 'path') {
+    let head: Buffer
+    try {
+      const fh = await fs.promises.open(input.path, 'r')
+      try {
+        head = Buffer.alloc(SNIFF_BYTES)
+        head = head.subarray(0, (await fh.read(head, 0, SNIFF_BYTES, 0)).bytesRead)
+      } finally {
+        await fh.close()
+      }
+    } catch {
+      return undefined // not readable: the native side says why, with its usual error
+    }
+    const format = sniffOtherFormat(head)
+    return format ? { format, source: input.path } : undefined
+  }
+  if (input.kind === 'bytes' && input.data instanceof Uint8Array) {
+    const format = sniffOtherFormat(input.data.subarray(0, SNIFF_BYTES))
+    return format ? { format, source: Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength) } : undefined
+  }
+  return undefined
 }
 
 /** ownImageBytes() over a call's images; embeddings pass through. */

@@ -265,7 +265,7 @@ describe('downloads never corrupt', () => {
     hub.resetFaults()
     hub.resetLog()
     hub.faults.stallAt.set(Q4, 50_000)
-    err = undefined
+    err = undefined as LlavaError | undefined
     const started = Date.now()
     await resolveModel(`hf:${VLM}`, opts(cache, { mmproj: false, timeoutMs: 300, retries: 1 })).catch((e: LlavaError) => (err = e))
     expect(err?.code).toBe('ERR_DOWNLOAD')

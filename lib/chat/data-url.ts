@@ -2,6 +2,7 @@
 // all of it, then base64) held the event loop for 0.4-1.3 s.
 import { LlavaError } from '../errors'
 import { NativeBytesImage } from '../image'
+import { otherFormatOfMime } from '../media/sniff'
 import { binding } from '../native'
 
 /** Characters of the URL decoded between two turns of the event loop (768 KB of bytes). */
@@ -28,15 +29,17 @@ export async function decodeDataUrl(url: string, option: string): Promise<Buffer
     )
   }
   const base64 = /;base64$/i.test(head.slice(0, comma))
-  return base64 ? decodeBase64(url, comma + 1, option) : decodePercent(url, comma + 1, option)
+  // formats for sharp (lib/media/sharp.ts) stay in JS memory, where sharp reads them
+  const inJs = otherFormatOfMime(head.slice(5, comma).split(';')[0]) !== undefined
+  return base64 ? decodeBase64(url, comma + 1, option, inJs) : decodePercent(url, comma + 1, option)
 }
 
 // Large images are decoded straight into native memory, a slice at a time through one small
 // buffer: a JS allocation of the whole image would only be copied again, and tens of megabytes of
 // new external memory make V8 collect garbage, a pause on the JS thread.
-async function decodeBase64(url: string, start: number, option: string): Promise<Buffer | NativeBytesImage> {
+async function decodeBase64(url: string, start: number, option: string, inJs: boolean): Promise<Buffer | NativeBytesImage> {
   const bound = Math.ceil(((url.length - start) * 3) / 4) + 3
-  const native = bound >= NATIVE_FROM ? new (binding().ImageBytes)(bound) : undefined
+  const native = bound >= NATIVE_FROM && !inJs ? new (binding().ImageBytes)(bound) : undefined
   const out = native ? Buffer.allocUnsafe(Math.ceil((SLICE * 3) / 4) + 3) : Buffer.allocUnsafe(bound)
   let written = 0
   let carry = ''

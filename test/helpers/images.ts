@@ -114,3 +114,37 @@ export function toPng(img: Rgb): Buffer {
     pngChunk('IEND', Buffer.alloc(0)),
   ])
 }
+
+// The picture a viewer shows for stored pixels and an orientation, built from plain turns and
+// mirrors as EXIF 2.3 describes each tag (independent of the library's own index arithmetic).
+function rotateCW(img: Rgb): Rgb {
+  const out = new Uint8Array(img.rgb.length)
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) {
+      const nx = img.height - 1 - y
+      const ny = x
+      out.set(img.rgb.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3), (ny * img.height + nx) * 3)
+    }
+  }
+  return { width: img.height, height: img.width, rgb: out }
+}
+function mirror(img: Rgb): Rgb {
+  const out = new Uint8Array(img.rgb.length)
+  for (let y = 0; y < img.height; y++) {
+    for (let x = 0; x < img.width; x++) out.set(img.rgb.subarray((y * img.width + x) * 3, (y * img.width + x) * 3 + 3), (y * img.width + (img.width - 1 - x)) * 3)
+  }
+  return { width: img.width, height: img.height, rgb: out }
+}
+const times = (n: number, f: (i: Rgb) => Rgb, img: Rgb): Rgb => (n === 0 ? img : times(n - 1, f, f(img)))
+export function shown(stored: Rgb, orientation: number): Rgb {
+  switch (orientation) {
+    case 2: return mirror(stored) // mirrored left-right
+    case 3: return times(2, rotateCW, stored) // upside down
+    case 4: return times(2, rotateCW, mirror(stored)) // mirrored top-bottom
+    case 5: return times(3, rotateCW, mirror(stored)) // mirrored along the main diagonal
+    case 6: return rotateCW(stored) // stored turned left: turn it right to show
+    case 7: return rotateCW(mirror(stored)) // mirrored along the other diagonal
+    case 8: return times(3, rotateCW, stored) // stored turned right: turn it left to show
+    default: return stored
+  }
+}

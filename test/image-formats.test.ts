@@ -1,0 +1,175 @@
+// The formats stb_image does not read — WebP (lossless, lossy, alpha, animated), AVIF, TIFF and
+// CMYK JPEG — decoded in-process by the optional package sharp, with the same EXIF orientation,
+// transparency and pixel limits as the built-in decoder; without sharp, a typed error that says
+// how to get it. Pixel equality is checked through content ids, as in image-orientation.
+import { spawnSync } from 'node:child_process'
+import * as fs from 'node:fs'
+import * as path from 'node:path'
+import sharp from 'sharp'
+import { type EncodeImageOptions, type ImageEmbedding, type Model, loadModel } from '../lib'
+import { decodeWithSharp } from '../lib/media/sharp'
+import { sniffOtherFormat } from '../lib/media/sniff'
+import { root, tempDir, tinyPair } from './helpers/fixtures'
+import { type Rgb, pattern, shown } from './helpers/images'
+
+const stored = pattern(24, 16, 3)
+const fromRaw = (img: Rgb, channels = 3, data: Uint8Array = img.rgb): sharp.Sharp =>
+  sharp(Buffer.from(data), { raw: { width: img.width, height: img.height, channels: channels as 3 | 4 } })
+
+describe('image formats beyond the built-in decoder (through sharp)', () => {
+  let model: Model
+  beforeAll(async () => {
+    model = await loadModel({ ...tinyPair(), threads: 1 })
+  })
+  afterAll(() => model.dispose())
+
+  async function samePixels(expected: Rgb, candidate: Buffer | string, options?: EncodeImageOptions): Promise<{ same: boolean; embedding: ImageEmbedding }> {
+    const reference = await model.encodeImage({ data: expected.rgb, width: expected.width, height: expected.height, format: 'rgb' })
+    const before = model.imageEncodeCount
+    const embedding = await model.encodeImage(candidate, options)
+    const same = model.imageEncodeCount === before
+    await reference.dispose()
+    return { same, embedding }
+  }
+
+  test('lossless WebP and TIFF give exactly the stored pixels, as buffers and as files', async () => {
+    const dir = tempDir()
+    for (const [name, bytes] of [
+      ['x.webp', await fromRaw(stored).webp({ lossless: true }).toBuffer()],
+      ['x.tiff', await fromRaw(stored).tiff({ compression: 'lzw' }).toBuffer()],
+    ] as const) {
+      expect(sniffOtherFormat(bytes)).toBe(name.endsWith('webp') ? 'webp' : 'tiff')
+      const file = path.join(dir, name)
+      fs.writeFileSync(file, bytes)
+      for (const input of [bytes, file]) {
+        const { same, embedding } = await samePixels(stored, input)
+        expect(same).toBe(true)
+        expect([embedding.width, embedding.height]).toEqual([24, 16])
+        await embedding.dispose()
+      }
+    }
+  })
+
+  test('EXIF orientation turns WebP and TIFF too (orientation 6 and 3), and ignore keeps the stored pixels', async () => {
+    for (const o of [6, 3]) {
+      for (const bytes of [await fromRaw(stored).withMetadata({ orientation: o }).webp({ lossless: true }).toBuffer(), await fromRaw(stored).withMetadata({ orientation: o }).tiff({ compression: 'lzw' }).toBuffer()]) {
+        const turned = await samePixels(shown(stored, o), bytes)
+        expect(turned.same).toBe(true)
+        expect([turned.embedding.width, turned.embedding.height]).toEqual(o === 6 ? [16, 24] : [24, 16])
+        await turned.embedding.dispose()
+        const kept = await samePixels(stored, bytes, { orientation: 'ignore' })
+        expect(kept.same).toBe(true)
+        await kept.embedding.dispose()
+      }
+    }
+    // countTokens counts it without encoding it
+    const before = model.imageEncodeCount
+    const counted = await model.countTokens('USER: <image>\nASSISTANT:', { images: [await fromRaw(stored).withMetadata({ orientation: 6 }).webp({ lossless: true }).toBuffer()] })
+    expect(counted.imageTokens).toBeGreaterThan(0)
+    expect(model.imageEncodeCount).toBe(before)
+  })
+
+  test('WebP with alpha is laid over the background; an animated WebP gives its first frame', async () => {
+    const rgba = new Uint8Array(stored.width * stored.height * 4)
+    const over: Rgb = { width: stored.width, height: stored.height, rgb: new Uint8Array(stored.rgb.length) }
+    for (let i = 0; i < stored.width * stored.height; i++) {
+      const a = [0, 255, 100][i % 3]
+      rgba.set([stored.rgb[i * 3], stored.rgb[i * 3 + 1], stored.rgb[i * 3 + 2], a], i * 4)
+      for (let c = 0; c < 3; c++) over.rgb[i * 3 + c] = Math.floor((stored.rgb[i * 3 + c] * a + [10, 20, 30][c] * (255 - a) + 127) / 255)
+    }
+    const webp = await fromRaw(stored, 4, rgba).webp({ lossless: true, exact: true }).toBuffer()
+    const { embedding } = await samePixels(over, webp, { background: [10, 20, 30] })
+    // sharp rounds its alpha blend in its own way: equal within one step per channel, not bit for bit
+    const decoded = await sharp(webp).flatten({ background: { r: 10, g: 20, b: 30 } }).raw().toBuffer()
+    expect(Math.max(...decoded.map((v, i) => Math.abs(v - over.rgb[i])))).toBeLessThanOrEqual(1)
+    await embedding.dispose()
+
+    const second = pattern(24, 16, 9)
+    const frames = Buffer.concat([Buffer.from(stored.rgb), Buffer.from(second.rgb)])
+    const animated = await sharp(frames, { raw: { width: 24, height: 32, channels: 3, pageHeight: 16 } }).webp({ lossless: true }).toBuffer()
+    expect((await sharp(animated, { pages: -1 }).metadata()).pages).toBe(2)
+    const first = await samePixels(stored, animated)
+    expect(first.same).toBe(true)
+    expect([first.embedding.width, first.embedding.height]).toEqual([24, 16])
+    await first.embedding.dispose()
+  })
+
+  test('lossy WebP, AVIF and CMYK JPEG decode to the right size and close to the stored colours', async () => {
+    const cases = [
+      ['webp', await fromRaw(stored).webp({ quality: 90 }).toBuffer()],
+      ['avif', await fromRaw(stored).avif({ lossless: true }).toBuffer()],
+      ['cmyk-jpeg', await fromRaw(stored).toColourspace('cmyk').jpeg({ quality: 95 }).toBuffer()],
+    ] as const
+    const meanError: Record<string, number> = {}
+    for (const [format, bytes] of cases) {
+      expect(sniffOtherFormat(bytes)).toBe(format)
+      const e = await model.encodeImage(bytes)
+      expect([e.width, e.height]).toEqual([24, 16])
+      await e.dispose()
+      // the pixels the model was given (the same decode, called directly): close to the stored colours
+      const px = await decodeWithSharp(bytes, format, 'x', { maxPixels: 1e6, orient: true, background: [255, 255, 255] })
+      const data = (px as { data: Uint8Array }).data
+      let sum = 0
+      for (let i = 0; i < data.length; i++) sum += Math.abs(data[i] - stored.rgb[i])
+      meanError[format] = sum / data.length
+    }
+    expect(meanError.avif).toBeLessThan(3)
+    expect(meanError.webp).toBeLessThan(12)
+    expect(meanError['cmyk-jpeg']).toBeLessThan(16)
+  })
+
+  test('hostile files: truncated, garbage after a valid header, over maxPixels, 300 mutations: typed errors only', async () => {
+    const webp = await fromRaw(stored).webp({ lossless: true }).toBuffer()
+    const codeOf = async (bytes: Buffer, options?: EncodeImageOptions): Promise<string> => {
+      try {
+        await (await model.encodeImage(bytes, options)).dispose()
+        return 'ok'
+      } catch (e) {
+        return (e as { code: string }).code
+      }
+    }
+    expect(await codeOf(webp.subarray(0, webp.length >> 1))).toBe('ERR_IMAGE_DECODE')
+    expect(await codeOf(Buffer.concat([webp.subarray(0, 30), Buffer.alloc(200, 0xa5)]))).toBe('ERR_IMAGE_DECODE')
+    const tiff = await fromRaw(stored).tiff({ compression: 'lzw' }).toBuffer()
+    expect(await codeOf(tiff.subarray(0, 40))).toBe('ERR_IMAGE_DECODE')
+    const err = await model.encodeImage(webp, { maxPixels: 100 }).catch((e: Error) => e)
+    expect(err).toMatchObject({ code: 'ERR_IMAGE_DECODE', message: expect.stringMatching(/maxImagePixels \(100 pixels\)/) })
+    let seed = 7
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n)
+    const seen = new Set<string>()
+    for (let i = 0; i < 300; i++) {
+      const m = Buffer.from(i % 2 ? webp : tiff)
+      for (let k = 0; k < 1 + rnd(8); k++) m[rnd(m.length)] = rnd(256)
+      const code = await codeOf(rnd(4) === 0 ? m.subarray(0, rnd(m.length)) : m)
+      expect(['ok', 'ERR_IMAGE_DECODE']).toContain(code)
+      seen.add(code)
+    }
+    expect(seen.has('ERR_IMAGE_DECODE')).toBe(true)
+  })
+
+  test('a WebP data: URL in a chat message', async () => {
+    const webp = await fromRaw(stored).webp({ lossless: true }).toBuffer()
+    const s = model.createSession({ contextSize: 512 })
+    const r = await s.chat([{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/webp;base64,${webp.toString('base64')}` } }, { type: 'text', text: 'hi' }] }], { maxTokens: 2, temperature: 0 })
+    expect(r.stopReason).toBeDefined()
+    await s.dispose()
+  })
+
+  test('without sharp installed, a WebP is ERR_IMAGE_DECODE saying to install it', () => {
+    const script = `
+      const M = require('module'); const resolve = M._resolveFilename
+      M._resolveFilename = function (r, ...a) { if (r === 'sharp') throw Object.assign(new Error('not installed'), { code: 'MODULE_NOT_FOUND' }); return resolve.call(this, r, ...a) }
+      const { loadModel } = require('./dist')
+      ;(async () => {
+        const m = await loadModel({ model: process.argv[1], mmproj: process.argv[2], threads: 1 })
+        try { await m.encodeImage(require('fs').readFileSync(process.argv[3])); console.log('decoded') } catch (e) { console.log(e.code + ' ' + e.message) }
+        await m.dispose()
+      })()`
+    const dir = tempDir()
+    const file = path.join(dir, 'x.webp')
+    fs.writeFileSync(file, Buffer.from([0x52, 0x49, 0x46, 0x46, 0x1a, 0, 0, 0, 0x57, 0x45, 0x42, 0x50, 0x56, 0x50, 0x38, 0x4c, 0x0d, 0, 0, 0, 0x2f, 0, 0, 0, 0x10, 0x07, 0x10, 0x11, 0x11, 0x88, 0x88, 0xfe, 0x07, 0]))
+    const { model: m, mmproj } = tinyPair()
+    const r = spawnSync(process.execPath, ['-e', script, m, mmproj, file], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+    expect(r.stdout).toMatch(/^ERR_IMAGE_DECODE .*WebP.*npm install sharp/)
+  })
+})
