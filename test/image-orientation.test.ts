@@ -8,6 +8,7 @@ import * as path from 'node:path'
 import * as zlib from 'node:zlib'
 import { type EncodeImageOptions, type ImageEmbedding, type Model, loadModel } from '../lib'
 import { root, tinyPair } from './helpers/fixtures'
+import { samePixels } from './helpers/same-pixels'
 import { type Rgb, pattern, pngChunk, shown, toPng } from './helpers/images'
 
 // The EXIF payload (a TIFF structure) holding one orientation tag, in either byte order.
@@ -67,25 +68,18 @@ describe('EXIF orientation and transparency', () => {
 
   // Encodes `expected` as raw pixels, then `candidate`: the second reuses the first's encoding
   // exactly when their pixels are the same.
-  async function samePixels(expected: Rgb, candidate: Buffer, options?: EncodeImageOptions): Promise<{ same: boolean; embedding: ImageEmbedding }> {
-    const reference = await model.encodeImage({ data: expected.rgb, width: expected.width, height: expected.height, format: 'rgb' })
-    const before = model.imageEncodeCount
-    const embedding = await model.encodeImage(candidate, options)
-    const same = model.imageEncodeCount === before
-    await reference.dispose()
-    return { same, embedding }
-  }
+
 
   test.each([1, 2, 3, 4, 5, 6, 7, 8])('PNG with eXIf orientation %i: encoded as shown, width and height after turning', async (o) => {
     for (const little of [true, false]) {
       const want = shown(stored, o)
-      const { same, embedding } = await samePixels(want, pngWithOrientation(stored, o, little))
+      const { same, embedding } = await samePixels(model, want, pngWithOrientation(stored, o, little))
       expect(same).toBe(true)
       expect([embedding.width, embedding.height]).toEqual(o >= 5 ? [16, 24] : [24, 16])
       await embedding.dispose()
     }
     // orientation: 'ignore' gives the stored pixels
-    const ignored = await samePixels(stored, pngWithOrientation(stored, o), { orientation: 'ignore' })
+    const ignored = await samePixels(model, stored, pngWithOrientation(stored, o), { orientation: 'ignore' })
     expect(ignored.same).toBe(true)
     await ignored.embedding.dispose()
   })
@@ -180,7 +174,7 @@ describe('EXIF orientation and transparency', () => {
       onWhite.rgb.set([c, c, c], i * 3)
     }
     for (const file of [rawPng(w, h, 4, 2, grey), rawPng(w, h, 6, 4, rgba)]) {
-      const { same, embedding } = await samePixels(onWhite, file)
+      const { same, embedding } = await samePixels(model, onWhite, file)
       expect(same).toBe(true)
       await embedding.dispose()
     }
@@ -201,7 +195,7 @@ describe('EXIF orientation and transparency', () => {
     }
     const file = rawPng(w, h, 6, 4, rgba)
     for (const [background, bg] of [['#000', [0, 0, 0]], ['#1a2b3c', [0x1a, 0x2b, 0x3c]], [[200, 10, 90], [200, 10, 90]]] as const) {
-      const { same, embedding } = await samePixels(over([...bg]), file, { background })
+      const { same, embedding } = await samePixels(model, over([...bg]), file, { background })
       expect(same).toBe(true)
       await embedding.dispose()
     }
