@@ -102,12 +102,25 @@ const SLICE = 2 << 20
  * read memory JS owns (the caller could change, transfer or free it meanwhile). Starts copying at
  * once; the caller must leave the buffer unchanged until the returned promise settles.
  */
-export async function ownImageBytes(input: NativeImageInput): Promise<NativeImageInput> {
-  const other = await otherFormatOf(input)
-  if (other && input.kind !== 'pixels') {
-    const what = input.kind === 'path' ? `the image file ${input.path}` : 'the image buffer'
-    return ownImageBytes(await decodeWithSharp(other.source, other.format, what, input))
+export function ownImageBytes(input: NativeImageInput): Promise<NativeImageInput> {
+  // Formats for sharp (lib/media/sharp.ts) are told synchronously for bytes (the caller may change
+  // them once this returns), from the file's start for paths.
+  if (input.kind === 'bytes' && input.data instanceof Uint8Array) {
+    const format = sniffOtherFormat(input.data.subarray(0, SNIFF_BYTES))
+    // sharp reads its input on another thread: it gets a copy of its own
+    if (format) return decodeOther(Buffer.from(input.data), format, 'the image buffer', input)
   }
+  if (input.kind === 'path') {
+    return otherFormatOfFile(input.path).then((format) => (format ? decodeOther(input.path, format, `the image file ${input.path}`, input) : input))
+  }
+  return copyInSlices(input)
+}
+
+async function decodeOther(source: Buffer | string, format: OtherFormat, what: string, input: Extract<NativeImageInput, { kind: 'path' | 'bytes' }>): Promise<NativeImageInput> {
+  return copyInSlices(await decodeWithSharp(source, format, what, input))
+}
+
+async function copyInSlices(input: NativeImageInput): Promise<NativeImageInput> {
   if (input.kind === 'path' || !(input.data instanceof Uint8Array) || input.data.byteLength < COPY_IN_SLICES_FROM) return input
   const source = input.data
   const total = source.byteLength
@@ -124,29 +137,21 @@ export async function ownImageBytes(input: NativeImageInput): Promise<NativeImag
   return { ...input, data: copy }
 }
 
-/** A format the built-in decoder cannot read, and where its bytes are (for sharp). */
-async function otherFormatOf(input: NativeImageInput): Promise<{ format: OtherFormat; source: Buffer | string } | undefined> {
-  if (input.kind === 'path') {
-    let head: Buffer
+/** A format the built-in decoder cannot read, told from the file's first bytes. */
+async function otherFormatOfFile(file: string): Promise<OtherFormat | undefined> {
+  let head: Buffer
+  try {
+    const fh = await fs.promises.open(file, 'r')
     try {
-      const fh = await fs.promises.open(input.path, 'r')
-      try {
-        head = Buffer.alloc(SNIFF_BYTES)
-        head = head.subarray(0, (await fh.read(head, 0, SNIFF_BYTES, 0)).bytesRead)
-      } finally {
-        await fh.close()
-      }
-    } catch {
-      return undefined // not readable: the native side says why, with its usual error
+      head = Buffer.alloc(SNIFF_BYTES)
+      head = head.subarray(0, (await fh.read(head, 0, SNIFF_BYTES, 0)).bytesRead)
+    } finally {
+      await fh.close()
     }
-    const format = sniffOtherFormat(head)
-    return format ? { format, source: input.path } : undefined
+  } catch {
+    return undefined // not readable: the native side says why, with its usual error
   }
-  if (input.kind === 'bytes' && input.data instanceof Uint8Array) {
-    const format = sniffOtherFormat(input.data.subarray(0, SNIFF_BYTES))
-    return format ? { format, source: Buffer.from(input.data.buffer, input.data.byteOffset, input.data.byteLength) } : undefined
-  }
-  return undefined
+  return sniffOtherFormat(head)
 }
 
 /** ownImageBytes() over a call's images; embeddings pass through. */
