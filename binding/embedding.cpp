@@ -109,6 +109,9 @@ class EncodeWorker : public PromiseWorker {
     RgbImage image = DecodeImage(input_);
     input_.owned.clear();
     input_.owned.shrink_to_fit();
+    input_.keep.reset();  // the encoded bytes (or decoded pixels) in native memory are not needed past here
+    input_.bytes = nullptr;
+    input_.size = 0;
     if (abort_->load()) Throw("ERR_ABORTED", "image encoding was aborted");
     const std::string id = ContentId(image);
     state_ = FindEncoded(*model_, id);
@@ -189,6 +192,8 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
       in.background[c] = static_cast<unsigned char>(v >= 0 && v <= 255 ? v : 255);
     }
   }
+  Napi::Value composite = o.Get("composite");
+  in.composite = composite.IsBoolean() && composite.As<Napi::Boolean>().Value();
   if (kind == "path") {
     in.kind = ImageInput::Kind::Path;
     in.path = o.Get("path").ToString().Utf8Value();

@@ -155,6 +155,12 @@ RgbImage FromPixels(const ImageInput& in) {
   unsigned char* dst = out.rgb.data();
   if (channels == 3) {
     std::copy(src, src + n * 3, dst);
+  } else if (in.format == "rgba" && in.composite) {
+    // the same blend as DecodeEncoded's, so a picture decoded elsewhere (sharp) gets the same pixels
+    for (size_t i = 0; i < n; i++) {
+      const unsigned a = src[4 * i + 3];
+      for (size_t c = 0; c < 3; c++) dst[3 * i + c] = static_cast<unsigned char>((src[4 * i + c] * a + in.background[c] * (255u - a) + 127u) / 255u);
+    }
   } else if (in.format == "rgba") {
     for (size_t i = 0; i < n; i++) {
       dst[3 * i] = src[4 * i];

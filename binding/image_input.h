@@ -21,6 +21,7 @@ struct ImageInput {
   uint64_t maxPixels = 0;
   bool orient = true;  // encoded files: apply their EXIF orientation (image_orientation.h)
   unsigned char background[3] = {255, 255, 255};  // encoded files with alpha are laid over this colour
+  bool composite = false;  // rgba pixels decoded from a file: laid over `background` like encoded files
 };
 
 struct RgbImage {

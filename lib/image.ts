@@ -50,8 +50,9 @@ export function backgroundOption(option: string, value: unknown): [number, numbe
       const hex = m[1].length === 3 ? [...m[1]].map((c) => c + c).join('') : m[1]
       return [0, 2, 4].map((i) => parseInt(hex.slice(i, i + 2), 16)) as [number, number, number]
     }
-  } else if (Array.isArray(value) && value.length === 3 && value.every((c) => Number.isInteger(c) && c >= 0 && c <= 255)) {
-    return [value[0], value[1], value[2]]
+  } else if (Array.isArray(value) && value.length === 3) {
+    const c = [value[0], value[1], value[2]] // (every() would skip the holes of [255, , 0])
+    if (c.every((v) => Number.isInteger(v) && v >= 0 && v <= 255)) return c as [number, number, number]
   }
   throw invalid(option, "a colour: '#rrggbb', '#rgb' or [r, g, b] with integers 0..255", value)
 }
@@ -93,6 +94,8 @@ export function toNativeImage(input: unknown, option: string, reading: ImageRead
 }
 
 /** Buffers from this size up are copied into native memory in slices rather than in one go. */
+/** The native side's limit on an encoded image file (image_input.cpp kMaxFileBytes). */
+const MAX_FILE_BYTES = 256 * 1024 * 1024
 const COPY_IN_SLICES_FROM = 1 << 20
 const SLICE = 2 << 20
 
@@ -111,12 +114,12 @@ export function ownImageBytes(input: NativeImageInput): Promise<NativeImageInput
     if (format) return decodeOther(Buffer.from(input.data), format, 'the image buffer', input)
   }
   if (input.kind === 'path') {
-    return otherFormatOfFile(input.path).then((format) => (format ? decodeOther(input.path, format, `the image file ${input.path}`, input) : input))
+    return otherFormatFile(input.path).then((other) => (other ? decodeOther(other.bytes, other.format, `the image file ${input.path}`, input) : input))
   }
   return copyInSlices(input)
 }
 
-async function decodeOther(source: Buffer | string, format: OtherFormat, what: string, input: Extract<NativeImageInput, { kind: 'path' | 'bytes' }>): Promise<NativeImageInput> {
+async function decodeOther(source: Buffer, format: OtherFormat, what: string, input: Extract<NativeImageInput, { kind: 'path' | 'bytes' }>): Promise<NativeImageInput> {
   return copyInSlices(await decodeWithSharp(source, format, what, input))
 }
 
@@ -137,21 +140,32 @@ async function copyInSlices(input: NativeImageInput): Promise<NativeImageInput> 
   return { ...input, data: copy }
 }
 
-/** A format the built-in decoder cannot read, told from the file's first bytes. */
-async function otherFormatOfFile(file: string): Promise<OtherFormat | undefined> {
-  let head: Buffer
+/** The file as bytes when it holds a format for sharp; undefined otherwise (the native side reads it). */
+async function otherFormatFile(file: string): Promise<{ format: OtherFormat; bytes: Buffer } | undefined> {
+  let fh: fs.promises.FileHandle | undefined
   try {
-    const fh = await fs.promises.open(file, 'r')
-    try {
-      head = Buffer.alloc(SNIFF_BYTES)
-      head = head.subarray(0, (await fh.read(head, 0, SNIFF_BYTES, 0)).bytesRead)
-    } finally {
-      await fh.close()
+    // O_NONBLOCK: a FIFO must not hold a thread of the pool until a writer comes
+    fh = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0))
+    const st = await fh.stat()
+    if (!st.isFile() || st.size > MAX_FILE_BYTES) return undefined // the native side refuses it, with its usual message
+    const head = Buffer.alloc(Math.min(SNIFF_BYTES, st.size))
+    await fh.read(head, 0, head.length, 0)
+    const format = sniffOtherFormat(head)
+    if (!format) return undefined
+    // read once and decoded from memory: what was checked is what is decoded
+    const bytes = Buffer.alloc(st.size)
+    let at = 0
+    while (at < bytes.length) {
+      const { bytesRead } = await fh.read(bytes, at, bytes.length - at, at)
+      if (bytesRead === 0) break
+      at += bytesRead
     }
+    return { format, bytes: bytes.subarray(0, at) }
   } catch {
-    return undefined // not readable: the native side says why, with its usual error
+    return undefined // not readable: the native side says why
+  } finally {
+    await fh?.close().catch(() => undefined)
   }
-  return sniffOtherFormat(head)
 }
 
 /** ownImageBytes() over a call's images; embeddings pass through. */

@@ -232,6 +232,7 @@ export class Model {
     }
     const background = o.background === undefined ? this.defaults.imageReading.background : backgroundOption('background', o.background)
     const owning = ownImageBytes(toNativeImage(input, 'image', { maxPixels, orientation, background }))
+    owning.catch(() => undefined) // awaited below; left behind only when the signal had already fired
     throwIfAborted(signal)
     const link = linkSignal(signal)
     try {

@@ -80,6 +80,9 @@ export type NativeImageInput =
       height: number
       format: 'rgb' | 'rgba' | 'bgra'
       maxPixels: number
+      /** rgba decoded from a file: laid over `background` with the built-in decoder's blend. */
+      composite?: boolean
+      background?: [number, number, number]
     }
 
 export interface NativeEmbedding {

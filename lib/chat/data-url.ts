@@ -2,7 +2,7 @@
 // all of it, then base64) held the event loop for 0.4-1.3 s.
 import { LlavaError } from '../errors'
 import { NativeBytesImage } from '../image'
-import { otherFormatOfMime } from '../media/sniff'
+import { otherFormatOfMime, sniffOtherFormat } from '../media/sniff'
 import { binding } from '../native'
 
 /** Characters of the URL decoded between two turns of the event loop (768 KB of bytes). */
@@ -29,8 +29,10 @@ export async function decodeDataUrl(url: string, option: string): Promise<Buffer
     )
   }
   const base64 = /;base64$/i.test(head.slice(0, comma))
-  // formats for sharp (lib/media/sharp.ts) stay in JS memory, where sharp reads them
-  const inJs = otherFormatOfMime(head.slice(5, comma).split(';')[0]) !== undefined
+  // formats for sharp (lib/media/sharp.ts) stay in JS memory, where sharp reads them: told by the
+  // media type, or by the first bytes (a type may be missing or wrong)
+  const first = base64 ? Buffer.from(url.slice(comma + 1, comma + 1 + 88).replace(/\s+/g, ''), 'base64') : Buffer.alloc(0)
+  const inJs = otherFormatOfMime(head.slice(5, comma).split(';')[0]) !== undefined || sniffOtherFormat(first) !== undefined
   return base64 ? decodeBase64(url, comma + 1, option, inJs) : decodePercent(url, comma + 1, option)
 }
 

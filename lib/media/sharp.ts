@@ -1,17 +1,15 @@
-// Formats the built-in decoder cannot read (WebP, AVIF, HEIF, TIFF, CMYK JPEG) are decoded by
+// Formats the built-in decoder cannot read (WebP, AVIF, HEIF, TIFF) are decoded by
 // `sharp` (libvips), when the application has installed it: an optional peer, not a dependency,
 // since its prebuilt libvips adds about 20 MB. It decodes on libuv's thread pool, never on the JS
-// thread, in the same process. What it gives is raw sRGB pixels, turned by the EXIF orientation
-// and laid over the background like the built-in path, so content ids and sizes agree.
+// thread, in the same process. What it gives is raw sRGB pixels turned by the EXIF orientation;
+// transparency is blended natively with the built-in decoder's formula, so content ids agree.
 import { LlavaError } from '../errors'
 import type { NativeImageInput } from '../native-types'
 import type { OtherFormat } from './sniff'
 
 interface SharpImage {
   rotate(): SharpImage
-  flatten(o: { background: { r: number; g: number; b: number } }): SharpImage
   toColourspace(c: string): SharpImage
-  removeAlpha(): SharpImage
   raw(): SharpImage
   toBuffer(o: { resolveWithObject: true }): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }>
 }
@@ -31,11 +29,15 @@ function loadSharp(): Sharp | undefined {
   return loaded.sharp
 }
 
-const NAMES: Record<OtherFormat, string> = { webp: 'WebP', avif: 'AVIF', heif: 'HEIF/HEIC', tiff: 'TIFF', 'cmyk-jpeg': 'a CMYK JPEG' }
+const NAMES: Record<OtherFormat, string> = { webp: 'WebP', avif: 'AVIF', heif: 'HEIF/HEIC', tiff: 'TIFF' }
 
-/** Decodes `source` (bytes or a path) with sharp into raw RGB pixels for the native side. */
+/**
+ * Decodes `source` with sharp into raw sRGB pixels for the native side: RGB, or RGBA marked to be
+ * laid over the background there. Bytes only, never a path: libvips caches loads by file name,
+ * and a file could change between the format check and the load.
+ */
 export async function decodeWithSharp(
-  source: Buffer | string,
+  source: Buffer,
   format: OtherFormat,
   what: string,
   reading: { maxPixels: number; orient: boolean; background: [number, number, number] },
@@ -52,10 +54,10 @@ export async function decodeWithSharp(
     // limitInputPixels is checked from the header, before any pixel is decoded; animated images give their first frame
     let img = sharp(source, { limitInputPixels: reading.maxPixels, failOn: 'error', animated: false, page: 0, pages: 1 })
     if (reading.orient) img = img.rotate()
-    const [r, g, b] = reading.background
-    const { data, info } = await img.flatten({ background: { r, g, b } }).toColourspace('srgb').removeAlpha().raw().toBuffer({ resolveWithObject: true })
-    if (info.channels !== 3) throw new Error(`sharp gave ${info.channels} channels`)
-    return { kind: 'pixels', data, width: info.width, height: info.height, format: 'rgb', maxPixels: reading.maxPixels }
+    const { data, info } = await img.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true })
+    if (info.channels !== 3 && info.channels !== 4) throw new Error(`sharp gave ${info.channels} channels`)
+    const format = info.channels === 4 ? 'rgba' : 'rgb'
+    return { kind: 'pixels', data, width: info.width, height: info.height, format, maxPixels: reading.maxPixels, composite: true, background: reading.background }
   } catch (err) {
     const message = (err as Error).message ?? String(err)
     if (/pixel limit/i.test(message)) {
