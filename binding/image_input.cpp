@@ -90,6 +90,11 @@ struct CallbackReader {
   }
 };
 
+// A colour channel with straight alpha `a` laid over a background channel, rounded to nearest.
+inline unsigned char OverBackground(unsigned value, unsigned a, unsigned background) {
+  return static_cast<unsigned char>((value * a + background * (255u - a) + 127u) / 255u);
+}
+
 RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, const ImageInput& in, const std::string& what) {
   const uint64_t maxPixels = in.maxPixels;
   if (size == 0) Throw("ERR_IMAGE_DECODE", what + " is empty");
@@ -126,9 +131,7 @@ RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, const ImageInput
     out.rgb.resize(n * 3);
     for (size_t i = 0; i < n; i++) {
       const unsigned a = pixels[i * 4 + 3];
-      for (size_t c = 0; c < 3; c++) {
-        out.rgb[i * 3 + c] = static_cast<unsigned char>((pixels[i * 4 + c] * a + in.background[c] * (255u - a) + 127u) / 255u);
-      }
+      for (size_t c = 0; c < 3; c++) out.rgb[i * 3 + c] = OverBackground(pixels[i * 4 + c], a, in.background[c]);
     }
   } else {
     out.rgb.assign(pixels, pixels + n * 3);
@@ -156,10 +159,10 @@ RgbImage FromPixels(const ImageInput& in) {
   if (channels == 3) {
     std::copy(src, src + n * 3, dst);
   } else if (in.format == "rgba" && in.composite) {
-    // the same blend as DecodeEncoded's, so a picture decoded elsewhere (sharp) gets the same pixels
+    // the blend DecodeEncoded uses, so a picture decoded elsewhere (sharp) gets the same pixels
     for (size_t i = 0; i < n; i++) {
       const unsigned a = src[4 * i + 3];
-      for (size_t c = 0; c < 3; c++) dst[3 * i + c] = static_cast<unsigned char>((src[4 * i + c] * a + in.background[c] * (255u - a) + 127u) / 255u);
+      for (size_t c = 0; c < 3; c++) dst[3 * i + c] = OverBackground(src[4 * i + c], a, in.background[c]);
     }
   } else if (in.format == "rgba") {
     for (size_t i = 0; i < n; i++) {

@@ -5,6 +5,7 @@ import { backgroundOption, DEFAULT_MAX_PIXELS, type ImageBackground, ImageEmbedd
 import { CHAT_RENDER_KEYS, type ChatMessage, type ChatRenderOptions, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
 import { isRemoteSpec, resolveModel, type ResolveModelOptions } from './hub'
+import { parseModelSpec } from './hub/spec'
 import { Lifetime } from './lifetime'
 import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
@@ -502,7 +503,8 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   }
   if (mmproj !== undefined && isRemoteSpec(mmproj)) {
     // llama.cpp's choice by tag picks text models only: a projector is named by its file
-    if (/^hf:[^/]+\/[^/]+$/.test(mmproj)) {
+    const named = parseModelSpec(mmproj)
+    if (named.kind === 'hf' && !named.file) {
       throw new LlavaError('ERR_INVALID_ARGUMENT', `mmproj ${JSON.stringify(mmproj)} names a repository, not a projector file: give hf:owner/repo/mmproj-….gguf, or leave mmproj out to take the model repository's own`, {
         details: { option: 'mmproj' },
       })

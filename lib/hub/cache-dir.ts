@@ -30,9 +30,9 @@ export function urlCacheDir(from: NodeJS.ProcessEnv = process.env): string {
   return path.join(base, 'llama.cpp')
 }
 
-/** The hub's endpoint: MODEL_ENDPOINT, then HF_ENDPOINT, then huggingface.co; always ends with '/'. */
-export function hubEndpoint(from: NodeJS.ProcessEnv = process.env): string {
-  const e = env('MODEL_ENDPOINT', from) ?? env('HF_ENDPOINT', from) ?? 'https://huggingface.co/'
+/** The hub's endpoint: `override`, MODEL_ENDPOINT, then HF_ENDPOINT, then huggingface.co; always ends with '/'. */
+export function hubEndpoint(override?: string, from: NodeJS.ProcessEnv = process.env): string {
+  const e = override || (env('MODEL_ENDPOINT', from) ?? env('HF_ENDPOINT', from) ?? 'https://huggingface.co/')
   return e.endsWith('/') ? e : e + '/'
 }
 

@@ -208,22 +208,21 @@ export function listCachedModels(cacheDir: string): CachedModel[] {
     if (!repo) continue
     const snap = cachedSnapshot(cacheDir, repo)
     if (!snap) continue
-    const seen = new Map<string, CachedModel>()
-    for (const f of snap.files) {
+    // the model files (llama.cpp's list skips the projector and the draft sidecars), split info once
+    const parts = snap.files.flatMap((f) => {
       const s = ggufSplitInfo(f)
-      if (!s || !s.tag || SIDECARS.some((k) => s.prefix.includes(k))) continue
-      let entry = seen.get(s.tag)
-      if (!entry && s.index !== 1) continue
-      if (!entry) {
-        entry = { repo, tag: s.tag, name: `hf:${repo}:${s.tag}`, commit: snap.commit, files: [], size: 0 }
-        seen.set(s.tag, entry)
-        out.push(entry)
-      }
+      return s && s.tag && !SIDECARS.some((k) => s.prefix.includes(k)) ? [{ f, s }] : []
+    })
+    // one entry per tag that has a first part, in listing order
+    const seen = new Map<string, CachedModel>()
+    for (const { s } of parts) {
+      if (s.index !== 1 || seen.has(s.tag)) continue
+      const entry: CachedModel = { repo, tag: s.tag, name: `hf:${repo}:${s.tag}`, commit: snap.commit, files: [], size: 0 }
+      seen.set(s.tag, entry)
+      out.push(entry)
     }
     // every part of every listed model, and its size
-    for (const f of snap.files) {
-      const s = ggufSplitInfo(f)
-      if (!s || !s.tag || SIDECARS.some((k) => s.prefix.includes(k))) continue
+    for (const { f, s } of parts) {
       const entry = seen.get(s.tag)
       if (!entry) continue
       const p = path.join(snap.dir, f)

@@ -311,8 +311,8 @@ export async function fetchFile(file: FileToFetch, opts: FetchOptions, cb: Fetch
         )
       }
     }
-    if (file.size !== undefined && sizeOnDisk(partial) !== file.size) {
-      throw new LlavaError('ERR_DOWNLOAD', `${file.label}: ${sizeOnDisk(partial)} bytes on disk, the hub lists ${file.size}; nothing was kept`, {
+    if (file.size !== undefined && size !== file.size) {
+      throw new LlavaError('ERR_DOWNLOAD', `${file.label}: ${size} bytes on disk, the hub lists ${file.size}; nothing was kept`, {
         details: { path: partial },
       })
     }

@@ -27,14 +27,14 @@ export class ProgressMeter {
 
   constructor(private readonly sizes: Map<string, number | undefined>, private readonly onProgress: ((p: DownloadProgress) => void) | undefined) {}
 
-  /** An error a throwing callback raised: the resolve rejects with it. */
-  get callbackError(): { error: unknown } | undefined {
-    return this.failure
-  }
-
+  /**
+   * Records a file's progress and tells the callback. A callback that throws stops the resolve:
+   * its error is thrown here, and again to every transfer that reports after it.
+   */
   update(file: string, fileDownloaded: number, fileTotal: number | undefined, phase: DownloadProgress['phase']): void {
     this.done.set(file, fileDownloaded)
-    if (!this.onProgress || this.failure) return
+    if (this.failure) throw this.failure.error
+    if (!this.onProgress) return
     const now = performance.now()
     let downloaded = 0
     for (const v of this.done.values()) downloaded += v
@@ -60,6 +60,7 @@ export class ProgressMeter {
       this.onProgress({ file, phase, fileDownloaded, fileTotal, downloaded, total, bytesPerSecond: Math.round(bytesPerSecond) })
     } catch (error) {
       this.failure = { error }
+      throw error
     }
   }
 }

@@ -134,7 +134,7 @@ export async function resolveModel(model: string, options: ResolveModelOptions =
     const p = path.resolve(spec.path)
     return { model: p, source: 'local', files: [{ name: spec.path, path: p, downloaded: false }] }
   }
-  const endpoint = options.endpoint ? (options.endpoint.endsWith('/') ? options.endpoint : options.endpoint + '/') : hubEndpoint()
+  const endpoint = hubEndpoint(options.endpoint)
   const http: FetchOptions = {
     token: options.token ?? readToken(),
     // the token goes to the hub's origin only: never to a CDN it redirects to, nor to another URL's host
@@ -255,7 +255,7 @@ async function resolveHf(spec: HfSpec, options: ResolveModelOptions, endpoint: s
         if (!isPresent(blob)) {
           fs.mkdirSync(path.dirname(blob), { recursive: true })
           const url = `${endpoint}${spec.repo}/resolve/${commit}/${f.path.split('/').map(encodeURIComponent).join('/')}`
-          await fetchFile({ url, dest: blob, label: f.path, size: f.size, oid: f.oid }, { ...http, signal }, meterFor(meter, f.path))
+          await fetchFile({ url, dest: blob, label: f.path, size: f.size, oid: f.oid }, { ...http, signal }, { progress: (done, total, phase) => meter.update(f.path, done, total, phase) })
           entry.downloaded = true
         }
       } finally {
@@ -264,7 +264,6 @@ async function resolveHf(spec: HfSpec, options: ResolveModelOptions, endpoint: s
     }
     if (blob !== finalPath) linkIntoSnapshot(blob, finalPath)
     meter.update(f.path, f.size ?? fs.statSync(finalPath).size, f.size, 'done')
-    if (meter.callbackError) throw meter.callbackError.error
   })
   for (const e of result.files) e.size ??= fs.statSync(e.path).size
   // Only now: a failed download leaves the ref on the snapshot that was complete (llama.cpp writes it first).
@@ -304,16 +303,6 @@ async function eachAtOnce<T>(items: T[], http: FetchOptions, work: (item: T, sig
     outer?.removeEventListener('abort', onAbort)
   }
   if (failure) throw failure.error
-}
-
-/** The progress callbacks of one file's transfer; a throwing user callback stops it with its error. */
-function meterFor(meter: ProgressMeter, name: string): { progress: (done: number, total: number | undefined, phase: 'download' | 'verify') => void } {
-  return {
-    progress: (done, total, phase) => {
-      meter.update(name, done, total, phase)
-      if (meter.callbackError) throw meter.callbackError.error
-    },
-  }
 }
 
 /** The file name llama.cpp gives a URL download: the last path segment as written (not decoded). */
@@ -362,7 +351,8 @@ async function resolveUrl(url: URL, options: ResolveModelOptions, http: FetchOpt
     try {
       if (options.revalidate === true || !isPresent(f.path)) {
         const tmp = options.revalidate === true ? `${f.path}.new` : f.path
-        await fetchFile({ url: f.name, dest: tmp, label: path.basename(f.path), etagFile: `${f.path}.etag` }, { ...http, signal }, meterFor(meter, f.name))
+        const progress = (done: number, total: number | undefined, phase: 'download' | 'verify'): void => meter.update(f.name, done, total, phase)
+        await fetchFile({ url: f.name, dest: tmp, label: path.basename(f.path), etagFile: `${f.path}.etag` }, { ...http, signal }, { progress })
         if (tmp !== f.path) fs.renameSync(tmp, f.path)
         f.downloaded = true
       }
@@ -371,7 +361,6 @@ async function resolveUrl(url: URL, options: ResolveModelOptions, http: FetchOpt
     }
     f.size = fs.statSync(f.path).size
     meter.update(f.name, f.size, f.size, 'done')
-    if (meter.callbackError) throw meter.callbackError.error
   })
   for (const f of files) f.size ??= fs.statSync(f.path).size
   return result

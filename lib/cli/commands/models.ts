@@ -2,6 +2,7 @@
 // huggingface_hub share (LLAMA_CACHE, HF_HUB_CACHE, HF_HOME, …; MODEL_ENDPOINT; HF_TOKEN).
 import type { Command } from 'commander'
 import { listCachedModels, LlavaError, removeCachedModel, resolveModel } from '../../index'
+import { isRemoteSpec } from '../../hub'
 import { hubCacheDir } from '../../hub/cache-dir'
 import { downloadProgress } from '../download-bar'
 import { CliError, EXIT, EXIT_CODES_HELP } from '../exit'
@@ -46,7 +47,7 @@ export function register(program: Command): void {
 }
 
 async function pull(name: string, flags: { mmproj: boolean; json?: boolean }): Promise<void> {
-  if (!/^(hf:|https?:\/\/)/.test(name)) throw new CliError(EXIT.USAGE, `pull takes hf:owner/repo[:QUANT] or an https:// URL, not ${JSON.stringify(name)}`)
+  if (!isRemoteSpec(name)) throw new CliError(EXIT.USAGE, `pull takes hf:owner/repo[:QUANT] or an https:// URL, not ${JSON.stringify(name)}`)
   const interrupter = new Interrupter().install()
   const signal = interrupter.begin()
   const progress = downloadProgress()
