@@ -182,12 +182,12 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   std::vector<PromptItem> items = Tokenize(s, req, images, owner);
   if (items.empty()) Throw("ERR_INVALID_ARGUMENT", "the prompt is empty");
   if (items.back().chunk) Throw("ERR_INVALID_ARGUMENT", "the prompt must not end with an image: add text after the last <image> marker");
-  llama_pos promptPos = 0;
-  for (const auto& it : items) promptPos += it.key.nPos;
+  // The context holds cells, one per token; positions only number them (and with M-RoPE an image
+  // takes fewer positions than tokens). One cell must stay free for the answer.
   for (const auto& it : items) result.promptTokens += it.nTokens;
-  if (promptPos + 1 > nCtx) {
-    Throw("ERR_CONTEXT_OVERFLOW", "the prompt needs " + std::to_string(promptPos) + " positions (text and image tokens) but the context holds " +
-                                      std::to_string(nCtx) + "; shorten the prompt, use fewer images, or create the session with a larger contextSize");
+  if (result.promptTokens + 1 > nCtx) {
+    Throw("ERR_CONTEXT_OVERFLOW", "the prompt needs " + std::to_string(result.promptTokens) + " KV cells (text and image tokens) and one more for the answer, but the context holds " +
+                                      std::to_string(nCtx) + "; shorten the prompt, use fewer or smaller images, or create the session with a larger contextSize");
   }
 
   // Build the sampler first: a bad grammar must fail before any work is done.
@@ -222,6 +222,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   s.cached.resize(keep);
   s.nPast = keepPos;
   for (size_t k = 0; k < keep; k++) result.reusedTokens += items[k].nTokens;
+  s.nCells = result.reusedTokens;
 
   // Encode only the images whose tokens are not already in the cache.
   const auto tEncode = Clock::now();
@@ -249,10 +250,11 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     batcher.Submit(job);
     if (job.stepJobs > 1) result.sharedDecodes++;
   };
-  auto rollback = [&](size_t items_ok, llama_pos pos_ok) {
+  auto rollback = [&](size_t items_ok, llama_pos pos_ok, int32_t cells_ok) {
     ComputeThread::Run([&] { llama_memory_seq_rm(mem, seq, pos_ok, -1); });
     s.cached.resize(items_ok);
     s.nPast = pos_ok;
+    s.nCells = cells_ok;
   };
 
   // Evaluate the rest of the prompt: runs of text tokens in batches, images from their embeddings.
@@ -266,6 +268,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     if (abort.load()) Throw("ERR_ABORTED", "generation was aborted");
     const size_t startItems = s.cached.size();
     const llama_pos startPos = s.nPast;
+    const int32_t startCells = s.nCells;
     DecodeJob job;
     job.seq = seq;
     job.abort = &abort;
@@ -281,11 +284,12 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       };
       submit(job);
       if (job.rc != 0) {
-        rollback(startItems, startPos);
+        rollback(startItems, startPos, startCells);
         CheckDecode(job.rc == -1 ? -1 : (abort.load() ? 2 : job.rc), abort);
       }
       s.cached.push_back(items[i].key);
       s.nPast = newPast;
+      s.nCells += items[i].nTokens;
       result.imagePrefillMs += MsSince(tImage);
       i++;
       continue;
@@ -301,11 +305,12 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     job.sampler = last && req.maxTokens > 0 ? smpl : nullptr;
     submit(job);
     if (job.rc != 0) {
-      rollback(startItems, startPos);
+      rollback(startItems, startPos, startCells);
       CheckDecode(job.rc, abort);
     }
     for (size_t k = batchStart; k < i; k++) s.cached.push_back(items[k].key);
     s.nPast += job.nTokens;
+    s.nCells += job.nTokens;
     if (last) next = job.sampled;
   }
   result.promptMs = MsSince(tPrompt);
@@ -331,7 +336,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       result.stopReason = "aborted";
       break;
     }
-    if (s.nPast >= nCtx) {
+    if (s.nCells >= nCtx) {
       result.stopReason = "contextFull";
       break;
     }
@@ -376,6 +381,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     }
     s.cached.push_back(CacheItem{tok, {}, 1});
     s.nPast++;
+    s.nCells++;
     next = job.sampled;
   }
   if (!stream.stopped()) {

@@ -25,6 +25,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
+constexpr int kMaxImageTokensOption = 65536;
+
 struct LoadParams {
   std::string modelPath;
   std::string mmprojPath;
@@ -34,6 +36,8 @@ struct LoadParams {
   bool mmprojUseGpu = true;
   bool vocabOnly = false;  // the tokenizer and chat template alone: no weights, no sessions
   int threads = 4;
+  int imageMinTokens = -1;  // dynamic-resolution projectors' token budget per image; -1: the file's
+  int imageMaxTokens = -1;
 };
 
 std::string MetaString(const llama_model* model, const char* key) {
@@ -145,6 +149,8 @@ class LoadWorker : public PromiseWorker {
       cp.print_timings = false;
       cp.n_threads = params_.threads;
       cp.warmup = true;
+      cp.image_min_tokens = params_.imageMinTokens;
+      cp.image_max_tokens = params_.imageMaxTokens;
       cp.progress_callback = [](float p, void* self) -> bool {
         auto* w = static_cast<LoadWorker*>(self);
         w->Report(w->modelShare_ + p * (1.0 - w->modelShare_));
@@ -374,6 +380,14 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   p.mmprojUseGpu = BoolProp(o, "mmprojUseGpu", true);
   p.threads = IntProp(o, "threads", 4);
   p.vocabOnly = BoolProp(o, "vocabOnly", false);
+  p.imageMinTokens = IntProp(o, "imageMinTokens", -1);
+  p.imageMaxTokens = IntProp(o, "imageMaxTokens", -1);
+  // clip.cpp multiplies the budget by the patch area in int; the TypeScript layer bounds it too.
+  if ((p.imageMinTokens != -1 && (p.imageMinTokens < 1 || p.imageMinTokens > kMaxImageTokensOption)) ||
+      (p.imageMaxTokens != -1 && (p.imageMaxTokens < 1 || p.imageMaxTokens > kMaxImageTokensOption)) ||
+      (p.imageMinTokens > 0 && p.imageMaxTokens > 0 && p.imageMinTokens > p.imageMaxTokens)) {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "imageMinTokens and imageMaxTokens must be between 1 and " + std::to_string(kMaxImageTokensOption) + ", the minimum not above the maximum");
+  }
   if (p.vocabOnly && !p.mmprojPath.empty()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "vocabOnly loads no weights, so no projector either: leave mmproj out");
   if (p.modelPath.empty()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "load() needs a model path");
   if (p.threads < 1 || p.threads > 1024) throw MakeError(env, "ERR_INVALID_ARGUMENT", "threads must be between 1 and 1024");

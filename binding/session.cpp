@@ -209,6 +209,7 @@ Napi::Value Session::Reset(const Napi::CallbackInfo& info) {
   s->cached.clear();
   s->held.clear();
   s->nPast = 0;
+  s->nCells = 0;
   return env.Undefined();
 }
 
@@ -220,6 +221,7 @@ Napi::Value Session::CacheInfo(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("cachedItems", static_cast<double>(s->cached.size()));
   out.Set("positions", s->nPast);
+  out.Set("cells", s->nCells);
   out.Set("contextSize", static_cast<double>(s->context->SequenceContext()));
   return out;
 }

@@ -388,6 +388,11 @@ void LoadSession(SessionState& s, const std::string& path) {
   StateLayout layout;
   std::string why;
   if (!CheckSequenceState(s.model->model, state.data(), state.size(), StateBounds{seqCtx, h.nPast}, layout, why)) {
+    if (layout.overflowCells > 0) {
+      Throw("ERR_CONTEXT_OVERFLOW", "the saved session holds " + std::to_string(layout.overflowCells) + " KV cells (saved with a context of " +
+                                        std::to_string(h.savedCtx) + "), more than this session's " + std::to_string(seqCtx) +
+                                        "; restore it into a session with contextSize of at least that");
+    }
     Throw("ERR_INVALID_ARGUMENT", "the session file " + path + " is corrupt: " + why);
   }
   if (layout.kvBlocks.size() == 1 && !llama_model_is_hybrid(s.model->model) && !Restream(state, layout, streams)) {
@@ -413,6 +418,7 @@ void LoadSession(SessionState& s, const std::string& path) {
       s.cached.clear();
       s.held.clear();
       s.nPast = 0;
+      s.nCells = 0;
     }
     Throw("ERR_INVALID_ARGUMENT", "llama.cpp refused the state in " + path +
                                       " (saved with another context configuration, such as a session group of another size or another KV cache type?)" +
@@ -421,6 +427,7 @@ void LoadSession(SessionState& s, const std::string& path) {
   s.cached = std::move(items);
   s.held.clear();
   s.nPast = h.nPast;
+  s.nCells = layout.kvBlocks.empty() ? h.nPast : static_cast<int32_t>(layout.Cells());
 }
 
 }  // namespace llava

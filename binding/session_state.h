@@ -31,7 +31,10 @@ struct SessionState {
   std::mutex mutex;
   std::atomic<bool> busy{false};
   std::vector<CacheItem> cached;           // what this sequence of the KV cache holds, in order
-  llama_pos nPast = 0;
+  llama_pos nPast = 0;   // the next position: what the model's rotary embedding sees
+  int32_t nCells = 0;    // KV cells the sequence holds: what the context's size limits. The same
+                         // as nPast except with M-RoPE, where an image takes one cell per token
+                         // but only max(width, height) positions.
   std::vector<EmbeddingPtr> held;          // embeddings of the images the cache holds, kept alive for reuse
 
   // The sequence's cells are left as they are: the next session to claim it starts by removing

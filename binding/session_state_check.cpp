@@ -44,6 +44,7 @@ struct Walker {
   size_t extBytes;
   bool valuesPerLayer;  // false for models with multi-head latent attention: keys only
   std::string& why;
+  uint32_t overflowCells = 0;
 
   bool Fail(std::string message) {
     why = std::move(message);
@@ -75,6 +76,7 @@ struct Walker {
       if (cells == 0) continue;
       if (block.streamEnd != 0) return Fail("its KV cache holds cells in more than one stream");
       if (cells > b.maxCells) {
+        overflowCells = cells;
         return Fail("its KV cache claims " + std::to_string(cells) + " cells; this session holds at most " + std::to_string(b.maxCells));
       }
       if (exact && cells != static_cast<uint32_t>(b.nPast)) {
@@ -89,6 +91,7 @@ struct Walker {
         if (!Position(pos, i, exact ? &seen : nullptr)) return false;
       }
       if (!Rows(c, cells)) return false;
+      block.cells = cells;
       block.streamBegin = streamBegin;
       block.streamEnd = c.pos();
     }
@@ -145,6 +148,7 @@ struct Walker {
 bool Walk(const llama_model* model, const uint8_t* data, size_t size, const StateBounds& b, bool valuesPerLayer, StateLayout& layout,
           std::string& why) {
   layout.kvBlocks.clear();
+  layout.overflowCells = 0;
   Walker w{data, size, b, CellExtBytes(model), valuesPerLayer, why};
   Cursor c(data, size, 0);
   uint32_t magic = 0;
@@ -161,7 +165,10 @@ bool Walk(const llama_model* model, const uint8_t* data, size_t size, const Stat
     if (layout.kvBlocks.size() == 4) return w.Fail("it holds more KV caches than any model has");
     StateLayout::Block block;
     const bool exact = w.extBytes == 0 && !hybrid && layout.kvBlocks.empty();
-    if (!w.KvBlock(c, exact, block)) return false;
+    if (!w.KvBlock(c, exact, block)) {
+      layout.overflowCells = w.overflowCells;
+      return false;
+    }
     layout.kvBlocks.push_back(block);
   }
   if (layout.kvBlocks.empty()) return w.Fail("it holds no KV cache");

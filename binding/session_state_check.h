@@ -34,8 +34,19 @@ struct StateLayout {
     size_t begin = 0, end = 0;
     uint32_t streams = 0;
     size_t streamBegin = 0, streamEnd = 0;  // [cell count .. end of data]; both 0 when all are empty
+    uint32_t cells = 0;                      // cells of that stream
   };
   std::vector<Block> kvBlocks;
+  // When the check failed because a stream holds more cells than bounds.maxCells: how many.
+  uint32_t overflowCells = 0;
+
+  // The cells the sequence takes in its context: those of its largest attention cache (the
+  // full-attention one of a sliding-window model); 0 for recurrent-only models.
+  uint32_t Cells() const {
+    uint32_t n = 0;
+    for (const auto& b : kvBlocks) n = b.cells > n ? b.cells : n;
+    return n;
+  }
 };
 
 // false with `why` when the state does not have the layout this model writes, or its cells do not

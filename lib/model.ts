@@ -87,6 +87,17 @@ export interface LoadModelOptions {
   /** Largest decoded image accepted, in pixels. Default 64 Mi pixels. */
   maxImagePixels?: number
   /**
+   * The token budget of one image, for projectors with dynamic resolution (Qwen2-VL, Qwen2.5-VL,
+   * Qwen3-VL, Gemma 4, GLM-4V, Kimi-VL and others that size images by pixel count): an image is
+   * scaled up to at least `imageMinTokens` tokens and down to at most `imageMaxTokens`. Default:
+   * the projector file's own limits (Qwen2.5-VL: 8 to 4096). Qwen-VL models answer grounding
+   * questions (coordinates) well only from about 1024 tokens up. Projectors with a fixed input
+   * size (LLaVA, Gemma 3) ignore both. 1 to 65536; `countTokens` and `info.vision.imageTokens`
+   * follow them.
+   */
+  imageMinTokens?: number
+  imageMaxTokens?: number
+  /**
    * 'exif' (default): a JPEG's or PNG's EXIF orientation tag turns the picture before it is
    * encoded, as every viewer shows it (phones store portrait photos sideways with such a tag);
    * 'ignore': the stored pixels as they are.
@@ -117,9 +128,12 @@ export interface LoadModelOptions {
   signal?: AbortSignal
 }
 
+/** The largest imageMinTokens / imageMaxTokens: clip.cpp multiplies the budget by the patch area in 32 bits. */
+const MAX_IMAGE_TOKENS_OPTION = 65536
+
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download',
+  'maxImagePixels', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download',
 ] as const
 
 /** What a loaded model is. */
@@ -148,9 +162,28 @@ export interface ModelInfo {
     supportsAudio: boolean
     /** Tokens an image at the projector's native resolution takes. */
     imageTokens: number
+    /**
+     * Whether the text model uses M-RoPE (Qwen2-VL, Qwen2.5-VL, Qwen3-VL): an image then takes
+     * one KV cell per token but only max(width, height) positions (in merged patches). The
+     * context's size limits cells; `countTokens` reports both.
+     */
+    mrope: boolean
     /** mtmd's own media marker, which `<image>` in prompts is mapped to. */
     marker: string
   } | null
+}
+
+/** What {@link Model.countTokens} counts. */
+export interface TokenCount {
+  /** Text and image tokens: the KV cells the prompt takes, which is what the context size limits. */
+  tokens: number
+  textTokens: number
+  imageTokens: number
+  /**
+   * Positions the prompt advances: the same as `tokens`, except for M-RoPE models
+   * (`info.vision.mrope`), where an image takes max(width, height) positions.
+   */
+  positions: number
 }
 
 /** Options for {@link Model.encodeImage}. */
@@ -325,7 +358,7 @@ export class Model {
   async countTokens(
     input: string | ChatMessage[],
     options?: { images?: Array<ImageInput | ImageEmbedding>; addSpecial?: boolean } & ChatRenderOptions,
-  ): Promise<{ tokens: number; textTokens: number; imageTokens: number }> {
+  ): Promise<TokenCount> {
     this.assertAlive()
     const o = v.optionsObject('countTokens options', options) as Record<string, unknown>
     v.checkKeys('countTokens()', o, ['images', 'addSpecial', ...CHAT_RENDER_KEYS])
@@ -361,7 +394,7 @@ export class Model {
       try {
         const owned = await ownImages(native)
         const r = await this.track(this.native.countTokens(prompt, owned, addSpecial, true))
-        return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens }
+        return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens, positions: r.positions }
       } catch (err) {
         throw fromNative(err)
       } finally {
@@ -450,6 +483,7 @@ function toModelInfo(n: NativeModelInfo): ModelInfo {
           supportsVision: n.vision.supportsVision,
           supportsAudio: n.vision.supportsAudio,
           imageTokens: n.vision.imageTokens,
+          mrope: n.vision.mrope,
           marker: n.vision.marker,
         }
       : null,
@@ -485,6 +519,11 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const fa = options.flashAttention
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
   const maxImagePixels = v.int('maxImagePixels', options.maxImagePixels, 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
+  const imageMinTokens = v.int('imageMinTokens', options.imageMinTokens, 1, MAX_IMAGE_TOKENS_OPTION, -1)
+  const imageMaxTokens = v.int('imageMaxTokens', options.imageMaxTokens, 1, MAX_IMAGE_TOKENS_OPTION, -1)
+  if (imageMinTokens > 0 && imageMaxTokens > 0 && imageMinTokens > imageMaxTokens) {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', `imageMinTokens (${imageMinTokens}) is above imageMaxTokens (${imageMaxTokens}): give a minimum not above the maximum`)
+  }
   const imageOrientation = options.imageOrientation === undefined ? 'exif' : orientationOption('imageOrientation', options.imageOrientation)
   const imageBackground = options.imageBackground === undefined ? WHITE : backgroundOption('imageBackground', options.imageBackground)
   const templateTimeoutMs = v.int('chatTemplateTimeoutMs', options.chatTemplateTimeoutMs, 1, 3_600_000, DEFAULT_TEMPLATE_TIMEOUT_MS)
@@ -537,6 +576,8 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
         mmprojUseGpu,
         threads,
         vocabOnly,
+        imageMinTokens,
+        imageMaxTokens,
       },
       link.handle,
       progress,

@@ -33,6 +33,9 @@ export interface NativeLoadParams {
   mmprojUseGpu: boolean
   threads: number
   vocabOnly: boolean
+  /** -1: the projector file's own limit */
+  imageMinTokens: number
+  imageMaxTokens: number
 }
 
 export interface NativeVisionInfo {
@@ -187,7 +190,7 @@ export interface NativeGenerateResult {
 export interface NativeSession {
   generate(req: NativeGenerateRequest, abort: NativeAbortHandle, onPieces?: (pieces: NativePiece[]) => void): Promise<NativeGenerateResult>
   reset(): void
-  cacheInfo(): { cachedItems: number; positions: number; contextSize: number }
+  cacheInfo(): { cachedItems: number; positions: number; cells: number; contextSize: number }
   save(path: string): Promise<void>
   load(path: string): Promise<void>
   dispose(): void

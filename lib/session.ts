@@ -398,8 +398,11 @@ export class Session {
     })
   }
 
-  /** What the session's KV cache holds. */
-  cacheInfo(): { cachedItems: number; positions: number; contextSize: number } {
+  /**
+   * What the session's KV cache holds: items (text tokens and image chunks), the next position,
+   * and the cells taken, out of `contextSize`. Cells and positions differ only for M-RoPE models.
+   */
+  cacheInfo(): { cachedItems: number; positions: number; cells: number; contextSize: number } {
     this.#lifetime.assertAlive('create a new one with model.createSession()')
     try {
       return this.#native.cacheInfo()

@@ -26,6 +26,11 @@ const TINY_MLP_SHA256 = {
   model: '773a2991c12ebf7cf8a55207261ab809964ac75691a7c0c7a45f9edb1c8d2bc5',
   mmproj: 'f82a3073713b2313d5fea41c62f5ca325a38d61d175668d6e3932f16711c47f8',
 }
+const TINY_QWEN25VL_SHA256 = {
+  model: '45ed08bfa719ca79174168a1d1f1e8b30cd96c695544ff352c2f0421810fb9cc',
+  mmproj: '570cc77527f52453c2ac0daf2ec72b2d924589f71692d86b92db9a63fe6cb801',
+}
+
 const TINY_GEMMA3_SHA256 = {
   model: '4712947e4c5d6327a97f372187dc388ff8dd4ace067eb19d0c123935e513d092',
   mmproj: 'eaa70667fb16b83741584da6dab16b877a7897e1ead0ceccd364a92bbc321d6f',
@@ -69,6 +74,7 @@ describe('deterministic generation', () => {
   test.each([
     ['mlp', TINY_MLP_SHA256],
     ['gemma3', TINY_GEMMA3_SHA256],
+    ['qwen2.5vl', TINY_QWEN25VL_SHA256],
   ] as const)('tiny %s pair: same seed gives identical, pinned bytes; files < 1 MB', (projector, pinned) => {
     const a = timed(`writeTinyPair(${projector})`, () => writeTinyPair(tmp(), { projector }))
     const b = writeTinyPair(tmp(), { projector, seed: 42 })
@@ -190,6 +196,27 @@ describe('GGUF layout of the tiny mlp pair', () => {
     expect(tokens.slice(0, 8)).toEqual([
       '<pad>', '<eos>', '<bos>', '<unk>', '<start_of_turn>', '<end_of_turn>', '<start_of_image>', '<end_of_image>',
     ])
+  })
+})
+
+describe('qwen2.5vl pair', () => {
+  test('keys and tensors as conversion/qwenvl.py writes them', () => {
+    const p = writeTinyPair(tmp(), { projector: 'qwen2.5vl' })
+    const m = readGGUF(p.mmproj)
+    expect(getKV(m, 'clip.projector_type', GGUFValueType.STRING)).toBe('qwen2.5vl_merger')
+    expect(getKV(m, 'clip.vision.n_wa_pattern', GGUFValueType.UINT32)).toBe(2)
+    expect(getKV(m, 'clip.use_silu', GGUFValueType.BOOL)).toBe(true)
+    // the Conv3D kernel split in two temporal halves, no patch bias, no position embedding
+    expect(m.tensors.filter((t) => t.name.startsWith('v.patch_embd')).map((t) => t.name)).toEqual(['v.patch_embd.weight', 'v.patch_embd.weight.1'])
+    expect(m.tensors.some((t) => t.name.startsWith('v.position_embd'))).toBe(false)
+    expect(m.tensors.find((t) => t.name === 'mm.0.weight')!.shape).toEqual([256, 256])
+    expect(m.tensors.find((t) => t.name === 'mm.2.weight')!.shape).toEqual([256, 64])
+    const t = readGGUF(p.model)
+    expect(getKV(t, 'general.architecture', GGUFValueType.STRING)).toBe('qwen2vl')
+    expect(Array.from(getKV(t, 'qwen2vl.rope.dimension_sections', GGUFValueType.ARRAY)!.values as ArrayLike<number>)).toEqual([2, 3, 3, 0])
+    expect(t.tensors.some((x) => x.name === 'blk.0.attn_q.bias')).toBe(true)
+    const tokens = getKV(t, 'tokenizer.ggml.tokens', GGUFValueType.ARRAY)!.values as string[]
+    expect(tokens.slice(0, 7)).toEqual(['<unk>', '<|endoftext|>', '<|im_start|>', '<|im_end|>', '<|vision_start|>', '<|vision_end|>', '<|image_pad|>'])
   })
 })
 
