@@ -369,6 +369,17 @@ void ValidateProjector(const std::string& path, const ModelFacts& text) {
     if (!split && !c.Has(p + "attn_qkv.weight")) c.Fail("layer " + std::to_string(il) + " has no attention weights (attn_q/k/v or attn_qkv)");
   }
 
+  // Projectors that resize their learned positions to each image do it with ggml_interpolate,
+  // which asserts on anything but F32 (the converters force F32 for them).
+  static const char* const kResizedPositions[] = {"lfm2", "phi4", "qwen3vl_merger", "glm4v", "kimivl", "kimik25", "paddleocr", "step3vl", "muse-glimmer"};
+  for (const char* name : kResizedPositions) {
+    const ggml_tensor* pos = c.Tensor("v.position_embd.weight");
+    if (projector == name && pos && pos->type != GGML_TYPE_F32) {
+      c.Fail("tensor 'v.position_embd.weight' is " + std::string(ggml_type_name(pos->type)) + "; the " + projector +
+             " projector resizes it to each image, which llama.cpp does in F32 only");
+    }
+  }
+
   // Projector families this validator knows the tensors of; others are left to llama.cpp.
   const bool llavaFamily = projector == "mlp" || projector == "mlp_norm";
   if (llavaFamily) {

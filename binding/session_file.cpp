@@ -263,15 +263,16 @@ void SaveSession(SessionState& s, const std::string& path) {
   // go first. The context may be shared with a group's other sessions: read it between decodes.
   ComputeThread::Run([&] { llama_memory_seq_rm(llama_get_memory(ctx), s.seq, s.nPast, -1); });
   std::vector<uint8_t> state = CopySequence(ctx, s.seq);
-  // The same check a load makes: a file this build writes is one it reads back. One attention
-  // cache is stored with one stream, so that the file restores into a plain session or a group of
-  // any size (llama.cpp insists on the context's own stream count).
+  // The same check a load makes: a file this build writes is one it reads back. Attention caches
+  // are stored with one stream each, so that the file restores into a plain session or a group of
+  // any size (llama.cpp insists on the context's own stream count), sliding-window and hybrid
+  // models included.
   StateLayout layout;
   std::string why;
   if (!CheckSequenceState(s.model->model, state.data(), state.size(), StateBounds{s.context->SequenceContext(), s.nPast}, layout, why)) {
     Throw("ERR_INTERNAL", "the session's state has a layout this version of llava-native cannot check (" + why + "), so it is not saved");
   }
-  if (layout.kvBlocks.size() == 1 && !llama_model_is_hybrid(s.model->model)) Restream(state, layout, 1);
+  if (!layout.kvBlocks.empty()) Restream(state, layout, 1);
   h.stateBytes = state.size();
 
   const Bytes header = EncodeHeader(h);
@@ -395,7 +396,7 @@ void LoadSession(SessionState& s, const std::string& path) {
     }
     Throw("ERR_INVALID_ARGUMENT", "the session file " + path + " is corrupt: " + why);
   }
-  if (layout.kvBlocks.size() == 1 && !llama_model_is_hybrid(s.model->model) && !Restream(state, layout, streams)) {
+  if (!layout.kvBlocks.empty() && !Restream(state, layout, streams)) {
     Throw("ERR_INVALID_ARGUMENT", "the session file " + path + " is corrupt: its KV cache has an unexpected layout");
   }
 

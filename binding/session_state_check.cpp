@@ -188,18 +188,24 @@ bool CheckSequenceState(const llama_model* model, const uint8_t* data, size_t si
 }
 
 bool Restream(std::vector<uint8_t>& state, const StateLayout& layout, uint32_t streams) {
-  if (layout.kvBlocks.size() != 1 || streams == 0) return false;
-  const StateLayout::Block& block = layout.kvBlocks[0];
-  constexpr size_t kPrefix = 8;  // magic + seq id
-  if (block.begin != kPrefix || block.end != state.size()) return false;
-  const size_t streamBytes = block.streamEnd - block.streamBegin;
-  if (streamBytes > 0) std::memmove(state.data() + kPrefix + 4, state.data() + block.streamBegin, streamBytes);
-  std::memcpy(state.data() + kPrefix, &streams, 4);
-  state.resize(kPrefix + 4 + streamBytes);
+  if (layout.kvBlocks.empty() || streams == 0) return false;
+  std::vector<uint8_t> out;
+  out.reserve(state.size() + 4ull * streams * layout.kvBlocks.size());
+  auto put = [&out](const void* p, size_t n) { out.insert(out.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n); };
   const uint32_t zero = 0;
-  for (uint32_t i = streamBytes > 0 ? 1 : 0; i < streams; i++) {
-    state.insert(state.end(), reinterpret_cast<const uint8_t*>(&zero), reinterpret_cast<const uint8_t*>(&zero) + 4);
+  size_t at = 0;
+  for (const StateLayout::Block& block : layout.kvBlocks) {
+    if (block.begin < at || block.end < block.begin || block.end > state.size()) return false;
+    const bool cells = block.streamEnd > block.streamBegin;
+    if (cells && (block.streamBegin < block.begin || block.streamEnd > block.end)) return false;
+    put(state.data() + at, block.begin - at);  // what precedes the block: the prefix, or nothing
+    put(&streams, 4);
+    if (cells) put(state.data() + block.streamBegin, block.streamEnd - block.streamBegin);
+    for (uint32_t i = cells ? 1 : 0; i < streams; i++) put(&zero, 4);
+    at = block.end;
   }
+  put(state.data() + at, state.size() - at);  // a hybrid model's recurrent state
+  state.swap(out);
   return true;
 }
 

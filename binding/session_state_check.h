@@ -55,10 +55,11 @@ struct StateLayout {
 bool CheckSequenceState(const llama_model* model, const uint8_t* data, size_t size, const StateBounds& bounds, StateLayout& layout,
                         std::string& why);
 
-// Rewrites a state of one attention block to `streams` streams, the sequence's cells in the
+// Rewrites every attention cache of a state to `streams` streams, the sequence's cells in the
 // first: llama.cpp restores into the destination sequence's own stream but insists on the stream
-// count of the context, and a session group has one stream per session. false when the state is
-// not one attention block with at most one non-empty stream.
+// count of the context, and a session group has one stream per session. What follows the caches
+// (a hybrid model's recurrent state, one cell per sequence whatever the context) is kept as it
+// is. false when the layout is not the one the check found.
 bool Restream(std::vector<uint8_t>& state, const StateLayout& layout, uint32_t streams);
 
 }  // namespace llava
