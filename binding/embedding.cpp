@@ -22,8 +22,12 @@ EmbeddingPtr FindEncoded(ModelState& model, const std::string& id) {
   return e;
 }
 
-size_t CountImageChunks(ModelState& model, uint32_t nx, uint32_t ny) {
-  mtmd_bitmap* bmp = mtmd_bitmap_init(nx, ny, nullptr);
+mtmd_bitmap* PlaceholderBitmap(const EmbeddingState& e) {
+  return e.audio ? mtmd_bitmap_init_from_audio(static_cast<size_t>(e.nSamples), nullptr) : mtmd_bitmap_init(e.nx, e.ny, nullptr);
+}
+
+size_t CountMediaChunks(ModelState& model, const EmbeddingState& e) {
+  mtmd_bitmap* bmp = PlaceholderBitmap(e);
   mtmd_input_chunks* chunks = mtmd_input_chunks_init();
   std::string marker = mtmd_default_marker();
   mtmd_input_text text = {marker.c_str(), marker.size(), false, true};
@@ -31,7 +35,7 @@ size_t CountImageChunks(ModelState& model, uint32_t nx, uint32_t ny) {
   size_t n = 0;
   if (mtmd_tokenize(model.vision, chunks, &text, bmps, 1) == 0) {
     for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
-      if (mtmd_input_chunk_get_type(mtmd_input_chunks_get(chunks, i)) == MTMD_INPUT_CHUNK_TYPE_IMAGE) n++;
+      if (mtmd_input_chunk_get_type(mtmd_input_chunks_get(chunks, i)) != MTMD_INPUT_CHUNK_TYPE_TEXT) n++;
     }
   }
   mtmd_input_chunks_free(chunks);
@@ -39,9 +43,14 @@ size_t CountImageChunks(ModelState& model, uint32_t nx, uint32_t ny) {
   return n;
 }
 
-EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort) {
-  mtmd_bitmap* bmp = mtmd_bitmap_init(image.width, image.height, image.rgb.data());
-  if (!bmp) Throw("ERR_IMAGE_DECODE", "the image could not be turned into a bitmap");
+namespace {
+
+// Runs the encoder over every media chunk of `bmp` (which it frees) into `e`.
+EmbeddingPtr EncodeBitmap(ModelState& model, const EmbeddingPtr& e, mtmd_bitmap* bmp, std::atomic<bool>& abort) {
+  const bool audio = e->audio;
+  const char* kind = audio ? "sound" : "image";
+  const char* code = audio ? "ERR_AUDIO_ENCODE" : "ERR_IMAGE_ENCODE";
+  if (!bmp) Throw(audio ? "ERR_AUDIO_DECODE" : "ERR_IMAGE_DECODE", std::string("the ") + kind + " could not be turned into a bitmap");
   mtmd_bitmap_set_id(bmp, e->id.c_str());
   mtmd_input_chunks* chunks = mtmd_input_chunks_init();
   struct Cleanup {
@@ -65,19 +74,19 @@ EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage
     ClearLastLlamaError();
     if (mtmd_tokenize(model.vision, chunks, &text, bmps, 1) != 0) {
       std::string why = LastLlamaError();
-      Throw("ERR_IMAGE_ENCODE", "the projector could not preprocess the image" + (why.empty() ? std::string() : ": " + why));
+      Throw(code, std::string("the projector could not preprocess the ") + kind + (why.empty() ? std::string() : ": " + why));
     }
     for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
       const mtmd_input_chunk* c = mtmd_input_chunks_get(chunks, i);
-      if (mtmd_input_chunk_get_type(c) != MTMD_INPUT_CHUNK_TYPE_IMAGE) continue;
-      if (abort.load()) Throw("ERR_ABORTED", "image encoding was aborted");
+      if (mtmd_input_chunk_get_type(c) == MTMD_INPUT_CHUNK_TYPE_TEXT) continue;
+      if (abort.load()) Throw("ERR_ABORTED", std::string(audio ? "audio" : "image") + " encoding was aborted");
       ClearLastLlamaError();
       const auto t0 = std::chrono::steady_clock::now();
       const int32_t status = ComputeThread::Run([&] { return mtmd_encode_chunk(model.vision, c); });
       e->encoderMs += std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       if (status != 0) {
         std::string why = LastLlamaError();
-        Throw("ERR_IMAGE_ENCODE", "the vision encoder failed" + (why.empty() ? std::string() : ": " + why));
+        Throw(code, std::string(audio ? "the audio" : "the vision") + " encoder failed" + (why.empty() ? std::string() : ": " + why));
       }
       const size_t n = mtmd_input_chunk_get_n_tokens(c);
       const float* embd = mtmd_get_output_embd(model.vision);
@@ -85,14 +94,45 @@ EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage
       tokens.push_back(static_cast<int>(n));
     }
     model.encodeCount++;
-    if (out.empty()) Throw("ERR_IMAGE_ENCODE", "the projector produced no image tokens for this image");
+    if (out.empty()) Throw(code, std::string("the projector produced no tokens for this ") + kind);
     e->chunks = std::move(out);
     e->chunkTokens = std::move(tokens);
-    // Registered before the encoder is free again, so an encode of the same pixels waiting for it
-    // finds this one.
+    // Registered before the encoder is free again, so an encode of the same content waiting for
+    // it finds this one.
     std::lock_guard<std::mutex> registry(model.embeddingsMutex);
     model.embeddings[e->id] = e;
   }
+  return e;
+}
+
+}  // namespace
+
+EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const RgbImage& image, std::atomic<bool>& abort) {
+  return EncodeBitmap(model, e, mtmd_bitmap_init(image.width, image.height, image.rgb.data()), abort);
+}
+
+EmbeddingPtr EncodeInto(ModelState& model, const EmbeddingPtr& e, const PcmAudio& audio, std::atomic<bool>& abort) {
+  return EncodeBitmap(model, e, mtmd_bitmap_init_from_audio(audio.samples.size(), audio.samples.data()), abort);
+}
+
+EmbeddingPtr NewEmbedding(const ModelPtr& model, const RgbImage& image, const std::string& id) {
+  auto e = std::make_shared<EmbeddingState>();
+  e->model = model;
+  e->nx = image.width;
+  e->ny = image.height;
+  e->id = id;
+  e->nEmbd = llama_model_n_embd_inp(model->model);
+  return e;
+}
+
+EmbeddingPtr NewEmbedding(const ModelPtr& model, const PcmAudio& audio, const std::string& id) {
+  auto e = std::make_shared<EmbeddingState>();
+  e->model = model;
+  e->audio = true;
+  e->nSamples = audio.samples.size();
+  e->sampleRate = audio.sampleRate;
+  e->id = id;
+  e->nEmbd = llama_model_n_embd_inp(model->model);
   return e;
 }
 
@@ -100,33 +140,38 @@ namespace {
 
 class EncodeWorker : public PromiseWorker {
  public:
-  EncodeWorker(Napi::Env env, ModelPtr model, ImageInput input, AbortFlag abort)
-      : PromiseWorker(env, "llava.encodeImage", abort), model_(std::move(model)), input_(std::move(input)), abort_(std::move(abort)) {}
+  EncodeWorker(Napi::Env env, ModelPtr model, std::unique_ptr<ImageInput> image, std::unique_ptr<AudioInput> audio, AbortFlag abort)
+      : PromiseWorker(env, audio ? "llava.encodeAudio" : "llava.encodeImage", abort),
+        model_(std::move(model)),
+        image_(std::move(image)),
+        audio_(std::move(audio)),
+        abort_(std::move(abort)) {}
 
  protected:
   void Run() override {
     const auto t0 = std::chrono::steady_clock::now();
-    RgbImage image = DecodeImage(input_);
-    input_.owned.clear();
-    input_.owned.shrink_to_fit();
-    input_.keep.reset();  // the encoded bytes (or decoded pixels) in native memory are not needed past here
-    input_.bytes = nullptr;
-    input_.size = 0;
-    if (abort_->load()) Throw("ERR_ABORTED", "image encoding was aborted");
-    const std::string id = ContentId(image);
+    if (image_) {
+      RgbImage image = DecodeImage(*image_);
+      image_.reset();  // the encoded bytes (or given pixels) in native memory are not needed past here
+      Encode(image, ContentId(image), "image");
+    } else {
+      PcmAudio audio = DecodeAudio(*audio_, model_->audioSampleRate());
+      audio_.reset();
+      Encode(audio, AudioContentId(audio), "audio");
+    }
+    elapsedMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  }
+
+  template <typename Content>
+  void Encode(const Content& content, const std::string& id, const char* kind) {
+    if (abort_->load()) Throw("ERR_ABORTED", std::string(kind) + " encoding was aborted");
     state_ = FindEncoded(*model_, id);
     reused_ = state_ != nullptr;
     if (!state_) {
-      auto e = std::make_shared<EmbeddingState>();
-      e->model = model_;
-      e->nx = image.width;
-      e->ny = image.height;
-      e->id = id;
-      e->nEmbd = llama_model_n_embd_inp(model_->model);
-      state_ = EncodeInto(*model_, e, image, *abort_);
+      EmbeddingPtr e = NewEmbedding(model_, content, id);
+      state_ = EncodeInto(*model_, e, content, *abort_);
       reused_ = state_ != e;
     }
-    elapsedMs_ = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   }
 
   Napi::Value Result(Napi::Env env) override {
@@ -141,7 +186,8 @@ class EncodeWorker : public PromiseWorker {
 
  private:
   ModelPtr model_;
-  ImageInput input_;
+  std::unique_ptr<ImageInput> image_;
+  std::unique_ptr<AudioInput> audio_;
   AbortFlag abort_;
   EmbeddingPtr state_;
   double elapsedMs_ = 0;
@@ -150,14 +196,15 @@ class EncodeWorker : public PromiseWorker {
 
 // Bytes from JS: an ImageBytes the TypeScript layer filled in slices (large buffers), or a buffer
 // copied now (small ones), so that no native thread ever reads memory JS owns.
-void TakeBytes(Napi::Env env, const Napi::Value& v, ImageInput& in) {
+template <typename Input>
+void TakeBytes(Napi::Env env, const Napi::Value& v, Input& in) {
   if (std::shared_ptr<const OwnedBytes> owned = ImageBytes::From(env, v)) {
     in.bytes = owned->data.get();
     in.size = owned->size;
     in.keep = std::move(owned);
     return;
   }
-  if (!v.IsTypedArray() && !v.IsArrayBuffer()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "image data must be a Buffer or Uint8Array");
+  if (!v.IsTypedArray() && !v.IsArrayBuffer()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "media data must be a Buffer or Uint8Array");
   const unsigned char* p = nullptr;
   size_t n = 0;
   if (v.IsArrayBuffer()) {
@@ -211,23 +258,54 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
   return in;
 }
 
-std::vector<ImageSource> ParseImageSources(Napi::Env env, const Napi::Value& list, const ModelPtr& model) {
-  std::vector<ImageSource> out;
+AudioInput ParseAudioInput(Napi::Env env, const Napi::Object& o) {
+  AudioInput in;
+  const std::string source = o.Get("source").ToString().Utf8Value();
+  Napi::Value maxSeconds = o.Get("maxSeconds");
+  if (maxSeconds.IsNumber() && maxSeconds.As<Napi::Number>().DoubleValue() > 0) in.maxSeconds = maxSeconds.As<Napi::Number>().DoubleValue();
+  if (source == "path") {
+    in.kind = AudioInput::Kind::Path;
+    in.path = o.Get("path").ToString().Utf8Value();
+  } else if (source == "bytes" || source == "pcm") {
+    in.kind = source == "bytes" ? AudioInput::Kind::Bytes : AudioInput::Kind::Pcm;
+    TakeBytes(env, o.Get("data"), in);
+    if (source == "pcm") {
+      in.sampleRate = o.Get("sampleRate").ToNumber().Uint32Value();
+      in.channels = o.Get("channels").ToNumber().Uint32Value();
+      // float32 samples are read in place: the copy (or native buffer) must be aligned for them
+      if (reinterpret_cast<uintptr_t>(in.bytes) % alignof(float) != 0) {
+        std::vector<unsigned char> aligned(in.bytes, in.bytes + in.size);
+        in.owned.swap(aligned);
+        in.bytes = in.owned.data();
+        in.keep.reset();
+      }
+    }
+  } else {
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "unknown audio input source '" + source + "'");
+  }
+  return in;
+}
+
+std::vector<MediaSource> ParseMediaSources(Napi::Env env, const Napi::Value& list, const ModelPtr& model) {
+  std::vector<MediaSource> out;
   if (!list.IsArray()) return out;
   Napi::Array arr = list.As<Napi::Array>();
   AddonData* data = AddonData::Of(env);
   for (uint32_t i = 0; i < arr.Length(); i++) {
     Napi::Value item = arr.Get(i);
-    const std::string where = "images[" + std::to_string(i) + "]";
-    if (!item.IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", where + " is not an image");
-    ImageSource src;
-    if (item.As<Napi::Object>().InstanceOf(data->embeddingCtor.Value())) {
+    const std::string where = "media[" + std::to_string(i) + "]";
+    if (!item.IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", where + " is not an image or a sound");
+    Napi::Object obj = item.As<Napi::Object>();
+    MediaSource src;
+    if (obj.InstanceOf(data->embeddingCtor.Value())) {
       src.embedding = Embedding::FromValue(env, item)->State(env);
       if (src.embedding->model != model) {
         throw MakeError(env, "ERR_INVALID_ARGUMENT", where + " was encoded by another model; encode it with this model");
       }
+    } else if (obj.Get("kind").ToString().Utf8Value() == "audio") {
+      src.audio = std::make_unique<AudioInput>(ParseAudioInput(env, obj));
     } else {
-      src.input = std::make_unique<ImageInput>(ParseImageInput(env, item.As<Napi::Object>()));
+      src.image = std::make_unique<ImageInput>(ParseImageInput(env, obj));
     }
     out.push_back(std::move(src));
   }
@@ -245,13 +323,13 @@ Embedding::Embedding(const Napi::CallbackInfo& info) : Napi::ObjectWrap<Embeddin
 Embedding* Embedding::FromValue(Napi::Env env, const Napi::Value& value) {
   AddonData* data = AddonData::Of(env);
   if (!value.IsObject() || !value.As<Napi::Object>().InstanceOf(data->embeddingCtor.Value())) {
-    throw MakeError(env, "ERR_INVALID_ARGUMENT", "expected a native image embedding");
+    throw MakeError(env, "ERR_INVALID_ARGUMENT", "expected a native embedding");
   }
   return Napi::ObjectWrap<Embedding>::Unwrap(value.As<Napi::Object>());
 }
 
 EmbeddingPtr Embedding::State(Napi::Env env) const {
-  if (!state_) throw MakeError(env, "ERR_DISPOSED", "the image embedding has been disposed; encode the image again");
+  if (!state_) throw MakeError(env, "ERR_DISPOSED", "the embedding has been disposed; encode the image or sound again");
   return state_;
 }
 
@@ -262,8 +340,22 @@ Napi::Value Embedding::Encode(const Napi::CallbackInfo& info, ModelPtr model) {
   }
   if (!mtmd_support_vision(model->vision)) throw MakeError(env, "ERR_NO_VISION", "this projector has no vision encoder");
   if (info.Length() < 1 || !info[0].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "encodeImage() expects an image input");
-  ImageInput in = ParseImageInput(env, info[0].As<Napi::Object>());
-  auto* worker = new EncodeWorker(env, std::move(model), std::move(in), AbortHandle::From(info[1]));
+  auto in = std::make_unique<ImageInput>(ParseImageInput(env, info[0].As<Napi::Object>()));
+  auto* worker = new EncodeWorker(env, std::move(model), std::move(in), nullptr, AbortHandle::From(info[1]));
+  Napi::Promise p = worker->Promise();
+  worker->Queue();
+  return p;
+}
+
+Napi::Value Embedding::EncodeAudio(const Napi::CallbackInfo& info, ModelPtr model) {
+  Napi::Env env = info.Env();
+  if (!model->vision) {
+    throw MakeError(env, "ERR_NO_AUDIO", "this model was loaded without a projector; pass an `mmproj` with an audio encoder to loadModel() to use sound");
+  }
+  if (!model->hearsAudio()) throw MakeError(env, "ERR_NO_AUDIO", "this projector has no audio encoder (it takes images only)");
+  if (info.Length() < 1 || !info[0].IsObject()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "encodeAudio() expects an audio input");
+  auto in = std::make_unique<AudioInput>(ParseAudioInput(env, info[0].As<Napi::Object>()));
+  auto* worker = new EncodeWorker(env, std::move(model), nullptr, std::move(in), AbortHandle::From(info[1]));
   Napi::Promise p = worker->Promise();
   worker->Queue();
   return p;
@@ -275,8 +367,11 @@ Napi::Value Embedding::Info(const Napi::CallbackInfo& info) {
   Napi::Object out = Napi::Object::New(env);
   out.Set("nTokens", s->totalTokens());
   out.Set("nEmbd", s->nEmbd);
+  out.Set("kind", s->audio ? "audio" : "image");
   out.Set("width", s->nx);
   out.Set("height", s->ny);
+  out.Set("samples", static_cast<double>(s->nSamples));
+  out.Set("sampleRate", s->sampleRate);
   out.Set("id", s->id);
   return out;
 }

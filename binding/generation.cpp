@@ -31,55 +31,63 @@ struct ChunksOwner {
   }
 };
 
-// The request's images, each with an embedding state (encoded, or waiting to be encoded from
-// its decoded pixels) and the number of media chunks it expands to.
-struct ResolvedImage {
+// The request's media, each with an embedding state (encoded, or waiting to be encoded from its
+// decoded content) and the number of media chunks it expands to.
+struct ResolvedMedia {
   EmbeddingPtr e;
-  RgbImage pixels;  // kept until encoded; empty for embeddings given by the caller
+  RgbImage pixels;  // kept until encoded; empty for embeddings given by the caller, and for sound
+  PcmAudio sound;   // the same for sound
   size_t parts = 0;
+  bool decoded() const { return !pixels.rgb.empty() || !sound.samples.empty(); }
 };
 
-std::vector<ResolvedImage> ResolveImages(SessionState& s, const GenerateRequest& req, std::atomic<bool>& abort) {
+std::vector<ResolvedMedia> ResolveMedia(SessionState& s, const GenerateRequest& req, std::atomic<bool>& abort) {
   ModelState& m = *s.model;
-  std::vector<ResolvedImage> out;
-  for (const auto& src : req.images) {
+  std::vector<ResolvedMedia> out;
+  for (const auto& src : req.media) {
     if (abort.load()) Throw("ERR_ABORTED", "generation was aborted");
-    ResolvedImage r;
+    ResolvedMedia r;
     if (src.embedding) {
       r.e = src.embedding;
       r.parts = r.e->chunks.size();
-    } else {
-      r.pixels = DecodeImage(*src.input);
-      const std::string id = ContentId(r.pixels);
-      r.e = FindEncoded(m, id);
-      if (!r.e) {
-        for (const auto& h : s.held) {
-          if (h->id == id) r.e = h;
-        }
-      }
-      if (r.e && r.e->encoded()) {
-        r.pixels = RgbImage();
-      } else {
-        r.e = std::make_shared<EmbeddingState>();
-        r.e->model = s.model;
-        r.e->nx = r.pixels.width;
-        r.e->ny = r.pixels.height;
-        r.e->id = id;
-        r.e->nEmbd = llama_model_n_embd_inp(m.model);
-      }
-      r.parts = r.e->encoded() ? r.e->chunks.size() : CountImageChunks(m, r.e->nx, r.e->ny);
+      out.push_back(std::move(r));
+      continue;
     }
+    if (!m.vision) Throw("ERR_NO_VISION", "images or sound were given but the model was loaded without a projector (mmproj)");
+    std::string id;
+    if (src.audio) {
+      if (!m.hearsAudio()) Throw("ERR_NO_AUDIO", "sound was given but the projector has no audio encoder");
+      r.sound = DecodeAudio(*src.audio, m.audioSampleRate());
+      id = AudioContentId(r.sound);
+    } else {
+      if (!mtmd_support_vision(m.vision)) Throw("ERR_NO_VISION", "an image was given but the projector has no vision encoder");
+      r.pixels = DecodeImage(*src.image);
+      id = ContentId(r.pixels);
+    }
+    r.e = FindEncoded(m, id);
+    if (!r.e) {
+      for (const auto& h : s.held) {
+        if (h->id == id) r.e = h;
+      }
+    }
+    if (r.e && r.e->encoded()) {
+      r.pixels = RgbImage();
+      r.sound = PcmAudio();
+    } else {
+      r.e = src.audio ? NewEmbedding(s.model, r.sound, id) : NewEmbedding(s.model, r.pixels, id);
+    }
+    r.parts = r.e->encoded() ? r.e->chunks.size() : CountMediaChunks(m, *r.e);
     out.push_back(std::move(r));
   }
   return out;
 }
 
-std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, const std::vector<ResolvedImage>& images,
+std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, const std::vector<ResolvedMedia>& images,
                                  ChunksOwner& owner) {
   const ModelState& m = *s.model;
   std::vector<PromptItem> items;
   if (!m.vision) {
-    if (!req.images.empty()) Throw("ERR_NO_VISION", "images were given but the model was loaded without a projector (mmproj)");
+    if (!req.media.empty()) Throw("ERR_NO_VISION", "images or sound were given but the model was loaded without a projector (mmproj)");
     const llama_vocab* vocab = m.vocab();
     std::vector<llama_token> tokens(req.prompt.size() + 4);
     int32_t n = llama_tokenize(vocab, req.prompt.data(), static_cast<int32_t>(req.prompt.size()), tokens.data(),
@@ -98,7 +106,7 @@ std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, co
   // and the embeddings are decoded in their place.
   std::vector<const mtmd_bitmap*> bitmaps;
   for (const auto& img : images) {
-    mtmd_bitmap* b = mtmd_bitmap_init(img.e->nx, img.e->ny, nullptr);
+    mtmd_bitmap* b = PlaceholderBitmap(*img.e);
     mtmd_bitmap_set_id(b, img.e->id.c_str());
     owner.bitmaps.push_back(b);
     bitmaps.push_back(b);
@@ -107,8 +115,8 @@ std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, co
   mtmd_input_text text = {req.prompt.c_str(), req.prompt.size(), req.addSpecial, req.parseSpecial};
   int32_t rc = mtmd_tokenize(m.vision, owner.chunks, &text, bitmaps.data(), bitmaps.size());
   if (rc == 1) {
-    Throw("ERR_INVALID_ARGUMENT", "the prompt's image markers do not match the " + std::to_string(req.images.size()) +
-                                      " image(s) given: put one <image> marker in the prompt for each image");
+    Throw("ERR_INVALID_ARGUMENT", "the prompt's media markers do not match the " + std::to_string(req.media.size()) +
+                                      " image(s) and sound(s) given: put one marker in the prompt for each");
   }
   if (rc != 0) Throw("ERR_TOKENIZE", "the prompt could not be tokenized with its images (mtmd error " + std::to_string(rc) + ")");
 
@@ -122,15 +130,15 @@ std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, co
       for (size_t k = 0; k < n; k++) items.push_back(PromptItem{CacheItem{t[k], {}, 1}});
       continue;
     }
-    if (type != MTMD_INPUT_CHUNK_TYPE_IMAGE) Throw("ERR_INVALID_ARGUMENT", "only image media are supported");
+    if (type != MTMD_INPUT_CHUNK_TYPE_IMAGE && type != MTMD_INPUT_CHUNK_TYPE_AUDIO) Throw("ERR_INVALID_ARGUMENT", "only image and audio media are supported");
     while (img < images.size() && part >= images[img].parts) {
       img++;
       part = 0;
     }
-    if (img >= images.size()) Throw("ERR_INTERNAL", "the prompt expanded to more image chunks than its images have");
+    if (img >= images.size()) Throw("ERR_INTERNAL", "the prompt expanded to more media chunks than its media have");
     const EmbeddingState& e = *images[img].e;
     const int32_t n = static_cast<int32_t>(mtmd_input_chunk_get_n_tokens(c));
-    if (e.encoded() && n != e.chunkTokens[part]) Throw("ERR_INTERNAL", "image chunk token count changed between encoding and decoding");
+    if (e.encoded() && n != e.chunkTokens[part]) Throw("ERR_INTERNAL", "a media chunk's token count changed between encoding and decoding");
     PromptItem item{CacheItem{-1, e.id + "#" + std::to_string(part), mtmd_input_chunk_get_n_pos(c)}, c};
     item.source = static_cast<int>(img);
     item.part = static_cast<int>(part);
@@ -177,11 +185,11 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   }
   ChunksOwner owner;
   const auto tImages = Clock::now();
-  std::vector<ResolvedImage> images = ResolveImages(s, req, abort);
+  std::vector<ResolvedMedia> images = ResolveMedia(s, req, abort);
   result.imageEncodeMs = MsSince(tImages);
   std::vector<PromptItem> items = Tokenize(s, req, images, owner);
   if (items.empty()) Throw("ERR_INVALID_ARGUMENT", "the prompt is empty");
-  if (items.back().chunk) Throw("ERR_INVALID_ARGUMENT", "the prompt must not end with an image: add text after the last <image> marker");
+  if (items.back().chunk) Throw("ERR_INVALID_ARGUMENT", "the prompt must not end with an image or a sound: add text after the last marker");
   // The context holds cells, one per token; positions only number them (and with M-RoPE an image
   // takes fewer positions than tokens). One cell must stay free for the answer.
   for (const auto& it : items) result.promptTokens += it.nTokens;
@@ -228,13 +236,14 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   const auto tEncode = Clock::now();
   for (size_t k = keep; k < items.size(); k++) {
     if (!items[k].chunk) continue;
-    ResolvedImage& r = images[static_cast<size_t>(items[k].source)];
+    ResolvedMedia& r = images[static_cast<size_t>(items[k].source)];
     if (r.e->encoded()) continue;
-    if (r.pixels.rgb.empty()) Throw("ERR_INTERNAL", "an image to evaluate has neither an embedding nor pixels");
-    EmbeddingPtr encoded = EncodeInto(*s.model, r.e, r.pixels, abort);
+    if (!r.decoded()) Throw("ERR_INTERNAL", "a medium to evaluate has neither an embedding nor content");
+    EmbeddingPtr encoded = r.e->audio ? EncodeInto(*s.model, r.e, r.sound, abort) : EncodeInto(*s.model, r.e, r.pixels, abort);
     if (encoded == r.e) result.imageEncodes++;
     r.e = std::move(encoded);
     r.pixels = RgbImage();
+    r.sound = PcmAudio();
   }
   result.imageEncodeMs += MsSince(tEncode);
   // The cache's images stay alive with the session, so a later turn finds them without encoding.

@@ -248,7 +248,7 @@ class LoadWorker : public PromiseWorker {
 // out placeholder bitmaps of the right size without any pixels.
 class CountWorker : public PromiseWorker {
  public:
-  CountWorker(Napi::Env env, ModelPtr model, std::string prompt, std::vector<ImageSource> images, bool addSpecial, bool parseSpecial)
+  CountWorker(Napi::Env env, ModelPtr model, std::string prompt, std::vector<MediaSource> images, bool addSpecial, bool parseSpecial)
       : PromiseWorker(env, "llava.countTokens", nullptr),
         model_(std::move(model)),
         prompt_(std::move(prompt)),
@@ -259,7 +259,7 @@ class CountWorker : public PromiseWorker {
  protected:
   void Run() override {
     if (!model_->vision) {
-      if (!images_.empty()) Throw("ERR_NO_VISION", "images were given but the model was loaded without a projector (mmproj)");
+      if (!images_.empty()) Throw("ERR_NO_VISION", "images or sound were given but the model was loaded without a projector (mmproj)");
       const llama_vocab* vocab = model_->vocab();
       int32_t n = -llama_tokenize(vocab, prompt_.data(), static_cast<int32_t>(prompt_.size()), nullptr, 0, addSpecial_, parseSpecial_);
       textTokens_ = n;
@@ -276,30 +276,38 @@ class CountWorker : public PromiseWorker {
       }
     } cleanup{owned};
     for (auto& src : images_) {
-      uint32_t w = 0, h = 0;
+      EmbeddingState shape;  // the size mtmd lays the tokens out by, from headers alone
       if (src.embedding) {
-        w = src.embedding->nx;
-        h = src.embedding->ny;
+        shape.audio = src.embedding->audio;
+        shape.nx = src.embedding->nx;
+        shape.ny = src.embedding->ny;
+        shape.nSamples = src.embedding->nSamples;
+      } else if (src.audio) {
+        if (!model_->hearsAudio()) Throw("ERR_NO_AUDIO", "sound was given but the projector has no audio encoder");
+        shape.audio = true;
+        shape.nSamples = AudioLength(*src.audio, model_->audioSampleRate());
       } else {
-        ImageSize(*src.input, w, h);
+        if (!mtmd_support_vision(model_->vision)) Throw("ERR_NO_VISION", "an image was given but the projector has no vision encoder");
+        ImageSize(*src.image, shape.nx, shape.ny);
       }
-      owned.push_back(mtmd_bitmap_init(w, h, nullptr));
+      owned.push_back(PlaceholderBitmap(shape));
       bitmaps.push_back(owned.back());
     }
     cleanup.c = mtmd_input_chunks_init();
     mtmd_input_text text = {prompt_.c_str(), prompt_.size(), addSpecial_, parseSpecial_};
     int32_t rc = mtmd_tokenize(model_->vision, cleanup.c, &text, bitmaps.data(), bitmaps.size());
     if (rc == 1) {
-      Throw("ERR_INVALID_ARGUMENT", "the prompt's image markers do not match the " + std::to_string(images_.size()) + " image(s) given");
+      Throw("ERR_INVALID_ARGUMENT", "the prompt's media markers do not match the " + std::to_string(images_.size()) + " image(s) and sound(s) given");
     }
     if (rc != 0) Throw("ERR_TOKENIZE", "the prompt could not be tokenized with its images");
     for (size_t i = 0; i < mtmd_input_chunks_size(cleanup.c); i++) {
       const mtmd_input_chunk* c = mtmd_input_chunks_get(cleanup.c, i);
       const size_t n = mtmd_input_chunk_get_n_tokens(c);
-      if (mtmd_input_chunk_get_type(c) == MTMD_INPUT_CHUNK_TYPE_TEXT) {
+      const auto type = mtmd_input_chunk_get_type(c);
+      if (type == MTMD_INPUT_CHUNK_TYPE_TEXT) {
         textTokens_ += static_cast<int32_t>(n);
       } else {
-        imageTokens_ += static_cast<int32_t>(n);
+        (type == MTMD_INPUT_CHUNK_TYPE_AUDIO ? audioTokens_ : imageTokens_) += static_cast<int32_t>(n);
         positions_ += mtmd_input_chunk_get_n_pos(c) - static_cast<int32_t>(n);
       }
     }
@@ -307,19 +315,20 @@ class CountWorker : public PromiseWorker {
 
   Napi::Value Result(Napi::Env env) override {
     Napi::Object out = Napi::Object::New(env);
-    out.Set("tokens", textTokens_ + imageTokens_);
+    out.Set("tokens", textTokens_ + imageTokens_ + audioTokens_);
     out.Set("textTokens", textTokens_);
     out.Set("imageTokens", imageTokens_);
-    out.Set("positions", textTokens_ + imageTokens_ + positions_);
+    out.Set("audioTokens", audioTokens_);
+    out.Set("positions", textTokens_ + imageTokens_ + audioTokens_ + positions_);
     return out;
   }
 
  private:
   ModelPtr model_;
   std::string prompt_;
-  std::vector<ImageSource> images_;
+  std::vector<MediaSource> images_;
   bool addSpecial_, parseSpecial_;
-  int32_t textTokens_ = 0, imageTokens_ = 0, positions_ = 0;
+  int32_t textTokens_ = 0, imageTokens_ = 0, audioTokens_ = 0, positions_ = 0;
 };
 
 int32_t IntProp(const Napi::Object& o, const char* key, int32_t fallback) {
@@ -346,6 +355,7 @@ Napi::Function Model::Define(Napi::Env env) {
                          InstanceMethod<&Model::Tokenize>("tokenize"),
                          InstanceMethod<&Model::Detokenize>("detokenize"),
                          InstanceMethod<&Model::EncodeImage>("encodeImage"),
+                         InstanceMethod<&Model::EncodeAudio>("encodeAudio"),
                          InstanceMethod<&Model::EncodeCount>("encodeCount"),
                          InstanceMethod<&Model::CountTokens>("countTokens"),
                          InstanceMethod<&Model::Dispose>("dispose"),
@@ -430,6 +440,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
     v.Set("imageTokens", s->imageTokens);
     v.Set("nonCausal", s->imageNonCausal);
     v.Set("mrope", mtmd_decode_use_mrope(s->vision));
+    v.Set("audioSampleRate", s->hearsAudio() ? static_cast<double>(s->audioSampleRate()) : 0.0);
     v.Set("marker", mtmd_default_marker());
     out.Set("vision", v);
   } else {
@@ -497,6 +508,8 @@ Napi::Value Model::Detokenize(const Napi::CallbackInfo& info) {
 
 Napi::Value Model::EncodeImage(const Napi::CallbackInfo& info) { return Embedding::Encode(info, State(info.Env())); }
 
+Napi::Value Model::EncodeAudio(const Napi::CallbackInfo& info) { return Embedding::EncodeAudio(info, State(info.Env())); }
+
 Napi::Value Model::EncodeCount(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(State(info.Env())->encodeCount.load()));
 }
@@ -508,7 +521,7 @@ Napi::Value Model::CountTokens(const Napi::CallbackInfo& info) {
   if (info.Length() < 2 || !info[0].IsString() || !info[1].IsArray()) {
     throw MakeError(env, "ERR_INVALID_ARGUMENT", "countTokens(prompt, images) expected");
   }
-  std::vector<ImageSource> images = ParseImageSources(env, info[1], s);
+  std::vector<MediaSource> images = ParseMediaSources(env, info[1], s);
   auto* w = new CountWorker(env, s, info[0].As<Napi::String>().Utf8Value(), std::move(images), info[2].ToBoolean().Value(),
                             info[3].ToBoolean().Value());
   Napi::Promise p = w->Promise();

@@ -23,6 +23,7 @@ class Model : public Napi::ObjectWrap<Model> {
   Napi::Value Tokenize(const Napi::CallbackInfo& info);
   Napi::Value Detokenize(const Napi::CallbackInfo& info);
   Napi::Value EncodeImage(const Napi::CallbackInfo& info);
+  Napi::Value EncodeAudio(const Napi::CallbackInfo& info);
   Napi::Value EncodeCount(const Napi::CallbackInfo& info);
   Napi::Value CountTokens(const Napi::CallbackInfo& info);
   Napi::Value Dispose(const Napi::CallbackInfo& info);

@@ -38,8 +38,8 @@ struct ModelState {
   // fit, and is refused before it is tokenized.
   size_t maxTokenBytes = 0;
   bool imageNonCausal = false;
-  // Images encoded by this model and still referenced somewhere, by content id: the same pixels
-  // are never encoded twice while an embedding of them is alive.
+  // Images and sounds encoded by this model and still referenced somewhere, by content id: the
+  // same pixels or samples are never encoded twice while an embedding of them is alive.
   std::mutex embeddingsMutex;
   std::unordered_map<std::string, std::weak_ptr<EmbeddingState>> embeddings;
 
@@ -48,6 +48,12 @@ struct ModelState {
   std::shared_ptr<void> chatTemplates;
 
   const llama_vocab* vocab() const { return llama_model_get_vocab(model); }
+  bool hearsAudio() const { return vision && mtmd_support_audio(vision); }
+  // The rate sound is resampled to for the audio encoder (16 kHz for Whisper-based ones).
+  uint32_t audioSampleRate() const {
+    const int r = vision ? mtmd_get_audio_sample_rate(vision) : -1;
+    return r > 0 ? static_cast<uint32_t>(r) : 16000;
+  }
 
   // Fingerprints of the two files (model_fingerprint.h), read when they are loaded: session files
   // carry them so that a state is restored only into the model that made it. 0 = no projector.

@@ -167,7 +167,7 @@ Napi::Value Session::Generate(const Napi::CallbackInfo& info) {
   Napi::Object o = info[0].As<Napi::Object>();
   GenerateRequest req;
   req.prompt = o.Get("prompt").ToString().Utf8Value();
-  req.images = ParseImageSources(env, o.Get("images"), s->model);
+  req.media = ParseMediaSources(env, o.Get("images"), s->model);
   req.addSpecial = o.Get("addSpecial").ToBoolean().Value();
   req.parseSpecial = o.Get("parseSpecial").ToBoolean().Value();
   req.reuseCache = o.Get("reuseCache").ToBoolean().Value();

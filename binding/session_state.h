@@ -57,7 +57,7 @@ struct PromptItem {
 
 struct GenerateRequest {
   std::string prompt;
-  std::vector<ImageSource> images;
+  std::vector<MediaSource> media;  // images and sounds, in marker order
   bool addSpecial = true;
   bool parseSpecial = true;
   int32_t maxTokens = 256;

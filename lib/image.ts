@@ -3,9 +3,10 @@ import * as path from 'node:path'
 import { decodeWithSharp } from './media/sharp'
 import { type OtherFormat, SNIFF_BYTES, sniffOtherFormat } from './media/sniff'
 import { LlavaError, fromNative } from './errors'
-import { Lifetime } from './lifetime'
+import { MediaEmbedding } from './media/embedding'
 import { binding } from './native'
-import type { NativeEmbedding, NativeImageBytes, NativeImageInput } from './native-types'
+import { AsAudio, DEFAULT_MAX_AUDIO_SECONDS, isRawAudio, looksLikeAudio, toNativeAudio } from './audio'
+import type { NativeEmbedding, NativeImageBytes, NativeImageInput, NativeMediaInput } from './native-types'
 import { invalid } from './validate'
 
 /** Raw pixels, row-major, no padding. Electron's `nativeImage.toBitmap()` gives BGRA; canvas ImageData gives RGBA. */
@@ -25,17 +26,21 @@ export type ImageInput = string | Uint8Array | ArrayBuffer | RawImage
 /** Default ceiling on decoded image size: 64 megapixels. */
 export const DEFAULT_MAX_PIXELS = 64 * 1024 * 1024
 
-/** @internal Encoded image bytes already in native memory (a large data: URL decoded there). */
+/** @internal Encoded media bytes already in native memory (a large data: URL decoded there). */
 export class NativeBytesImage {
   constructor(readonly bytes: NativeImageBytes) {}
 }
 
-/** How encoded images are read: the largest accepted, whether their EXIF orientation applies, what shows through transparency. */
+/**
+ * How media are read: the largest image accepted, whether its EXIF orientation applies, what
+ * shows through transparency; the longest sound accepted.
+ */
 export interface ImageReading {
   maxPixels: number
   orientation: 'exif' | 'ignore'
   /** RGB, 0..255 each. */
   background: [number, number, number]
+  maxAudioSeconds: number
 }
 
 /** An image background: '#rgb', '#rrggbb' or [r, g, b] with integers 0..255. */
@@ -57,6 +62,23 @@ export function backgroundOption(option: string, value: unknown): [number, numbe
   throw invalid(option, "a colour: '#rrggbb', '#rgb' or [r, g, b] with integers 0..255", value)
 }
 
+/**
+ * An image or a sound of a prompt, told apart by shape (raw PCM) or by its first bytes; a path is
+ * told when its file is opened (ownImageBytes).
+ */
+export function toNativeMedia(input: unknown, option: string, reading: ImageReading): NativeMediaInput {
+  if (isRawAudio(input)) return toNativeAudio(input, option, reading.maxAudioSeconds)
+  if (input instanceof AsAudio) {
+    const inner = input.input
+    if (inner instanceof NativeBytesImage) return { kind: 'audio', source: 'bytes', data: inner.bytes, maxSeconds: reading.maxAudioSeconds }
+    return toNativeAudio(typeof inner === 'string' ? path.resolve(inner) : inner, option, reading.maxAudioSeconds)
+  }
+  if ((input instanceof Uint8Array || input instanceof ArrayBuffer) && looksLikeAudio(new Uint8Array(input instanceof ArrayBuffer ? input : input.buffer, input instanceof ArrayBuffer ? 0 : input.byteOffset, Math.min(12, input.byteLength)))) {
+    return toNativeAudio(input, option, reading.maxAudioSeconds)
+  }
+  return toNativeImage(input, option, reading)
+}
+
 export function toNativeImage(input: unknown, option: string, reading: ImageReading): NativeImageInput {
   const maxPixels = reading.maxPixels
   const orient = reading.orientation === 'exif'
@@ -64,7 +86,7 @@ export function toNativeImage(input: unknown, option: string, reading: ImageRead
   if (input instanceof NativeBytesImage) return { kind: 'bytes', data: input.bytes, maxPixels, orient, background }
   if (typeof input === 'string') {
     if (input.length === 0 || input.includes('\0')) throw invalid(option, 'a file path, image bytes or raw pixels', input)
-    return { kind: 'path', path: path.resolve(input), maxPixels, orient, background }
+    return { kind: 'path', path: path.resolve(input), maxPixels, orient, background, maxAudioSeconds: reading.maxAudioSeconds }
   }
   if (input instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(input), maxPixels, orient, background }
   if (input instanceof Uint8Array) return { kind: 'bytes', data: input, maxPixels, orient, background }
@@ -105,7 +127,8 @@ const SLICE = 2 << 20
  * read memory JS owns (the caller could change, transfer or free it meanwhile). Starts copying at
  * once; the caller must leave the buffer unchanged until the returned promise settles.
  */
-export function ownImageBytes(input: NativeImageInput): Promise<NativeImageInput> {
+export function ownImageBytes(input: NativeMediaInput): Promise<NativeMediaInput> {
+  if (input.kind === 'audio') return copyInSlices(input)
   // Formats for sharp (lib/media/sharp.ts) are told synchronously for bytes (the caller may change
   // them once this returns), from the file's start for paths.
   if (input.kind === 'bytes' && input.data instanceof Uint8Array) {
@@ -114,7 +137,10 @@ export function ownImageBytes(input: NativeImageInput): Promise<NativeImageInput
     if (format) return decodeOther(Buffer.from(input.data), format, 'the image buffer', input)
   }
   if (input.kind === 'path') {
-    return otherFormatFile(input.path).then((other) => (other ? decodeOther(other.bytes, other.format, `the image file ${input.path}`, input) : input))
+    return otherFormatFile(input.path).then((other): NativeMediaInput | Promise<NativeMediaInput> => {
+      if (other === 'audio') return { kind: 'audio', source: 'path', path: input.path, maxSeconds: input.maxAudioSeconds ?? DEFAULT_MAX_AUDIO_SECONDS }
+      return other ? decodeOther(other.bytes, other.format, `the image file ${input.path}`, input) : input
+    })
   }
   return copyInSlices(input)
 }
@@ -123,8 +149,8 @@ async function decodeOther(source: Buffer, format: OtherFormat, what: string, in
   return copyInSlices(await decodeWithSharp(source, format, what, input))
 }
 
-async function copyInSlices(input: NativeImageInput): Promise<NativeImageInput> {
-  if (input.kind === 'path' || !(input.data instanceof Uint8Array) || input.data.byteLength < COPY_IN_SLICES_FROM) return input
+async function copyInSlices<I extends NativeMediaInput>(input: I): Promise<I> {
+  if (!('data' in input) || !(input.data instanceof Uint8Array) || input.data.byteLength < COPY_IN_SLICES_FROM) return input
   const source = input.data
   const total = source.byteLength
   let copy
@@ -140,8 +166,11 @@ async function copyInSlices(input: NativeImageInput): Promise<NativeImageInput> 
   return { ...input, data: copy }
 }
 
-/** The file as bytes when it holds a format for sharp; undefined otherwise (the native side reads it). */
-async function otherFormatFile(file: string): Promise<{ format: OtherFormat; bytes: Buffer } | undefined> {
+/**
+ * The file as bytes when it holds a format for sharp; 'audio' when it holds a sound (the native
+ * side reads it as such); undefined otherwise (the native side reads it as an image).
+ */
+async function otherFormatFile(file: string): Promise<{ format: OtherFormat; bytes: Buffer } | 'audio' | undefined> {
   let fh: fs.promises.FileHandle | undefined
   try {
     // O_NONBLOCK: a FIFO must not hold a thread of the pool until a writer comes
@@ -150,6 +179,7 @@ async function otherFormatFile(file: string): Promise<{ format: OtherFormat; byt
     if (!st.isFile() || st.size > MAX_FILE_BYTES) return undefined // the native side refuses it, with its usual message
     const head = Buffer.alloc(Math.min(SNIFF_BYTES, st.size))
     await fh.read(head, 0, head.length, 0)
+    if (looksLikeAudio(head)) return 'audio'
     const format = sniffOtherFormat(head)
     if (!format) return undefined
     // read once and decoded from memory: what was checked is what is decoded
@@ -168,79 +198,25 @@ async function otherFormatFile(file: string): Promise<{ format: OtherFormat; byt
   }
 }
 
-/** ownImageBytes() over a call's images; embeddings pass through. */
-export function ownImages<E>(images: Array<NativeImageInput | E>): Promise<Array<NativeImageInput | E>> {
-  return Promise.all(images.map((img) => (img !== null && typeof img === 'object' && 'kind' in img ? ownImageBytes(img as NativeImageInput) : img)))
+/** ownImageBytes() over a call's media; embeddings pass through. */
+export function ownImages<E>(images: Array<NativeMediaInput | E>): Promise<Array<NativeMediaInput | E>> {
+  return Promise.all(images.map((img) => (img !== null && typeof img === 'object' && 'kind' in img ? ownImageBytes(img as NativeMediaInput) : img)))
 }
 
 /**
  * An encoded image: the projector's output, reusable in any prompt or session of the model that
  * made it without encoding again. Dispose it when done, or let the model's dispose() do it.
  */
-export class ImageEmbedding {
-  /** Tokens the image occupies in a prompt. */
-  readonly nTokens: number
-  /** Width of each token's embedding (the text model's input width). */
-  readonly nEmbd: number
-  /** Size of the decoded image, in pixels. */
+export class ImageEmbedding extends MediaEmbedding {
+  /** Size of the decoded image, in pixels (after its EXIF orientation). */
   readonly width: number
   readonly height: number
-  /** A content hash of the decoded pixels: equal images have equal ids. */
-  readonly id: string
-  /** How long the whole call took: decoding, preprocessing and encoding. */
-  readonly encodeMs: number
-  /** How long the vision encoder itself ran (the figure llama.cpp's tools log); 0 when `reused`. */
-  readonly encoderMs: number
-  /** true when the model already held an embedding of the same pixels, so nothing was encoded. */
-  readonly reused: boolean
 
   /** @internal */
-  readonly native: NativeEmbedding
-  /** @internal */
-  readonly owner: object
-  readonly #lifetime = new Lifetime('image embedding')
-  readonly #onDispose: (e: ImageEmbedding) => void
-
-  /** @internal */
-  constructor(native: NativeEmbedding, owner: object, onDispose: (e: ImageEmbedding) => void) {
+  constructor(native: NativeEmbedding, owner: object, onDispose: (e: MediaEmbedding) => void) {
+    super(native, owner, onDispose, 'image embedding', 'encode the image again with model.encodeImage()')
     const info = native.info()
-    this.native = native
-    this.owner = owner
-    this.nTokens = info.nTokens
-    this.nEmbd = info.nEmbd
     this.width = info.width
     this.height = info.height
-    this.id = info.id
-    this.encodeMs = native.encodeMs
-    this.encoderMs = native.encoderMs
-    this.reused = native.reused
-    this.#onDispose = onDispose
-  }
-
-  get disposed(): boolean {
-    return this.#lifetime.disposed
-  }
-
-  /** @internal */
-  assertAlive(): void {
-    this.#lifetime.assertAlive('encode the image again with model.encodeImage()')
-  }
-
-  /** A copy of the embeddings: nTokens rows of nEmbd floats. */
-  toFloat32Array(): Float32Array {
-    this.assertAlive()
-    return this.native.toFloat32Array()
-  }
-
-  /** Frees the embeddings. Idempotent. Prompts already running keep their own reference. */
-  dispose(): Promise<void> {
-    return this.#lifetime.dispose(
-      () => this.#onDispose(this),
-      () => this.native.dispose(),
-    )
-  }
-
-  [Symbol.asyncDispose](): Promise<void> {
-    return this.dispose()
   }
 }

@@ -1,7 +1,10 @@
 import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
-import { backgroundOption, DEFAULT_MAX_PIXELS, type ImageBackground, ImageEmbedding, type ImageInput, WHITE, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeImage } from './image'
+import { type AsAudio, AudioEmbedding, type AudioInput, DEFAULT_MAX_AUDIO_SECONDS, MAX_AUDIO_SECONDS, toNativeAudio } from './audio'
+import { backgroundOption, DEFAULT_MAX_PIXELS, type ImageBackground, ImageEmbedding, type ImageInput, WHITE, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeMedia } from './image'
+import { MediaEmbedding } from './media/embedding'
+import type { MediaInput } from './media/input'
 import { CHAT_RENDER_KEYS, type ChatMessage, type ChatRenderOptions, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
 import { isRemoteSpec, resolveModel, type ResolveModelOptions } from './hub'
@@ -86,6 +89,8 @@ export interface LoadModelOptions {
   flashAttention?: boolean | 'auto'
   /** Largest decoded image accepted, in pixels. Default 64 Mi pixels. */
   maxImagePixels?: number
+  /** Longest sound accepted, in seconds (checked from its header before decoding). Default 600, at most 14400. */
+  maxAudioSeconds?: number
   /**
    * The token budget of one image, for projectors with dynamic resolution (Qwen2-VL, Qwen2.5-VL,
    * Qwen3-VL, Gemma 4, GLM-4V, Kimi-VL and others that size images by pixel count): an image is
@@ -133,7 +138,7 @@ const MAX_IMAGE_TOKENS_OPTION = 65536
 
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download',
+  'maxImagePixels', 'maxAudioSeconds', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download',
 ] as const
 
 /** What a loaded model is. */
@@ -168,6 +173,8 @@ export interface ModelInfo {
      * context's size limits cells; `countTokens` reports both.
      */
     mrope: boolean
+    /** The rate sound is resampled to for the audio encoder, Hz (16000 for Whisper-based ones); 0 when it hears nothing. */
+    audioSampleRate: number
     /** mtmd's own media marker, which `<image>` in prompts is mapped to. */
     marker: string
   } | null
@@ -175,10 +182,11 @@ export interface ModelInfo {
 
 /** What {@link Model.countTokens} counts. */
 export interface TokenCount {
-  /** Text and image tokens: the KV cells the prompt takes, which is what the context size limits. */
+  /** Text, image and audio tokens: the KV cells the prompt takes, which is what the context size limits. */
   tokens: number
   textTokens: number
   imageTokens: number
+  audioTokens: number
   /**
    * Positions the prompt advances: the same as `tokens`, except for M-RoPE models
    * (`info.vision.mrope`), where an image takes max(width, height) positions.
@@ -195,6 +203,13 @@ export interface EncodeImageOptions {
   orientation?: 'exif' | 'ignore'
   /** What shows through a transparent image: '#rrggbb', '#rgb' or [r, g, b]. Default: the model's imageBackground (white). */
   background?: ImageBackground
+}
+
+/** Options for {@link Model.encodeAudio}. */
+export interface EncodeAudioOptions {
+  signal?: AbortSignal
+  /** Longest sound accepted, in seconds. Default: the model's maxAudioSeconds. */
+  maxSeconds?: number
 }
 
 /** @internal */
@@ -225,7 +240,7 @@ export class Model {
   readonly defaults: ModelDefaults
   readonly #lifetime = new Lifetime('model')
   readonly #sessions = new WeakObjectSet<Session>()
-  readonly #embeddings = new WeakObjectSet<ImageEmbedding>()
+  readonly #embeddings = new WeakObjectSet<MediaEmbedding>()
   readonly #groups = new WeakObjectSet<SessionGroup>()
 
   /** @internal */
@@ -265,13 +280,16 @@ export class Model {
       throw new LlavaError('ERR_NO_VISION', 'This model was loaded without a projector: pass `mmproj` to loadModel() to use images.')
     }
     const background = o.background === undefined ? this.defaults.imageReading.background : backgroundOption('background', o.background)
-    const owning = ownImageBytes(toNativeImage(input, 'image', { maxPixels, orientation, background }))
+    const owning = ownImageBytes(toNativeMedia(input, 'image', { ...this.defaults.imageReading, maxPixels, orientation, background }))
     owning.catch(() => undefined) // awaited below; left behind only when the signal had already fired
     throwIfAborted(signal)
     const link = linkSignal(signal)
     try {
       const nativeInput = await this.track(owning)
       throwIfAborted(signal)
+      if (nativeInput.kind === 'audio') {
+        throw new LlavaError('ERR_IMAGE_DECODE', 'This is a sound (WAV, MP3 or FLAC), not an image: encode it with model.encodeAudio().')
+      }
       const native = await this.track(this.native.encodeImage(nativeInput, link.handle))
       const embedding = new ImageEmbedding(native, this, (e) => this.#embeddings.delete(e))
       if (signal?.aborted) {
@@ -282,6 +300,47 @@ export class Model {
       return embedding
     } catch (err) {
       throw abortError(signal, err, 'Image encoding')
+    } finally {
+      link.release()
+    }
+  }
+
+  /**
+   * Decodes a sound (WAV, MP3, FLAC or raw PCM, resampled to the model's rate and mixed to mono)
+   * and encodes it with the projector's audio encoder. The result can be used in any number of
+   * prompts and sessions of this model without encoding again.
+   */
+  async encodeAudio(input: AudioInput, options?: EncodeAudioOptions): Promise<AudioEmbedding> {
+    this.assertAlive()
+    const o = v.optionsObject('encodeAudio options', options)
+    v.checkKeys('encodeAudio()', o, ['signal', 'maxSeconds'])
+    const signal = v.signal('signal', o.signal)
+    const maxSeconds = v.num('maxSeconds', o.maxSeconds, 0.001, MAX_AUDIO_SECONDS, this.defaults.imageReading.maxAudioSeconds)
+    if (!this.info.vision?.supportsAudio) {
+      throw new LlavaError(
+        'ERR_NO_AUDIO',
+        this.info.vision
+          ? 'This projector has no audio encoder (it takes images only): load the mmproj of an audio model (Ultravox, Qwen2-Audio, Qwen2.5-Omni, Voxtral, …).'
+          : 'This model was loaded without a projector: pass the `mmproj` of an audio model to loadModel() to use sound.',
+      )
+    }
+    const owning = ownImageBytes(toNativeAudio(typeof input === 'string' ? path.resolve(input) : input, 'audio', maxSeconds))
+    owning.catch(() => undefined)
+    throwIfAborted(signal)
+    const link = linkSignal(signal)
+    try {
+      const nativeInput = await this.track(owning)
+      throwIfAborted(signal)
+      const native = await this.track(this.native.encodeAudio(nativeInput as Parameters<NativeModel['encodeAudio']>[0], link.handle))
+      const embedding = new AudioEmbedding(native, this, (e) => this.#embeddings.delete(e))
+      if (signal?.aborted) {
+        await embedding.dispose()
+        throw signal.reason
+      }
+      this.#embeddings.add(embedding)
+      return embedding
+    } catch (err) {
+      throw abortError(signal, err, 'Audio encoding')
     } finally {
       link.release()
     }
@@ -357,24 +416,26 @@ export class Model {
    */
   async countTokens(
     input: string | ChatMessage[],
-    options?: { images?: Array<ImageInput | ImageEmbedding>; addSpecial?: boolean } & ChatRenderOptions,
+    options?: { images?: Array<ImageInput | ImageEmbedding>; media?: Array<MediaInput>; addSpecial?: boolean } & ChatRenderOptions,
   ): Promise<TokenCount> {
     this.assertAlive()
     const o = v.optionsObject('countTokens options', options) as Record<string, unknown>
-    v.checkKeys('countTokens()', o, ['images', 'addSpecial', ...CHAT_RENDER_KEYS])
+    v.checkKeys('countTokens()', o, ['images', 'media', 'addSpecial', ...CHAT_RENDER_KEYS])
     let prompt: string
-    let images: Array<ImageInput | ImageEmbedding | NativeEmbedding | NativeBytesImage>
+    let images: Array<MediaInput | NativeEmbedding | NativeBytesImage | AsAudio>
     let addSpecial = v.bool('addSpecial', o.addSpecial, true)
     let chat: PreparedChat | undefined
     const marker = this.info.vision?.marker ?? '<__media__>'
     try {
       if (typeof input === 'string') {
-        images = (o.images as typeof images | undefined) ?? []
-        if (!Array.isArray(images)) throw v.invalid('images', 'an array of images', images)
-        const n = input.split('<image>').length - 1
-        prompt = images.length > 0 && n === 0 ? marker.repeat(images.length) + input : input.split('<image>').join(marker)
+        if (o.images !== undefined && o.media !== undefined) throw new LlavaError('ERR_INVALID_ARGUMENT', 'Give either `images` or `media`, not both.')
+        const ours = o.media !== undefined ? '<media>' : '<image>'
+        images = ((o.media ?? o.images) as typeof images | undefined) ?? []
+        if (!Array.isArray(images)) throw v.invalid(o.media !== undefined ? 'media' : 'images', 'an array of images and sounds', images)
+        const n = input.split(ours).length - 1
+        prompt = images.length > 0 && n === 0 ? marker.repeat(images.length) + input : input.split(ours).join(marker)
       } else {
-        const { images: _i, addSpecial: _a, ...render } = o
+        const { images: _i, media: _m, addSpecial: _a, ...render } = o
         chat = prepareChat(this, input, render)
         const r = await renderChat(this, chat)
         prompt = r.prompt
@@ -386,15 +447,15 @@ export class Model {
       }
       const native = retainImages(
         images.map((img, i) =>
-          img instanceof ImageEmbedding || img instanceof binding().Embedding
-            ? (img as ImageEmbedding | NativeEmbedding)
-            : toNativeImage(img, `images[${i}]`, this.defaults.imageReading),
+          img instanceof MediaEmbedding || img instanceof binding().Embedding
+            ? (img as MediaEmbedding | NativeEmbedding)
+            : toNativeMedia(img, `media[${i}]`, this.defaults.imageReading),
         ),
       )
       try {
         const owned = await ownImages(native)
         const r = await this.track(this.native.countTokens(prompt, owned, addSpecial, true))
-        return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens, positions: r.positions }
+        return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens, audioTokens: r.audioTokens, positions: r.positions }
       } catch (err) {
         throw fromNative(err)
       } finally {
@@ -484,6 +545,7 @@ function toModelInfo(n: NativeModelInfo): ModelInfo {
           supportsAudio: n.vision.supportsAudio,
           imageTokens: n.vision.imageTokens,
           mrope: n.vision.mrope,
+          audioSampleRate: n.vision.audioSampleRate,
           marker: n.vision.marker,
         }
       : null,
@@ -519,6 +581,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const fa = options.flashAttention
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
   const maxImagePixels = v.int('maxImagePixels', options.maxImagePixels, 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
+  const maxAudioSeconds = v.num('maxAudioSeconds', options.maxAudioSeconds, 0.001, MAX_AUDIO_SECONDS, DEFAULT_MAX_AUDIO_SECONDS)
   const imageMinTokens = v.int('imageMinTokens', options.imageMinTokens, 1, MAX_IMAGE_TOKENS_OPTION, -1)
   const imageMaxTokens = v.int('imageMaxTokens', options.imageMaxTokens, 1, MAX_IMAGE_TOKENS_OPTION, -1)
   if (imageMinTokens > 0 && imageMaxTokens > 0 && imageMinTokens > imageMaxTokens) {
@@ -600,7 +663,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     batchSize,
     flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,
     maxImagePixels,
-    imageReading: { maxPixels: maxImagePixels, orientation: imageOrientation, background: imageBackground },
+    imageReading: { maxPixels: maxImagePixels, orientation: imageOrientation, background: imageBackground, maxAudioSeconds },
     templateTimeoutMs,
   })
 }
@@ -611,9 +674,9 @@ function orientationOption(option: string, value: unknown): 'exif' | 'ignore' {
 }
 
 /** @internal */
-export function assertOwnEmbedding(model: Model, e: ImageEmbedding, option: string): void {
+export function assertOwnEmbedding(model: Model, e: MediaEmbedding, option: string): void {
   if (e.owner !== model) {
-    throw new LlavaError('ERR_INVALID_ARGUMENT', `${option} was encoded by another model; encode it with this model's encodeImage()`)
+    throw new LlavaError('ERR_INVALID_ARGUMENT', `${option} was encoded by another model; encode it with this model`)
   }
   e.assertAlive()
 }

@@ -45,6 +45,8 @@ export interface NativeVisionInfo {
   imageTokens: number
   nonCausal: boolean
   mrope: boolean
+  /** Hz; 0 without an audio encoder */
+  audioSampleRate: number
   marker: string
 }
 
@@ -74,7 +76,8 @@ export interface NativeImageBytes {
 }
 
 export type NativeImageInput =
-  | { kind: 'path'; path: string; maxPixels: number; orient: boolean; background: [number, number, number] }
+  /** `maxAudioSeconds`: the limit should the file turn out to hold a sound */
+  | { kind: 'path'; path: string; maxPixels: number; orient: boolean; background: [number, number, number]; maxAudioSeconds?: number }
   | { kind: 'bytes'; data: Uint8Array | NativeImageBytes; maxPixels: number; orient: boolean; background: [number, number, number] }
   | {
       kind: 'pixels'
@@ -88,12 +91,20 @@ export type NativeImageInput =
       background?: [number, number, number]
     }
 
+/** Sound for the audio encoder: a file, encoded bytes (WAV, MP3, FLAC), or interleaved float32 PCM. */
+export type NativeAudioInput =
+  | { kind: 'audio'; source: 'path'; path: string; maxSeconds: number }
+  | { kind: 'audio'; source: 'bytes'; data: Uint8Array | NativeImageBytes; maxSeconds: number }
+  | { kind: 'audio'; source: 'pcm'; data: Uint8Array | NativeImageBytes; sampleRate: number; channels: number; maxSeconds: number }
+
+export type NativeMediaInput = NativeImageInput | NativeAudioInput
+
 export interface NativeEmbedding {
   readonly encodeMs: number
   readonly encoderMs: number
-  /** true when an alive embedding of the same pixels was returned instead of encoding again */
+  /** true when an alive embedding of the same content was returned instead of encoding again */
   readonly reused: boolean
-  info(): { nTokens: number; nEmbd: number; width: number; height: number; id: string }
+  info(): { kind: 'image' | 'audio'; nTokens: number; nEmbd: number; width: number; height: number; samples: number; sampleRate: number; id: string }
   toFloat32Array(): Float32Array
   /** A second handle on the same embedding. */
   retain(): NativeEmbedding
@@ -107,13 +118,14 @@ export interface NativeModel {
   tokenize(text: string, addSpecial: boolean, parseSpecial: boolean): Int32Array
   detokenize(tokens: Int32Array, renderSpecial: boolean): string
   encodeImage(input: NativeImageInput, abort?: NativeAbortHandle): Promise<NativeEmbedding>
+  encodeAudio(input: NativeAudioInput, abort?: NativeAbortHandle): Promise<NativeEmbedding>
   encodeCount(): number
   countTokens(
     prompt: string,
-    images: Array<NativeEmbedding | NativeImageInput>,
+    media: Array<NativeEmbedding | NativeMediaInput>,
     addSpecial: boolean,
     parseSpecial: boolean,
-  ): Promise<{ tokens: number; textTokens: number; imageTokens: number; positions: number }>
+  ): Promise<{ tokens: number; textTokens: number; imageTokens: number; audioTokens: number; positions: number }>
   dispose(): void
 }
 
@@ -129,7 +141,8 @@ export interface NativeSessionParams {
 
 export interface NativeGenerateRequest {
   prompt: string
-  images: Array<NativeEmbedding | NativeImageInput>
+  /** images and sounds, in marker order */
+  images: Array<NativeEmbedding | NativeMediaInput>
   addSpecial: boolean
   parseSpecial: boolean
   reuseCache: boolean

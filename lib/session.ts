@@ -16,13 +16,17 @@ import {
 import { LlavaError, fromNative } from './errors'
 import { type ResponseFormat, checkResponseFormat, grammarForSchema, parseJsonAnswer } from './structured/response-format'
 import type { ResponseJson } from './structured/schema-type'
-import { ImageEmbedding, type ImageInput, type NativeBytesImage, ownImages, toNativeImage } from './image'
+import type { AsAudio } from './audio'
+import type { ImageEmbedding, ImageInput, NativeBytesImage } from './image'
+import { ownImages, toNativeMedia } from './image'
+import { MediaEmbedding } from './media/embedding'
+import type { MediaInput } from './media/input'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
 import type {
   NativeGenerateRequest,
   NativeGenerateResult,
-  NativeImageInput,
+  NativeMediaInput,
   NativePiece,
   NativeEmbedding,
   NativeSession,
@@ -102,10 +106,19 @@ export interface GeneratedPiece {
 
 /** Options for {@link Session.generate} and {@link Session.complete}. */
 export interface GenerateOptions {
-  /** The prompt. `<image>` (see `imageMarker`) marks where each image goes, in order. */
+  /**
+   * The prompt. With `images`, `<image>` marks where each image goes, in order; with `media`,
+   * `<media>` marks where each image or sound goes (see `imageMarker`).
+   */
   prompt: string
   /** Images for the prompt's markers: inputs to encode now, or embeddings encoded earlier. */
   images?: Array<ImageInput | ImageEmbedding>
+  /**
+   * Images and sounds for the prompt's `<media>` markers, in order: inputs to decode and encode
+   * now (a WAV, MP3 or FLAC file or buffer, or raw PCM, is a sound), or embeddings encoded
+   * earlier. Not together with `images`.
+   */
+  media?: MediaInput[]
   /** Stop after this many generated tokens. Default 512. */
   maxTokens?: number
   /** Sampling temperature; 0 = greedy. Default 0.8. */
@@ -133,7 +146,7 @@ export interface GenerateOptions {
    * {@link ResponseFormat}). The result then carries `json`. Not together with `grammar`.
    */
   responseFormat?: ResponseFormat
-  /** The image marker in `prompt`. Default '<image>'. */
+  /** The media marker in `prompt`. Default '<image>' with `images`, '<media>' with `media`. */
   imageMarker?: string
   /** Add BOS (and other special tokens the model wants) at the start. Default true. */
   addSpecial?: boolean
@@ -154,7 +167,7 @@ export interface CompleteOptions extends GenerateOptions {
  * Options for {@link Session.chat}: those of complete() without prompt and images, and those of
  * rendering (template, template variables, thinking, tools).
  */
-export interface ChatOptions extends Omit<CompleteOptions, 'prompt' | 'images' | 'imageMarker' | 'addSpecial' | 'parseSpecial' | 'onToken'>, ChatRenderOptions {
+export interface ChatOptions extends Omit<CompleteOptions, 'prompt' | 'images' | 'media' | 'imageMarker' | 'addSpecial' | 'parseSpecial' | 'onToken'>, ChatRenderOptions {
   /** Called with each piece as it is generated, labelled answer, thinking or tool call. Throwing from it stops generation and rejects. */
   onToken?: (piece: ChatPiece) => void
 }
@@ -168,7 +181,7 @@ export interface ChatStream<J = unknown> extends AsyncIterable<ChatPiece> {
 }
 
 const GENERATE_KEYS = [
-  'prompt', 'images', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'frequencyPenalty',
+  'prompt', 'images', 'media', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'frequencyPenalty',
   'presencePenalty', 'seed', 'stop', 'grammar', 'responseFormat', 'imageMarker', 'addSpecial', 'parseSpecial', 'reuseCache', 'signal',
 ] as const
 
@@ -564,7 +577,7 @@ export class Session {
 /** A rendered chat's part of a generation request. */
 interface ChatInput {
   prompt: string
-  images: Array<ImageInput | NativeEmbedding | NativeBytesImage>
+  images: Array<ImageInput | NativeEmbedding | NativeBytesImage | AsAudio>
   imageMarker: string
   addSpecial: boolean
   /** How the chat layer constrains and reads the answer; `json`: a response format asked for JSON. */
@@ -574,7 +587,7 @@ interface ChatInput {
 interface Prepared {
   request: Omit<NativeGenerateRequest, 'images'>
   /** Embeddings as handles of their own, taken when the call was made (see retainImages). */
-  images: Array<NativeImageInput | NativeEmbedding>
+  images: Array<NativeMediaInput | NativeEmbedding>
   signal: AbortSignal | undefined
   /**
    * The response format's schema as JSON, made into `request.grammar` when the call runs; the
@@ -588,11 +601,11 @@ interface Prepared {
  * caller may dispose its ImageEmbedding right after (even in the same tick) without taking the
  * image away from a call that has not started yet.
  */
-export function retainImages(images: Array<NativeImageInput | ImageEmbedding | NativeEmbedding>): Array<NativeImageInput | NativeEmbedding> {
-  const out: Array<NativeImageInput | NativeEmbedding> = []
+export function retainImages(images: Array<NativeMediaInput | MediaEmbedding | NativeEmbedding>): Array<NativeMediaInput | NativeEmbedding> {
+  const out: Array<NativeMediaInput | NativeEmbedding> = []
   try {
     for (const img of images) {
-      if (!(img instanceof ImageEmbedding)) {
+      if (!(img instanceof MediaEmbedding)) {
         out.push(img)
         continue
       }
@@ -607,7 +620,7 @@ export function retainImages(images: Array<NativeImageInput | ImageEmbedding | N
 }
 
 /** Drops the handles retainImages() took. */
-export function releaseImages(images: Array<NativeImageInput | NativeEmbedding>): void {
+export function releaseImages(images: Array<NativeMediaInput | NativeEmbedding>): void {
   for (const img of images) {
     if ('retain' in img) img.dispose()
   }
@@ -633,9 +646,11 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   const o = v.optionsObject('generate options', options)
   v.checkKeys('generate()', o, GENERATE_KEYS)
   if (typeof o.prompt !== 'string') throw v.invalid('prompt', 'a string', o.prompt)
-  const images = o.images === undefined ? [] : o.images
-  if (!Array.isArray(images)) throw v.invalid('images', 'an array of images', images)
-  const marker = o.imageMarker === undefined ? '<image>' : v.str('imageMarker', o.imageMarker)
+  if (o.images !== undefined && o.media !== undefined) throw new LlavaError('ERR_INVALID_ARGUMENT', 'Give either `images` or `media`, not both.')
+  const list = o.media !== undefined ? 'media' : 'images'
+  const images: unknown[] = (o.media ?? o.images ?? []) as unknown[]
+  if (!Array.isArray(images)) throw v.invalid(list, list === 'media' ? 'an array of images and sounds' : 'an array of images', images)
+  const marker = o.imageMarker === undefined ? (list === 'media' ? '<media>' : '<image>') : v.str('imageMarker', o.imageMarker)
   const stop = o.stop === undefined ? [] : o.stop
   if (!Array.isArray(stop) || stop.some((s) => typeof s !== 'string' || s.length === 0)) {
     throw v.invalid('stop', 'an array of non-empty strings', stop)
@@ -644,25 +659,29 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   const seed = o.seed === undefined ? undefined : v.int('seed', o.seed, 0, 0xfffffffe, 0)
 
   let prompt = o.prompt
-  let nativeImages: Array<NativeImageInput | ImageEmbedding | NativeEmbedding> = []
+  let nativeImages: Array<NativeMediaInput | MediaEmbedding | NativeEmbedding> = []
   if (images.length > 0) {
     const vision = model.info.vision
-    if (!vision) throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
+    if (!vision) throw new LlavaError('ERR_NO_VISION', 'Images or sounds were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
     nativeImages = images.map((img, i) => {
       if (img instanceof binding().Embedding) return img as NativeEmbedding // a handle chat() already took for this call
-      if (img instanceof ImageEmbedding) {
-        if (img.owner !== model) throw new LlavaError('ERR_INVALID_ARGUMENT', `images[${i}] was encoded by another model; encode it with this model`)
+      if (img instanceof MediaEmbedding) {
+        if (img.owner !== model) throw new LlavaError('ERR_INVALID_ARGUMENT', `${list}[${i}] was encoded by another model; encode it with this model`)
         img.assertAlive()
         return img
       }
-      return toNativeImage(img, `images[${i}]`, model.defaults.imageReading)
+      const input = toNativeMedia(img, `${list}[${i}]`, model.defaults.imageReading)
+      if (input.kind === 'audio' && !vision.supportsAudio) {
+        throw new LlavaError('ERR_NO_AUDIO', `${list}[${i}] is a sound, but this projector has no audio encoder (it takes images only).`)
+      }
+      return input
     })
     const markers = countOccurrences(prompt, marker)
     if (markers === 0) prompt = marker.repeat(images.length) + prompt
     else if (markers !== images.length) {
       throw new LlavaError(
         'ERR_INVALID_ARGUMENT',
-        `The prompt has ${markers} ${marker} marker(s) but ${images.length} image(s) were given: put one marker where each image goes, in order.`,
+        `The prompt has ${markers} ${marker} marker(s) but ${images.length} ${list === 'media' ? 'image(s) and sound(s)' : 'image(s)'} were given: put one marker where each goes, in order.`,
       )
     }
     prompt = prompt.split(marker).join(vision.marker)

@@ -36,6 +36,15 @@ export async function decodeDataUrl(url: string, option: string): Promise<Buffer
   return base64 ? decodeBase64(url, comma + 1, option, inJs) : decodePercent(url, comma + 1, option)
 }
 
+/** The bytes of base64 text (an OpenAI `input_audio` part's data), decoded the same way. */
+export async function decodeBase64Audio(text: string, option: string): Promise<Buffer | NativeBytesImage> {
+  if (text.length === 0) throw new LlavaError('ERR_INVALID_ARGUMENT', `${option} is empty: give base64 of a WAV, MP3 or FLAC file`, { details: { option } })
+  return decodeBase64(text, 0, option, false).catch((err: unknown) => {
+    if (err instanceof LlavaError) throw new LlavaError('ERR_INVALID_ARGUMENT', `${option} is not valid base64: its data holds characters that base64 does not use`, { details: { option } })
+    throw err
+  })
+}
+
 // Large images are decoded straight into native memory, a slice at a time through one small
 // buffer: a JS allocation of the whole image would only be copied again, and tens of megabytes of
 // new external memory make V8 collect garbage, a pause on the JS thread.

@@ -3,10 +3,12 @@
 // JS thread, with mtmd's media marker where each image goes. The same rendering also says how to
 // constrain and parse the answer (grammar, triggers, parser), which generation applies.
 import { LlavaError, fromNative } from '../errors'
-import { ImageEmbedding, type ImageInput, type NativeBytesImage } from '../image'
+import { AsAudio } from '../audio'
+import { type ImageInput, NativeBytesImage } from '../image'
+import { MediaEmbedding } from '../media/embedding'
 import type { NativeEmbedding, NativeModel } from '../native-types'
 import { binding } from '../native'
-import { decodeDataUrl } from './data-url'
+import { decodeBase64Audio, decodeDataUrl } from './data-url'
 import { type PendingImage, toChatJson } from './messages'
 import { type CheckedRenderOptions, type ChatRenderOptions, checkRenderOptions } from './options'
 
@@ -45,7 +47,7 @@ export interface NativeChatSpec {
 export interface RenderedChat {
   prompt: string
   /** Inputs (large data: URLs already in native memory), and the call's own handles on embeddings (see PreparedChat). */
-  images: Array<ImageInput | NativeEmbedding | NativeBytesImage>
+  images: Array<ImageInput | NativeEmbedding | NativeBytesImage | AsAudio>
   /** The media marker used in `prompt`. */
   marker: string
   /** The grammar the chat layer wrote (tool calls, response format), or '' for none. */
@@ -103,7 +105,7 @@ export function prepareChat(
   }
   try {
     images.forEach((img, i) => {
-      if (!(img instanceof ImageEmbedding)) return
+      if (!(img instanceof MediaEmbedding)) return
       if (img.owner !== host) throw new LlavaError('ERR_INVALID_ARGUMENT', `image ${i} of the messages was encoded by another model; encode it with this model`)
       img.assertAlive()
       const handle = img.native.retain()
@@ -150,7 +152,9 @@ async function render(host: ChatHost, chat: PreparedChat): Promise<RenderedChat>
   const images: RenderedChat['images'] = []
   for (const img of chat.images) {
     // prepareChat() has replaced every ImageEmbedding with the call's own handle.
-    images.push(img !== null && typeof img === 'object' && 'dataUrl' in img ? await decodeDataUrl(img.dataUrl, img.option) : (img as ImageInput | NativeEmbedding))
+    if (img !== null && typeof img === 'object' && 'dataUrl' in img) images.push(await decodeDataUrl(img.dataUrl, img.option))
+    else if (img !== null && typeof img === 'object' && 'audioBase64' in img) images.push(new AsAudio(await decodeBase64Audio(img.audioBase64, img.option)))
+    else images.push(img as ImageInput | NativeEmbedding)
   }
   let raw: string
   try {

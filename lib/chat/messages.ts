@@ -1,7 +1,9 @@
-// Chat messages as users write them (OpenAI's shape, plus images as inputs or embeddings) → the
-// OpenAI-format JSON that llama.cpp's chat layer reads, with mtmd's media marker where each image
-// goes. Everything that can be refused synchronously is refused here.
+// Chat messages as users write them (OpenAI's shape, plus images and sounds as inputs or
+// embeddings) → the OpenAI-format JSON that llama.cpp's chat layer reads, with mtmd's media marker
+// where each image or sound goes. Everything that can be refused synchronously is refused here.
+import { AsAudio, type AudioEmbedding, type AudioInput } from '../audio'
 import type { ImageEmbedding, ImageInput } from '../image'
+import { MediaEmbedding } from '../media/embedding'
 import * as v from '../validate'
 
 export type ChatRole = 'system' | 'developer' | 'user' | 'assistant' | 'tool'
@@ -10,6 +12,10 @@ export type ChatContentPart =
   | { type: 'text'; text: string }
   | { type: 'image'; image: ImageInput | ImageEmbedding }
   | { type: 'image_url'; image_url: { url: string } | string }
+  /** A sound: a path, a WAV/MP3/FLAC buffer, raw PCM, or an AudioEmbedding. */
+  | { type: 'audio'; audio: AudioInput | AudioEmbedding }
+  /** OpenAI's shape: base64 of a WAV or MP3 (FLAC too) file. */
+  | { type: 'input_audio'; input_audio: { data: string; format: 'wav' | 'mp3' | 'flac' } }
 
 /** A tool call of an assistant message: as a chat result gives it, or in OpenAI's shape. */
 export type ChatMessageToolCall =
@@ -18,7 +24,7 @@ export type ChatMessageToolCall =
 
 export interface ChatMessage {
   role: ChatRole
-  /** Text, or parts (text and images, in order). May be null on an assistant message that only calls tools. */
+  /** Text, or parts (text, images and sounds, in order). May be null on an assistant message that only calls tools. */
   content: string | ChatContentPart[] | null
   /** An assistant turn's thinking (a chat result's `reasoning`), for templates that render it. */
   reasoning?: string
@@ -35,8 +41,17 @@ export interface ChatMessage {
 const ROLES: readonly string[] = ['system', 'developer', 'user', 'assistant', 'tool']
 const MESSAGE_KEYS = ['role', 'content', 'reasoning', 'toolCalls', 'tool_calls', 'toolCallId', 'tool_call_id', 'name', 'reasoning_content']
 
-/** An image part of a message: an input, an embedding, or a data: URL still to decode. */
-export type PendingImage = ImageInput | ImageEmbedding | { dataUrl: string; option: string }
+/**
+ * A media part of a message: an input, an embedding, a data: URL still to decode, or base64 sound
+ * still to decode.
+ */
+export type PendingImage =
+  | ImageInput
+  | ImageEmbedding
+  | AudioEmbedding
+  | AsAudio
+  | { dataUrl: string; option: string }
+  | { audioBase64: string; option: string }
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json }
 
@@ -87,7 +102,7 @@ export function toChatJson(messages: unknown, marker: string): { json: Json[]; i
       out.content = content.map((part: unknown, k): Json => {
         const pw = `${where}.content[${k}]`
         const p = part as ChatContentPart
-        if (p === null || typeof p !== 'object') throw v.invalid(pw, "a content part { type: 'text' | 'image' | 'image_url', … }", part)
+        if (p === null || typeof p !== 'object') throw v.invalid(pw, "a content part { type: 'text' | 'image' | 'image_url' | 'audio' | 'input_audio', … }", part)
         if (p.type === 'text') {
           if (typeof p.text !== 'string') throw v.invalid(`${pw}.text`, 'a string', p.text)
           return { type: 'text', text: noMarker(`${pw}.text`, p.text, marker) }
@@ -103,7 +118,20 @@ export function toChatJson(messages: unknown, marker: string): { json: Json[]; i
           images.push({ dataUrl: url, option: `${pw}.image_url.url` })
           return { type: 'media_marker', text: marker }
         }
-        throw v.invalid(`${pw}.type`, "'text', 'image' or 'image_url'", (p as { type?: unknown }).type)
+        if (p.type === 'audio') {
+          if (p.audio === undefined) throw v.invalid(`${pw}.audio`, 'an audio input or AudioEmbedding', p.audio)
+          // an embedding is told by its class; anything else is decoded as sound, whatever it looks like
+          images.push(p.audio instanceof MediaEmbedding ? (p.audio as AudioEmbedding) : new AsAudio(p.audio))
+          return { type: 'media_marker', text: marker }
+        }
+        if (p.type === 'input_audio') {
+          const a = p.input_audio
+          if (a === null || typeof a !== 'object' || typeof a.data !== 'string') throw v.invalid(`${pw}.input_audio.data`, 'base64 of a WAV, MP3 or FLAC file', a?.data)
+          if (!['wav', 'mp3', 'flac'].includes(a.format)) throw v.invalid(`${pw}.input_audio.format`, "'wav', 'mp3' or 'flac'", a.format)
+          images.push({ audioBase64: a.data, option: `${pw}.input_audio.data` })
+          return { type: 'media_marker', text: marker }
+        }
+        throw v.invalid(`${pw}.type`, "'text', 'image', 'image_url', 'audio' or 'input_audio'", (p as { type?: unknown }).type)
       })
     } else {
       throw v.invalid(`${where}.content`, 'a string or an array of content parts', content)
