@@ -107,6 +107,25 @@ ma_encoding_format Format(const unsigned char* b, size_t n) {
   return ma_encoding_format_unknown;
 }
 
+uint32_t U32At(const unsigned char* p) { return p[0] | (p[1] << 8) | (p[2] << 16) | (static_cast<uint32_t>(p[3]) << 24); }
+
+// A WAV whose data chunk claims more bytes than the file holds is truncated (the decoder would
+// play what is there and stop). 0xFFFFFFFF is what streaming writers put when they cannot know.
+void CheckWavChunks(const unsigned char* b, size_t n, const std::string& what) {
+  size_t at = 12;
+  while (at + 8 <= n) {
+    const uint32_t size = U32At(b + at + 4);
+    if (std::memcmp(b + at, "data", 4) == 0) {
+      const size_t left = n - (at + 8);
+      if (size != 0xFFFFFFFFu && size > left) {
+        Throw("ERR_AUDIO_DECODE", what + " is truncated: its data chunk claims " + std::to_string(size) + " bytes but the file holds " + std::to_string(left));
+      }
+      return;
+    }
+    at += 8 + static_cast<size_t>(size) + (size & 1);
+  }
+}
+
 // The encoded bytes of an input (a file read whole, or the bytes given), and what to call them.
 struct Encoded {
   std::vector<unsigned char> storage;
@@ -145,6 +164,7 @@ class Decoder {
     ma_decoder_config config = ma_decoder_config_init(ma_format_f32, 1, rate);
     config.encodingFormat = Format(e.data, e.size);
     if (config.encodingFormat == ma_encoding_format_unknown) Throw("ERR_AUDIO_DECODE", what_ + " is not a WAV, MP3 or FLAC file");
+    if (config.encodingFormat == ma_encoding_format_wav) CheckWavChunks(e.data, e.size, what_);
     if (ma_decoder_init_memory(e.data, e.size, &config, &dec_) != MA_SUCCESS) Throw("ERR_AUDIO_DECODE", what_ + " is not a decodable WAV, MP3 or FLAC file");
     open_ = true;
     ma_format format = ma_format_unknown;
