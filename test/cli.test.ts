@@ -4,6 +4,8 @@
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
+import { ensurePair } from '../lib/fixtures'
+import { tones, wav16 } from './helpers/audio'
 import { bmpFile, root, tempDir, tinyPair } from './helpers/fixtures'
 
 const CLI = path.join(root, 'dist', 'cli', 'main.js')
@@ -96,7 +98,7 @@ describe('usage', () => {
     expectError(cli(['describe', image, ...MODEL, '--threads', '0']), 2, /--threads/)
     expectError(cli(['describe', image, ...MODEL, '--gpu-layers', 'many']), 2, /'max' or 'auto'/)
     expectError(cli(['describe', image, ...MODEL, '--reasoning-budget', '-1']), 2, /Expected an integer from 0/)
-    expectError(cli(['describe', ...MODEL]), 2, /missing required argument 'image'/)
+    expectError(cli(['describe', ...MODEL]), 2, /give at least one image or sound file/)
     expectError(cli(['describe', image, '--model', pair.model]), 2, /required option '--mmproj <file>'/)
     expectError(cli(['chat']), 2, /required option '-m, --model <file>'/)
     expectError(cli(['info']), 2, /missing required argument 'file'/)
@@ -232,6 +234,38 @@ describe('describe', () => {
     run.proc.kill('SIGINT')
     expect(await run.exited).toEqual({ code: 130, signal: null })
     expect(run.stderr).toBe('')
+  })
+})
+
+describe('sound', () => {
+  const ultravox = ensurePair('tiny-ultravox')
+  const AUDIO_MODEL = ['--model', ultravox.model, '--mmproj', ultravox.mmproj, '--threads', '1']
+  let wav: string
+  let unnamed: string
+  beforeAll(() => {
+    wav = path.join(dir, 'question.wav')
+    fs.writeFileSync(wav, wav16(tones(3, 16000, 1, 3), 16000))
+    unnamed = path.join(dir, 'question.bin')
+    fs.copyFileSync(wav, unnamed)
+  })
+
+  test('describe takes sound files by name and by --audio, with a prompt for sound', () => {
+    const byName = JSON.parse(cli(['describe', wav, ...AUDIO_MODEL, '--temp', '0', '-n', '4', '--json']).stdout)
+    expect(byName).toMatchObject({ prompt: 'Describe this sound.', audio: [wav], images: [], timings: { imageEncodes: 1, generatedTokens: 4 } })
+    const byFlag = JSON.parse(cli(['describe', '--audio', unnamed, ...AUDIO_MODEL, '--temp', '0', '-n', '4', '--json']).stdout)
+    expect(byFlag).toMatchObject({ audio: [unnamed], text: byName.text })
+    expectError(cli(['describe', path.join(dir, 'missing.wav'), ...AUDIO_MODEL]), 4, /sound not found: .*missing\.wav/)
+    expectError(cli(['describe', wav, ...MODEL]), 4, /no audio encoder.*\(ERR_NO_AUDIO\)/)
+  })
+
+  test('chat: /audio attaches a sound to the next message', () => {
+    const r = cli(['chat', ...AUDIO_MODEL, '--temp', '0', '--max-tokens', '4'], `/audio ${wav}\nWhat is this?\n/audio\n/exit\n`)
+    expect(r.code).toBe(0)
+    expect(r.stderr).toContain(`attached ${wav} (188 tokens, 3.0 s); it goes with your next message`)
+    expect(r.stderr).toContain('/audio needs a path')
+    const seeing = cli(['chat', ...MODEL, '--temp', '0', '--max-tokens', '4'], `/audio ${wav}\n/exit\n`)
+    expect(seeing.code).toBe(0)
+    expect(seeing.stderr).toMatch(/does not hear sound/)
   })
 })
 

@@ -22,7 +22,7 @@ export const EXIT_CODES_HELP = `Exit codes:
   2    usage error: unknown or bad flags, missing arguments
   3    model error: model or projector not found, not loadable or not downloadable
        (ERR_MODEL_LOAD, ERR_MMPROJ_*, ERR_NOT_FOUND_REMOTE, ERR_AUTH, ERR_DOWNLOAD)
-  4    input error: image not found or undecodable, prompt too long (ERR_CONTEXT_OVERFLOW)
+  4    input error: image or sound not found or undecodable, prompt too long (ERR_CONTEXT_OVERFLOW)
   130  interrupted (Ctrl-C)`
 
 /** An error the CLI raises itself, with the exit code it ends the process with. */
@@ -49,7 +49,7 @@ const MODEL_CODES = new Set([
   'ERR_MODEL_LOAD', 'ERR_MMPROJ_LOAD', 'ERR_MMPROJ_MISMATCH', 'ERR_NO_CHAT_TEMPLATE', 'ERR_NOT_FOUND_REMOTE', 'ERR_AUTH', 'ERR_DOWNLOAD',
 ])
 const INPUT_CODES = new Set([
-  'ERR_FILE_NOT_FOUND', 'ERR_IMAGE_DECODE', 'ERR_IMAGE_ENCODE', 'ERR_CONTEXT_OVERFLOW', 'ERR_NO_VISION', 'ERR_TOKENIZE', 'ERR_GRAMMAR',
+  'ERR_FILE_NOT_FOUND', 'ERR_IMAGE_DECODE', 'ERR_IMAGE_ENCODE', 'ERR_AUDIO_DECODE', 'ERR_AUDIO_ENCODE', 'ERR_NO_AUDIO', 'ERR_CONTEXT_OVERFLOW', 'ERR_NO_VISION', 'ERR_TOKENIZE', 'ERR_GRAMMAR',
 ])
 
 export function exitCodeOf(err: unknown): number {

@@ -3,7 +3,8 @@
 // keeps the earlier turns and only the new message is evaluated.
 import * as readline from 'node:readline'
 import type { Command } from 'commander'
-import type { ChatContentPart, ChatMessage, ImageEmbedding, Model, Session } from '../../index'
+import type { ChatContentPart, ChatMessage, MediaEmbedding, Model, Session } from '../../index'
+import { AudioEmbedding } from '../../audio'
 import { AnswerWriter } from '../answer'
 import { CliError, EXIT, EXIT_CODES_HELP, Interrupted, errorLine } from '../exit'
 import {
@@ -21,6 +22,7 @@ interface ChatFlags extends ModelFlags, SamplingFlags, TemplateFlags {
 
 const COMMANDS_HELP = `Commands:
   /image <path>  attach an image to your next message (needs --mmproj)
+  /audio <path>  attach a sound (WAV, MP3, FLAC) to your next message (needs an audio --mmproj)
   /reset         forget the conversation
   /help          this list
   /exit          quit (also Ctrl-D, or the end of piped input)
@@ -29,7 +31,7 @@ Ctrl-C stops an answer; Ctrl-C at the prompt, or twice within a second, quits.`
 export function register(program: Command): void {
   const cmd = program
     .command('chat')
-    .summary('chat with a model on the terminal or through a pipe; /image attaches images')
+    .summary('chat with a model on the terminal or through a pipe; /image and /audio attach media')
     .description(
       'A conversation read line by line from stdin, answers streamed to stdout. Works on a terminal and with piped input. ' +
         'Every turn goes through the model\'s chat template with the whole history; the KV cache keeps earlier turns, so only the new message is evaluated.',
@@ -57,7 +59,8 @@ const note = (s: string): boolean => process.stderr.write(`${s}\n`)
 
 function describeModel(model: Model): string {
   const { info } = model
-  const vision = info.vision ? `, sees images (projector ${info.vision.projector})` : ', text only'
+  const senses = info.vision ? [info.vision.supportsVision ? 'sees images' : '', info.vision.supportsAudio ? 'hears sound' : ''].filter(Boolean).join(' and ') : ''
+  const vision = info.vision ? `, ${senses} (projector ${info.vision.projector})` : ', text only'
   return `${info.name || info.architecture} (${info.architecture}, ${formatCount(info.parameters)} parameters${vision})`
 }
 
@@ -67,8 +70,8 @@ class Conversation {
   readonly #session: Session
   readonly #flags: ChatFlags
   #history: ChatMessage[] = []
-  #attached: ImageEmbedding[] = []
-  #images: ImageEmbedding[] = []
+  #attached: MediaEmbedding[] = []
+  #images: MediaEmbedding[] = []
 
   constructor(model: Model, flags: ChatFlags) {
     this.#model = model
@@ -81,16 +84,22 @@ class Conversation {
     this.#history = this.#flags.system ? [{ role: 'system', content: this.#flags.system }] : []
   }
 
-  async attach(file: string, signal: AbortSignal): Promise<void> {
-    if (!this.#model.info.vision) {
-      note('llava-native: error: this model was loaded without a projector: start chat with --mmproj to use images')
+  async attach(file: string, kind: 'image' | 'audio', signal: AbortSignal): Promise<void> {
+    const vision = this.#model.info.vision
+    if (!vision) {
+      note(`llava-native: error: this model was loaded without a projector: start chat with --mmproj to use ${kind === 'image' ? 'images' : 'sound'}`)
       return
     }
-    checkImageFile(file)
-    const image = await this.#model.encodeImage(file, { signal })
-    this.#attached.push(image)
-    this.#images.push(image)
-    note(`attached ${file} (${image.nTokens} tokens); it goes with your next message`)
+    if (kind === 'audio' && !vision.supportsAudio) {
+      note(`llava-native: error: this projector (${vision.projector}) does not hear sound; load the mmproj of an audio model`)
+      return
+    }
+    checkImageFile(file, kind)
+    const media = kind === 'image' ? await this.#model.encodeImage(file, { signal }) : await this.#model.encodeAudio(file, { signal })
+    this.#attached.push(media)
+    this.#images.push(media)
+    const length = media instanceof AudioEmbedding ? `, ${(media.durationMs / 1000).toFixed(1)} s` : ''
+    note(`attached ${file} (${media.nTokens} tokens${length}); it goes with your next message`)
   }
 
   async reset(): Promise<void> {
@@ -106,7 +115,10 @@ class Conversation {
     const content: string | ChatContentPart[] =
       this.#attached.length === 0
         ? text
-        : [...this.#attached.map((image): ChatContentPart => ({ type: 'image', image })), { type: 'text', text }]
+        : [
+            ...this.#attached.map((m): ChatContentPart => (m instanceof AudioEmbedding ? { type: 'audio', audio: m } : { type: 'image', image: m as never })),
+            { type: 'text', text },
+          ]
     const user: ChatMessage = { role: 'user', content }
     this.#attached = []
     const answer = new AnswerWriter()
@@ -185,7 +197,11 @@ async function handleLine(conversation: Conversation, text: string, signal: Abor
   switch (command) {
     case '/image':
       if (!rest) note('llava-native: error: /image needs a path: /image photo.jpg')
-      else await conversation.attach(rest.replace(/^(["'])(.*)\1$/, '$2'), signal)
+      else await conversation.attach(rest.replace(/^(["'])(.*)\1$/, '$2'), 'image', signal)
+      return
+    case '/audio':
+      if (!rest) note('llava-native: error: /audio needs a path: /audio question.wav')
+      else await conversation.attach(rest.replace(/^(["'])(.*)\1$/, '$2'), 'audio', signal)
       return
     case '/reset':
       return conversation.reset()
