@@ -1,9 +1,10 @@
 #!/usr/bin/env node
 'use strict'
-// A seeded mutation fuzzer over the model-file validator and the image input path. Each case
-// mutates a valid file (bit flips, byte overwrites with boundary values, truncation, block
-// duplication) and feeds it to loadModel or encodeImage in this process; a file that loads is
-// also used for a short generation. Any crash ends the process, which is the finding.
+// A seeded mutation fuzzer over the model-file validator and the image and sound input paths.
+// Each case mutates a valid file (bit flips, byte overwrites with boundary values, truncation,
+// block duplication): a text model, a vision or an audio projector (Ultravox), an image (BMP, PNG,
+// JPEG) or a sound (WAV, MP3), and feeds it to loadModel, encodeImage or encodeAudio in this
+// process; what loads is also used for a short generation. Any crash ends the process, which is the finding.
 //   node bench/fuzz.js [--minutes 5] [--seed 1]
 // Prints a summary line per 1000 cases and a final JSON summary; a case that throws anything but
 // a LlavaError is reported and makes the exit code 1.
@@ -105,6 +106,31 @@ function testImages() {
   return seeds
 }
 
+// A 16-bit mono WAV of two tones (the seed for sound mutations), and llama.cpp's own MP3 clip.
+function testSounds() {
+  const rate = 16000
+  const n = rate * 2
+  const data = Buffer.alloc(n * 2)
+  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * (i < n / 2 ? 440 : 880) * i) / rate)), i * 2)
+  const head = Buffer.alloc(44)
+  head.write('RIFF', 0, 'ascii')
+  head.writeUInt32LE(36 + data.length, 4)
+  head.write('WAVEfmt ', 8, 'ascii')
+  head.writeUInt32LE(16, 16)
+  head.writeUInt16LE(1, 20)
+  head.writeUInt16LE(1, 22)
+  head.writeUInt32LE(rate, 24)
+  head.writeUInt32LE(rate * 2, 28)
+  head.writeUInt16LE(2, 32)
+  head.writeUInt16LE(16, 34)
+  head.write('data', 36, 'ascii')
+  head.writeUInt32LE(data.length, 40)
+  const seeds = [Buffer.concat([head, data])]
+  const mp3 = path.resolve(__dirname, '..', 'deps', 'llama.cpp', 'tools', 'mtmd', 'test-2.mp3')
+  if (fs.existsSync(mp3)) seeds.push(fs.readFileSync(mp3).subarray(0, 96 * 1024))
+  return seeds
+}
+
 async function main() {
   const minutes = arg('minutes', 5)
   const seed = arg('seed', 1)
@@ -118,15 +144,20 @@ async function main() {
   const lastCase = path.join(os.tmpdir(), 'llava-fuzz-last-case')
   const good = await loadModel({ ...pair, threads: 1 })
   const session = good.createSession()
+  const audioPair = ensurePair('tiny-ultravox')
+  const audioMmproj = fs.readFileSync(audioPair.mmproj)
+  const hearing = await loadModel({ ...audioPair, threads: 1 })
+  const listener = hearing.createSession()
+  const sounds = testSounds()
 
-  const stats = { cases: 0, modelCases: 0, mmprojCases: 0, imageCases: 0, rejected: {}, accepted: 0, unexpected: [] }
+  const stats = { cases: 0, modelCases: 0, mmprojCases: 0, imageCases: 0, audioMmprojCases: 0, soundCases: 0, rejected: {}, accepted: 0, unexpected: [] }
   const deadline = Date.now() + minutes * 60000
   const tally = (code) => {
     stats.rejected[code] = (stats.rejected[code] || 0) + 1
   }
 
   while (Date.now() < deadline) {
-    const which = r.int(4)
+    const which = r.int(7)
     stats.cases++
     try {
       if (which === 0 || which === 1) {
@@ -144,6 +175,27 @@ async function main() {
         const images = isModel ? [] : [{ data: Buffer.alloc(32 * 32 * 3, 90), width: 32, height: 32, format: 'rgb' }]
         await s.complete({ prompt: isModel ? 'USER: hi\nASSISTANT:' : 'USER: <image>\nhi\nASSISTANT:', images, maxTokens: 2, temperature: 0 })
         await model.dispose()
+      } else if (which === 4) {
+        stats.audioMmprojCases++
+        const bytes = mutate(audioMmproj, r, 4000)
+        const file = path.join(dir, 'a.gguf')
+        fs.writeFileSync(file, bytes)
+        fs.writeFileSync(lastCase, bytes)
+        fs.writeFileSync(`${lastCase}.kind`, 'audio mmproj')
+        const model = await loadModel({ model: audioPair.model, mmproj: file, threads: 1 })
+        stats.accepted++
+        const s = model.createSession()
+        await s.complete({ prompt: 'USER: <media>hi\nASSISTANT:', media: [sounds[0]], maxTokens: 2, temperature: 0 })
+        await model.dispose()
+      } else if (which === 5) {
+        stats.soundCases++
+        const bytes = mutate(sounds[r.int(sounds.length)], r, 256)
+        fs.writeFileSync(lastCase, bytes)
+        fs.writeFileSync(`${lastCase}.kind`, 'sound')
+        const e = await hearing.encodeAudio(bytes, { maxSeconds: 60 })
+        stats.accepted++
+        await listener.complete({ prompt: 'USER: <media>hi\nASSISTANT:', media: [e], maxTokens: 1, temperature: 0 })
+        await e.dispose()
       } else {
         stats.imageCases++
         const bytes = mutate(images[r.int(images.length)], r, 4096)
@@ -161,6 +213,7 @@ async function main() {
     if (stats.cases % 1000 === 0) console.error(`fuzz: ${stats.cases} cases, ${stats.accepted} accepted, ${stats.unexpected.length} unexpected`)
   }
   await good.dispose()
+  await hearing.dispose()
   fs.rmSync(dir, { recursive: true, force: true })
   console.log(JSON.stringify({ seed, minutes, ...stats }, null, 2))
   if (stats.unexpected.length > 0) process.exit(1)
