@@ -299,6 +299,50 @@ describe('sessions', () => {
   })
 })
 
+// Qwen2.5-Omni: one projector with both encoders, an M-RoPE thinker
+;(haveReference ? describe : describe.skip)('images and sound in one prompt (Qwen2.5-Omni)', () => {
+  const omni = ensurePair('tiny-qwen25omni')
+  const chatml = (markers: number, text: string): string => `<|im_start|>user\n${'<media>'.repeat(markers)}${text}<|im_end|>\n<|im_start|>assistant\n`
+  let m: Model
+  beforeAll(async () => {
+    m = await loadModel(omni)
+  })
+  afterAll(() => m.dispose())
+
+  test('an image then a sound, and a sound then an image: the same tokens as llama-mtmd-cli', async () => {
+    const img = bmpFile(dir, 'omni.bmp', 72, 48, 5).file
+    expect(m.info.vision).toMatchObject({ supportsVision: true, supportsAudio: true, mrope: true })
+    for (const order of [[img, wavB], [wavB, img]]) {
+      const s = m.createSession()
+      const got = await s.complete({ prompt: chatml(2, 'what is this'), media: order, maxTokens: N, ...greedy })
+      await s.dispose()
+      const args = ['-m', omni.model, '--mmproj', omni.mmproj, '-p', 'what is this', '-n', String(N), '--temp', '0', '-t', String(THREADS), '--no-warmup']
+      for (const f of order) args.push(f === img ? '--image' : '--audio', f)
+      const want = execFileSync(mtmdCli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/^\n/, '').replace(/\n+$/, '')
+      expect(got.text).toBe(want)
+      const c = await m.countTokens(chatml(2, 'what is this'), { media: order })
+      expect(c).toMatchObject({ imageTokens: 54, audioTokens: 750 })
+      expect(got.timings.promptTokens).toBe(c.tokens)
+      // M-RoPE: the image takes max(9, 6) positions; sound takes one a token
+      expect(c.positions).toBe(c.textTokens + 9 + 750)
+    }
+  })
+
+  test('in chat, image and audio parts together', async () => {
+    const img = bmpFile(dir, 'omni-chat.bmp', 32, 32, 6).file
+    const s = m.createSession()
+    try {
+      const r = await s.chat(
+        [{ role: 'user', content: [{ type: 'image', image: img }, { type: 'audio', audio: wavB }, { type: 'text', text: 'what is this' }] }],
+        { maxTokens: 4, ...greedy },
+      )
+      expect(r.timings.imageEncodes).toBe(2)
+    } finally {
+      await s.dispose()
+    }
+  })
+})
+
 describe('untrusted sound', () => {
   const good = wav16(tones(2, 16000, 1, 9), 16000)
   const withHeader = (patch: (b: Buffer) => void): Buffer => {

@@ -10,6 +10,8 @@ import {
   ensurePair,
   pairCacheKey,
   writeTinyPair,
+  writeTinyQwen25OmniPair,
+  writeTinyUltravoxPair,
   type ModelPair,
 } from '../lib/fixtures'
 import { GGUFError, getKV, parseGGUF, readGGUF, tryReadGGUF, type GGUFFile } from '../lib/gguf/reader'
@@ -29,6 +31,11 @@ const TINY_MLP_SHA256 = {
 const TINY_QWEN25VL_SHA256 = {
   model: '45ed08bfa719ca79174168a1d1f1e8b30cd96c695544ff352c2f0421810fb9cc',
   mmproj: '570cc77527f52453c2ac0daf2ec72b2d924589f71692d86b92db9a63fe6cb801',
+}
+
+const TINY_LFM2VL_SHA256 = {
+  model: 'dea4114a35a77084fa95d350433c5abfa988ca612532a97919f86aab741fd486',
+  mmproj: 'fcbb3d7e05ae1d57693ec68b44cdb5434b081691e5b6fcfb48e0079a281db761',
 }
 
 const TINY_GEMMA3_SHA256 = {
@@ -75,6 +82,7 @@ describe('deterministic generation', () => {
     ['mlp', TINY_MLP_SHA256],
     ['gemma3', TINY_GEMMA3_SHA256],
     ['qwen2.5vl', TINY_QWEN25VL_SHA256],
+    ['lfm2', TINY_LFM2VL_SHA256],
   ] as const)('tiny %s pair: same seed gives identical, pinned bytes; files < 1 MB', (projector, pinned) => {
     const a = timed(`writeTinyPair(${projector})`, () => writeTinyPair(tmp(), { projector }))
     const b = writeTinyPair(tmp(), { projector, seed: 42 })
@@ -196,6 +204,27 @@ describe('GGUF layout of the tiny mlp pair', () => {
     expect(tokens.slice(0, 8)).toEqual([
       '<pad>', '<eos>', '<bos>', '<unk>', '<start_of_turn>', '<end_of_turn>', '<start_of_image>', '<end_of_image>',
     ])
+  })
+})
+
+describe('audio pairs', () => {
+  test.each([
+    ['ultravox', writeTinyUltravoxPair, { model: '5aec16c3a564d541dd8adb9287b7274e993920df6ae1023de811211e5bb94756', mmproj: '03d3f5d6accc898a4c3afc098c47f1684ec4aaacbe0130d37cc2d3114ddf0838' }],
+    ['qwen2.5o', writeTinyQwen25OmniPair, { model: '2da3c59a2dec15074bd7232c86998765e20af42534bbdc662a5dc25c019b1d92', mmproj: '51bcb7e4229498580d697227b76b90d5cc214590396e8665eab6aaae2bbdb36e' }],
+  ] as const)('tiny %s pair: pinned bytes, < 1 MB a file, Whisper keys as the converter writes them', (projector, write, pinned) => {
+    const p = write(tmp())
+    expect(hashes(p)).toEqual(pinned)
+    for (const f of [p.model, p.mmproj]) expect(fs.statSync(f).size).toBeLessThan(1 << 20)
+    const m = readGGUF(p.mmproj)
+    expect(getKV(m, 'clip.projector_type', GGUFValueType.STRING)).toBe(projector)
+    expect(getKV(m, 'clip.has_audio_encoder', GGUFValueType.BOOL)).toBe(true)
+    expect(getKV(m, 'clip.audio.num_mel_bins', GGUFValueType.UINT32)).toBe(128)
+    // conv biases as the converter unsqueezes them, F16 kernels, no key bias
+    expect(m.tensors.find((t) => t.name === 'a.conv1d.1.bias')!.shape).toEqual([1, 64])
+    expect(m.tensors.find((t) => t.name === 'a.conv1d.1.weight')!.type).toBe(GGMLType.F16)
+    expect(m.tensors.some((t) => t.name === 'a.blk.0.attn_k.bias')).toBe(false)
+    if (projector === 'ultravox') expect(getKV(m, 'clip.audio.projector.stack_factor', GGUFValueType.UINT32)).toBe(8)
+    else expect(getKV(m, 'clip.has_vision_encoder', GGUFValueType.BOOL)).toBe(true)
   })
 })
 
