@@ -1,5 +1,5 @@
-// Sound as a first-class medium, on a tiny Ultravox pair written as llama.cpp's converter writes
-// Ultravox v0.5 (stack factor 8): greedy parity with llama-mtmd-cli --audio built from the same
+// Sound as a first-class medium, on tiny Ultravox (stack factor 8, as v0.5 files carry), Voxtral
+// and Qwen2.5-Omni pairs written as llama.cpp's converter writes them: greedy parity with llama-mtmd-cli --audio built from the same
 // tree (WAV, stereo at another rate, FLAC, llama.cpp's own test-2.mp3, two sounds, a sound longer
 // than one 30 s window), raw PCM equal to the same samples in a file, header-only counting, reuse,
 // groups, save/load, abort, chat parts, and hostile files refused with typed errors.
@@ -86,6 +86,22 @@ test('the model hears, and says at what rate', () => {
   test('answers depend on the sound, so equal answers say something', async () => {
     const [a, b] = [await answer(vicuna(1, 'what is this'), [wavA]), await answer(vicuna(1, 'what is this'), [wavB])]
     expect(a.text).not.toBe(b.text)
+  })
+
+  test('Voxtral (pooling, then frames stacked by 4): 188 tokens a window, not an abort, and the same tokens', async () => {
+    const voxtral = ensurePair('tiny-voxtral')
+    const m = await loadModel(voxtral)
+    try {
+      expect(m.info.vision).toMatchObject({ projector: 'voxtral', supportsAudio: true })
+      const e = await m.encodeAudio(wavA)
+      expect(e.nTokens).toBe(188)
+      await e.dispose()
+      const s = m.createSession()
+      const r = await s.complete({ prompt: vicuna(1, 'what is this'), media: [wavA], maxTokens: N, ...greedy })
+      expect(r.text).toBe(runMtmdCli([wavA], 'what is this', voxtral))
+    } finally {
+      await m.dispose()
+    }
   })
 
   test('a stack factor of 4 (older Ultravox files) gives its own token count, the same as llama.cpp', async () => {

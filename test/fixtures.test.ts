@@ -12,6 +12,7 @@ import {
   writeTinyPair,
   writeTinyQwen25OmniPair,
   writeTinyUltravoxPair,
+  writeTinyVoxtralPair,
   type ModelPair,
 } from '../lib/fixtures'
 import { GGUFError, getKV, parseGGUF, readGGUF, tryReadGGUF, type GGUFFile } from '../lib/gguf/reader'
@@ -210,6 +211,7 @@ describe('GGUF layout of the tiny mlp pair', () => {
 describe('audio pairs', () => {
   test.each([
     ['ultravox', writeTinyUltravoxPair, { model: '5aec16c3a564d541dd8adb9287b7274e993920df6ae1023de811211e5bb94756', mmproj: '03d3f5d6accc898a4c3afc098c47f1684ec4aaacbe0130d37cc2d3114ddf0838' }],
+    ['voxtral', writeTinyVoxtralPair, { model: 'c09c5d841885790486a477e3ddc804446ac192992867974a8754750462950352', mmproj: '72586bf374d5bdca431e576f9faa377a37952b6e7151217dbd4cfcafbdb6ada1' }],
     ['qwen2.5o', writeTinyQwen25OmniPair, { model: '2da3c59a2dec15074bd7232c86998765e20af42534bbdc662a5dc25c019b1d92', mmproj: '51bcb7e4229498580d697227b76b90d5cc214590396e8665eab6aaae2bbdb36e' }],
   ] as const)('tiny %s pair: pinned bytes, < 1 MB a file, Whisper keys as the converter writes them', (projector, write, pinned) => {
     const p = write(tmp())
@@ -224,6 +226,7 @@ describe('audio pairs', () => {
     expect(m.tensors.find((t) => t.name === 'a.conv1d.1.weight')!.type).toBe(GGMLType.F16)
     expect(m.tensors.some((t) => t.name === 'a.blk.0.attn_k.bias')).toBe(false)
     if (projector === 'ultravox') expect(getKV(m, 'clip.audio.projector.stack_factor', GGUFValueType.UINT32)).toBe(8)
+    else if (projector === 'voxtral') expect(getKV(m, 'clip.audio.projector.stack_factor', GGUFValueType.UINT32)).toBe(4)
     else expect(getKV(m, 'clip.has_vision_encoder', GGUFValueType.BOOL)).toBe(true)
   })
 })
