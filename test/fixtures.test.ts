@@ -39,6 +39,16 @@ const TINY_LFM2VL_SHA256 = {
   mmproj: 'fcbb3d7e05ae1d57693ec68b44cdb5434b081691e5b6fcfb48e0079a281db761',
 }
 
+const TINY_SMOLVLM_SHA256 = {
+  model: '9be5f1bc95a87e80447bc6be51bf7f639360181a0a7a4d44ca157d2cf488f52d',
+  mmproj: 'c7fc897b0f1e28db6f20a8a993922080e8ee4379ce95694d6c50336e76ee74fd',
+}
+
+const TINY_PIXTRAL_SHA256 = {
+  model: '2c544817db25c114d1fca10a3ffda749f965ea5a9439a836fbe88d284ff3743b',
+  mmproj: '73f50629e28d2c7ede96c00c867f7323c7fa7a4affbe15fe02f1c20acb513439',
+}
+
 const TINY_GEMMA3_SHA256 = {
   model: '4712947e4c5d6327a97f372187dc388ff8dd4ace067eb19d0c123935e513d092',
   mmproj: 'eaa70667fb16b83741584da6dab16b877a7897e1ead0ceccd364a92bbc321d6f',
@@ -84,6 +94,8 @@ describe('deterministic generation', () => {
     ['gemma3', TINY_GEMMA3_SHA256],
     ['qwen2.5vl', TINY_QWEN25VL_SHA256],
     ['lfm2', TINY_LFM2VL_SHA256],
+    ['idefics3', TINY_SMOLVLM_SHA256],
+    ['pixtral', TINY_PIXTRAL_SHA256],
   ] as const)('tiny %s pair: same seed gives identical, pinned bytes; files < 1 MB', (projector, pinned) => {
     const a = timed(`writeTinyPair(${projector})`, () => writeTinyPair(tmp(), { projector }))
     const b = writeTinyPair(tmp(), { projector, seed: 42 })
