@@ -1,5 +1,6 @@
 // Typical user code, type-checked (not run) by test/types.test.ts against the published .d.ts.
 import {
+  AudioEmbedding,
   type ChatMessage,
   type ChatPiece,
   type ChatResult,
@@ -7,6 +8,8 @@ import {
   type CompletionResult,
   type GeneratedPiece,
   ImageEmbedding,
+  MediaEmbedding,
+  type TokenCount,
   LlavaError,
   type Model,
   SessionGroup,
@@ -167,6 +170,36 @@ export async function byName(): Promise<string[]> {
   return [files.model, mmproj ?? '', ...listCachedModels().map((m) => `${m.name} ${m.size}`)]
 }
 
+export async function listen(modelPath: string, mmprojPath: string, pcm: Float32Array): Promise<string> {
+  await using model = await loadModel({ model: modelPath, mmproj: mmprojPath, maxAudioSeconds: 120, imageMinTokens: 256, imageMaxTokens: 1024 })
+  const rate: number = model.info.vision?.audioSampleRate ?? 0
+  const mrope: boolean | undefined = model.info.vision?.mrope
+  void mrope
+  const sound: AudioEmbedding = await model.encodeAudio({ samples: pcm, sampleRate: 48000, channels: 2 }, { maxSeconds: 60 })
+  const asMedia: MediaEmbedding = sound
+  void asMedia
+  const seconds: number = sound.durationMs / 1000 + rate
+  void seconds
+  const count: TokenCount = await model.countTokens('<media><media>Compare the photo and the sound.', { media: ['photo.jpg', sound] })
+  const audioTokens: number = count.audioTokens + count.positions
+  void audioTokens
+  await using session = model.createSession()
+  const heard = await session.complete({ prompt: 'USER: <media>What is said?\nASSISTANT:', media: ['question.mp3'] })
+  await session.chat([
+    {
+      role: 'user',
+      content: [
+        { type: 'input_audio', input_audio: { data: 'UklGR…', format: 'wav' } },
+        { type: 'audio', audio: sound },
+        { type: 'text', text: 'Answer the question.' },
+      ],
+    },
+  ])
+  const cells: number = session.cacheInfo().cells
+  void cells
+  return heard.text
+}
+
 export async function misuse(): Promise<void> {
   // @ts-expect-error the model path is required
   await loadModel({ mmproj: 'x.gguf' })
@@ -187,6 +220,10 @@ export async function misuse(): Promise<void> {
   await loadModel({ model: 'hf:a/b', download: { signal: new AbortController().signal } })
   // @ts-expect-error the source says where the files came from; it is not an option
   await resolveModel('hf:a/b', { source: 'cache' })
+  // @ts-expect-error raw PCM is a Float32Array
+  await model.encodeAudio({ samples: [0.1, 0.2], sampleRate: 16000 })
+  // @ts-expect-error OpenAI's input_audio format is wav, mp3 (or flac)
+  await model.createSession().chat([{ role: 'user', content: [{ type: 'input_audio', input_audio: { data: 'x', format: 'ogg' } }] }])
   // @ts-expect-error a role is one of the chat roles
   await model.renderChat([{ role: 'robot', content: 'x' }])
 }
