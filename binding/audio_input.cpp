@@ -167,6 +167,16 @@ class Decoder {
     if (config.encodingFormat == ma_encoding_format_wav) CheckWavChunks(e.data, e.size, what_);
     if (ma_decoder_init_memory(e.data, e.size, &config, &dec_) != MA_SUCCESS) Throw("ERR_AUDIO_DECODE", what_ + " is not a decodable WAV, MP3 or FLAC file");
     open_ = true;
+    try {
+      Check(rate, maxSeconds);
+    } catch (...) {
+      ma_decoder_uninit(&dec_);  // a constructor that throws runs no destructor
+      open_ = false;
+      throw;
+    }
+  }
+
+  void Check(uint32_t rate, double maxSeconds) {
     ma_format format = ma_format_unknown;
     ma_uint32 channels = 0, sourceRate = 0;
     if (ma_data_source_get_data_format(dec_.pBackend, &format, &channels, &sourceRate, nullptr, 0) != MA_SUCCESS) {
@@ -200,10 +210,12 @@ class Decoder {
     for (;;) {
       ma_uint64 got = 0;
       const ma_result r = ma_decoder_read_pcm_frames(&dec_, buf.data(), kReadFrames, &got);
+      // an error mid-stream is not the end of the sound: a file with no length in its header
+      // would otherwise be accepted cut short
+      if (r != MA_SUCCESS && r != MA_AT_END) Throw("ERR_AUDIO_DECODE", what_ + " could not be decoded (miniaudio error " + std::to_string(static_cast<int>(r)) + ")");
       out.insert(out.end(), buf.begin(), buf.begin() + static_cast<std::ptrdiff_t>(got));
       if (out.size() > limit_) TooLong(out.size(), rate, maxSeconds);
       if (r == MA_AT_END || got < kReadFrames) break;
-      if (r != MA_SUCCESS) Throw("ERR_AUDIO_DECODE", what_ + " could not be decoded (miniaudio error " + std::to_string(static_cast<int>(r)) + ")");
     }
     // A header that promises more than the data holds: a truncated file.
     if (length_ > 0 && out.size() + 64 < length_) {
@@ -237,6 +249,16 @@ uint64_t Fnv1a(uint64_t h, const unsigned char* p, size_t n) {
   return h;
 }
 
+// mtmd's preprocessors need whole frames of sound: one sample makes it assert, LFM2-Audio's
+// asserts on fewer than two 10 ms hops, Parakeet's gives NaN embeddings on none.
+void CheckLength(uint64_t samples, uint32_t rate, const std::string& what) {
+  const uint64_t least = rate / 10;
+  if (samples == 0) Throw("ERR_AUDIO_DECODE", what + " holds no sound");
+  if (samples < least) {
+    Throw("ERR_AUDIO_DECODE", what + " is " + std::to_string(samples * 1000 / rate) + " ms long; at least 100 ms of sound is needed");
+  }
+}
+
 }  // namespace
 
 bool LooksLikeAudio(const unsigned char* bytes, size_t size) { return Format(bytes, size) != ma_encoding_format_unknown; }
@@ -247,8 +269,7 @@ PcmAudio DecodeAudio(AudioInput& input, uint32_t rate) {
   PcmAudio out;
   out.sampleRate = rate;
   out.samples = d.ReadAll(rate, input.maxSeconds);
-  // mtmd needs more than one sample (it asserts on a single one).
-  if (out.samples.size() < 2) Throw("ERR_AUDIO_DECODE", e.what + " holds no sound (" + std::to_string(out.samples.size()) + " samples)");
+  CheckLength(out.samples.size(), rate, e.what);
   return out;
 }
 
@@ -257,7 +278,7 @@ uint64_t AudioLength(AudioInput& input, uint32_t rate) {
   Decoder d(e, rate, input.maxSeconds);
   uint64_t n = d.length();
   if (n == 0) n = d.ReadAll(rate, input.maxSeconds).size();  // no length in the header: decoding tells
-  if (n < 2) Throw("ERR_AUDIO_DECODE", e.what + " holds no sound (" + std::to_string(n) + " samples)");
+  CheckLength(n, rate, e.what);
   return n;
 }
 

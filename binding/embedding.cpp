@@ -32,14 +32,17 @@ size_t CountMediaChunks(ModelState& model, const EmbeddingState& e) {
   std::string marker = mtmd_default_marker();
   mtmd_input_text text = {marker.c_str(), marker.size(), false, true};
   const mtmd_bitmap* bmps[] = {bmp};
+  const int32_t rc = mtmd_tokenize(model.vision, chunks, &text, bmps, 1);
   size_t n = 0;
-  if (mtmd_tokenize(model.vision, chunks, &text, bmps, 1) == 0) {
-    for (size_t i = 0; i < mtmd_input_chunks_size(chunks); i++) {
-      if (mtmd_input_chunk_get_type(mtmd_input_chunks_get(chunks, i)) != MTMD_INPUT_CHUNK_TYPE_TEXT) n++;
-    }
+  for (size_t i = 0; rc == 0 && i < mtmd_input_chunks_size(chunks); i++) {
+    if (mtmd_input_chunk_get_type(mtmd_input_chunks_get(chunks, i)) != MTMD_INPUT_CHUNK_TYPE_TEXT) n++;
   }
   mtmd_input_chunks_free(chunks);
   mtmd_bitmap_free(bmp);
+  if (rc != 0 || n == 0) {
+    Throw(e.audio ? "ERR_AUDIO_DECODE" : "ERR_IMAGE_DECODE",
+          std::string("the projector could not lay out the ") + (e.audio ? "sound" : "image") + " (mtmd error " + std::to_string(rc) + ")");
+  }
   return n;
 }
 

@@ -53,7 +53,10 @@ std::vector<ResolvedMedia> ResolveMedia(SessionState& s, const GenerateRequest& 
       out.push_back(std::move(r));
       continue;
     }
-    if (!m.vision) Throw("ERR_NO_VISION", "images or sound were given but the model was loaded without a projector (mmproj)");
+    if (!m.vision) {
+      Throw(src.audio ? "ERR_NO_AUDIO" : "ERR_NO_VISION", std::string(src.audio ? "sound was" : "an image was") +
+                                                             " given but the model was loaded without a projector (mmproj)");
+    }
     std::string id;
     if (src.audio) {
       if (!m.hearsAudio()) Throw("ERR_NO_AUDIO", "sound was given but the projector has no audio encoder");
@@ -285,7 +288,14 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
       llama_pos newPast = s.nPast;
       const auto tImage = Clock::now();
       EmbeddingState& e = *images[static_cast<size_t>(items[i].source)].e;
-      float* embd = e.chunks[static_cast<size_t>(items[i].part)].data();
+      const size_t part = static_cast<size_t>(items[i].part);
+      // the layout came from a placeholder; the embeddings from the encoder: they must agree
+      if (part >= e.chunks.size() || e.chunkTokens[part] != items[i].nTokens ||
+          e.chunks[part].size() != static_cast<size_t>(items[i].nTokens) * static_cast<size_t>(e.nEmbd)) {
+        rollback(startItems, startPos, startCells);
+        Throw("ERR_INTERNAL", "a media chunk's encoded size differs from its laid-out token count");
+      }
+      float* embd = e.chunks[part].data();
       const mtmd_input_chunk* chunk = items[i].chunk;
       const llama_pos past = s.nPast;
       job.exclusive = [&, chunk, embd, past] {

@@ -259,7 +259,10 @@ class CountWorker : public PromiseWorker {
  protected:
   void Run() override {
     if (!model_->vision) {
-      if (!images_.empty()) Throw("ERR_NO_VISION", "images or sound were given but the model was loaded without a projector (mmproj)");
+      for (const auto& src : images_) {
+        if (src.audio) Throw("ERR_NO_AUDIO", "sound was given but the model was loaded without a projector (mmproj)");
+      }
+      if (!images_.empty()) Throw("ERR_NO_VISION", "images were given but the model was loaded without a projector (mmproj)");
       const llama_vocab* vocab = model_->vocab();
       int32_t n = -llama_tokenize(vocab, prompt_.data(), static_cast<int32_t>(prompt_.size()), nullptr, 0, addSpecial_, parseSpecial_);
       textTokens_ = n;

@@ -189,23 +189,52 @@ bool CheckSequenceState(const llama_model* model, const uint8_t* data, size_t si
 
 bool Restream(std::vector<uint8_t>& state, const StateLayout& layout, uint32_t streams) {
   if (layout.kvBlocks.empty() || streams == 0) return false;
-  std::vector<uint8_t> out;
-  out.reserve(state.size() + 4ull * streams * layout.kvBlocks.size());
-  auto put = [&out](const void* p, size_t n) { out.insert(out.end(), static_cast<const uint8_t*>(p), static_cast<const uint8_t*>(p) + n); };
-  const uint32_t zero = 0;
-  size_t at = 0;
+  // The state in its new order: kept byte ranges of the old one, and literals (stream counts, the
+  // empty streams' zero cell counts). States are gigabytes for large contexts, so they are moved
+  // in place: every block changes size by the same amount (one context has one stream count), so
+  // every piece moves the same way, towards the front when shrinking, the back when growing.
+  struct Piece {
+    size_t from = 0, len = 0;  // a kept range, or
+    uint32_t value = 0;        // `count` u32 literals of this value
+    uint32_t count = 0;
+  };
+  std::vector<Piece> pieces;
+  size_t at = 0, size = 0;
   for (const StateLayout::Block& block : layout.kvBlocks) {
-    if (block.begin < at || block.end < block.begin || block.end > state.size()) return false;
+    if (block.begin < at || block.end < block.begin || block.end > state.size() || block.streams == 0) return false;
     const bool cells = block.streamEnd > block.streamBegin;
-    if (cells && (block.streamBegin < block.begin || block.streamEnd > block.end)) return false;
-    put(state.data() + at, block.begin - at);  // what precedes the block: the prefix, or nothing
-    put(&streams, 4);
-    if (cells) put(state.data() + block.streamBegin, block.streamEnd - block.streamBegin);
-    for (uint32_t i = cells ? 1 : 0; i < streams; i++) put(&zero, 4);
+    if (cells && (block.streamBegin < block.begin + 4 || block.streamEnd > block.end)) return false;
+    if (block.streams != layout.kvBlocks[0].streams) return false;
+    pieces.push_back({at, block.begin - at});
+    pieces.push_back({0, 0, streams, 1});
+    if (cells) pieces.push_back({block.streamBegin, block.streamEnd - block.streamBegin});
+    pieces.push_back({0, 0, 0, streams - (cells ? 1 : 0)});
     at = block.end;
   }
-  put(state.data() + at, state.size() - at);  // a hybrid model's recurrent state
-  state.swap(out);
+  pieces.push_back({at, state.size() - at});  // a hybrid model's recurrent state
+  for (const Piece& p : pieces) size += p.count ? 4ull * p.count : p.len;
+
+  const bool growing = size > state.size();
+  if (growing) state.resize(size);
+  std::vector<size_t> to(pieces.size());
+  for (size_t i = 0, o = 0; i < pieces.size(); i++) {
+    to[i] = o;
+    o += pieces[i].count ? 4ull * pieces[i].count : pieces[i].len;
+  }
+  auto place = [&](size_t i) {
+    const Piece& p = pieces[i];
+    if (p.count == 0) {
+      if (p.len > 0 && to[i] != p.from) std::memmove(state.data() + to[i], state.data() + p.from, p.len);
+      return;
+    }
+    for (uint32_t k = 0; k < p.count; k++) std::memcpy(state.data() + to[i] + 4ull * k, &p.value, 4);
+  };
+  if (growing) {
+    for (size_t i = pieces.size(); i-- > 0;) place(i);
+  } else {
+    for (size_t i = 0; i < pieces.size(); i++) place(i);
+    state.resize(size);
+  }
   return true;
 }
 

@@ -73,8 +73,9 @@ export function toNativeMedia(input: unknown, option: string, reading: ImageRead
     if (inner instanceof NativeBytesImage) return { kind: 'audio', source: 'bytes', data: inner.bytes, maxSeconds: reading.maxAudioSeconds }
     return toNativeAudio(typeof inner === 'string' ? path.resolve(inner) : inner, option, reading.maxAudioSeconds)
   }
-  if ((input instanceof Uint8Array || input instanceof ArrayBuffer) && looksLikeAudio(new Uint8Array(input instanceof ArrayBuffer ? input : input.buffer, input instanceof ArrayBuffer ? 0 : input.byteOffset, Math.min(12, input.byteLength)))) {
-    return toNativeAudio(input, option, reading.maxAudioSeconds)
+  if (input instanceof Uint8Array || input instanceof ArrayBuffer) {
+    const head = input instanceof ArrayBuffer ? new Uint8Array(input, 0, Math.min(12, input.byteLength)) : input.subarray(0, 12)
+    if (looksLikeAudio(head)) return toNativeAudio(input, option, reading.maxAudioSeconds)
   }
   return toNativeImage(input, option, reading)
 }
@@ -176,10 +177,11 @@ async function otherFormatFile(file: string): Promise<{ format: OtherFormat; byt
     // O_NONBLOCK: a FIFO must not hold a thread of the pool until a writer comes
     fh = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0))
     const st = await fh.stat()
-    if (!st.isFile() || st.size > MAX_FILE_BYTES) return undefined // the native side refuses it, with its usual message
+    if (!st.isFile()) return undefined // the native side refuses it, with its usual message
     const head = Buffer.alloc(Math.min(SNIFF_BYTES, st.size))
     await fh.read(head, 0, head.length, 0)
-    if (looksLikeAudio(head)) return 'audio'
+    if (looksLikeAudio(head)) return 'audio' // sound has limits of its own, told by the native side
+    if (st.size > MAX_FILE_BYTES) return undefined
     const format = sniffOtherFormat(head)
     if (!format) return undefined
     // read once and decoded from memory: what was checked is what is decoded

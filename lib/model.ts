@@ -442,16 +442,21 @@ export class Model {
         images = r.images
         addSpecial = true
       }
-      if (images.length > 0 && !this.info.vision) {
-        throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
-      }
-      const native = retainImages(
-        images.map((img, i) =>
-          img instanceof MediaEmbedding || img instanceof binding().Embedding
-            ? (img as MediaEmbedding | NativeEmbedding)
-            : toNativeMedia(img, `media[${i}]`, this.defaults.imageReading),
-        ),
+      const inputs = images.map((img, i) =>
+        img instanceof MediaEmbedding || img instanceof binding().Embedding
+          ? (img as MediaEmbedding | NativeEmbedding)
+          : toNativeMedia(img, `media[${i}]`, this.defaults.imageReading),
       )
+      if (inputs.length > 0 && !this.info.vision) {
+        if (inputs.some((x) => 'kind' in x && x.kind === 'audio')) {
+          throw new LlavaError('ERR_NO_AUDIO', 'Sound was given but the model was loaded without a projector: pass the `mmproj` of an audio model to loadModel().')
+        }
+        // a path is told image or sound when its file is opened; the native side then says which is missing
+        if (inputs.some((x) => !('kind' in x) || x.kind !== 'path')) {
+          throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
+        }
+      }
+      const native = retainImages(inputs)
       try {
         const owned = await ownImages(native)
         const r = await this.track(this.native.countTokens(prompt, owned, addSpecial, true))
@@ -495,7 +500,7 @@ export class Model {
     }
   }
 
-  /** How many images this model has encoded so far (reused embeddings do not count). */
+  /** How many images and sounds this model has encoded so far (reused embeddings do not count). */
   get imageEncodeCount(): number {
     this.assertAlive()
     return this.native.encodeCount()

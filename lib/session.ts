@@ -662,7 +662,6 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   let nativeImages: Array<NativeMediaInput | MediaEmbedding | NativeEmbedding> = []
   if (images.length > 0) {
     const vision = model.info.vision
-    if (!vision) throw new LlavaError('ERR_NO_VISION', 'Images or sounds were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
     nativeImages = images.map((img, i) => {
       if (img instanceof binding().Embedding) return img as NativeEmbedding // a handle chat() already took for this call
       if (img instanceof MediaEmbedding) {
@@ -671,11 +670,20 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
         return img
       }
       const input = toNativeMedia(img, `${list}[${i}]`, model.defaults.imageReading)
-      if (input.kind === 'audio' && !vision.supportsAudio) {
-        throw new LlavaError('ERR_NO_AUDIO', `${list}[${i}] is a sound, but this projector has no audio encoder (it takes images only).`)
+      if (input.kind === 'audio' && !vision?.supportsAudio) {
+        throw new LlavaError(
+          'ERR_NO_AUDIO',
+          vision
+            ? `${list}[${i}] is a sound, but this projector has no audio encoder (it takes images only).`
+            : `${list}[${i}] is a sound, but the model was loaded without a projector: pass the \`mmproj\` of an audio model to loadModel().`,
+        )
       }
       return input
     })
+    // a path is told image or sound when its file is opened; the native side then says which is missing
+    if (!vision && nativeImages.some((x) => !('kind' in x) || x.kind !== 'path')) {
+      throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
+    }
     const markers = countOccurrences(prompt, marker)
     if (markers === 0) prompt = marker.repeat(images.length) + prompt
     else if (markers !== images.length) {
@@ -684,7 +692,7 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
         `The prompt has ${markers} ${marker} marker(s) but ${images.length} ${list === 'media' ? 'image(s) and sound(s)' : 'image(s)'} were given: put one marker where each goes, in order.`,
       )
     }
-    prompt = prompt.split(marker).join(vision.marker)
+    prompt = prompt.split(marker).join(vision?.marker ?? '<__media__>')
   } else if (model.info.vision && prompt.includes(model.info.vision.marker)) {
     throw new LlavaError('ERR_INVALID_ARGUMENT', `The prompt contains the media marker ${model.info.vision.marker} but no images were given.`)
   }

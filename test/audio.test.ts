@@ -304,6 +304,40 @@ describe('sessions', () => {
     }
   })
 
+  test('a sound as a large data: URL (decoded into native memory) and a large input_audio stay sound', async () => {
+    const big = wav16(tones(40, 16000, 1, 8), 16000) // 1.28 MB: over the size decoded into native memory
+    const s = model.createSession()
+    try {
+      for (const part of [
+        { type: 'image_url', image_url: { url: `data:audio/wav;base64,${big.toString('base64')}` } },
+        { type: 'image_url', image_url: { url: `data:application/octet-stream;base64,${big.toString('base64')}` } },
+        { type: 'input_audio', input_audio: { data: big.toString('base64'), format: 'wav' } },
+      ] as const) {
+        const c = await model.countTokens([{ role: 'user', content: [part, { type: 'text', text: 'what is this' }] }])
+        expect(c.audioTokens).toBe(2 * 188)
+        const r = await s.chat([{ role: 'user', content: [part, { type: 'text', text: 'what is this' }] }], { maxTokens: 2, ...greedy })
+        expect(r.tokens).toHaveLength(2)
+      }
+    } finally {
+      await s.dispose()
+    }
+  })
+
+  test('sound to a model loaded without a projector is ERR_NO_AUDIO, as encodeAudio says', async () => {
+    const textOnly = await loadModel({ model: pair.model })
+    try {
+      const s = textOnly.createSession()
+      for (const input of [wavA, fs.readFileSync(wavA), { samples: mono20, sampleRate: 16000 }]) {
+        expect(await codeOf(s.complete({ prompt: 'x <media>', media: [input] }))).toBe('ERR_NO_AUDIO')
+        expect(await codeOf(textOnly.countTokens('x <media>', { media: [input] }))).toBe('ERR_NO_AUDIO')
+      }
+      expect(await codeOf(textOnly.encodeAudio(wavA))).toBe('ERR_NO_AUDIO')
+      await s.dispose()
+    } finally {
+      await textOnly.dispose()
+    }
+  })
+
   test('media and images are not given together; markers must match', async () => {
     const s = model.createSession()
     try {
@@ -375,7 +409,8 @@ describe('untrusted sound', () => {
     ['a sample rate of 4 GHz', withHeader((b) => b.writeUInt32LE(4_000_000_000, 24)), ''],
     ['65535 channels', withHeader((b) => b.writeUInt16LE(65535, 22)), ''],
     ['no samples', wav16(new Float32Array(0), 16000), ''],
-    ['one sample', wav16(new Float32Array([0.5]), 16000), 'no sound'],
+    ['one sample', wav16(new Float32Array([0.5]), 16000), 'at least 100 ms'],
+    ['50 ms (mtmd preprocessors need whole frames: one LFM2-Audio asserts on)', wav16(tones(0.05, 16000, 1, 3), 16000), 'at least 100 ms'],
     ['empty', Buffer.alloc(0), ''],
     ['an MP3 sync word and noise', Buffer.concat([Buffer.from([0xff, 0xfb, 0x90, 0x00]), Buffer.alloc(64, 0x55)]), ''],
     ['fLaC and nothing', Buffer.from('fLaC'), ''],

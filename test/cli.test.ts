@@ -146,6 +146,21 @@ describe('info', () => {
       chatTemplate: null,
     })
     expect(cli(['info', pair.mmproj]).stdout).toMatch(/projector type +mlp/)
+    expect(JSON.parse(cli(['info', pair.mmproj, '--json']).stdout).projector.audio).toBeNull()
+  })
+
+  test('an audio projector: its encoder, not image rows', () => {
+    const ultravox = ensurePair('tiny-ultravox')
+    expect(JSON.parse(cli(['info', ultravox.mmproj, '--json']).stdout).projector).toMatchObject({
+      type: 'ultravox',
+      hasVision: false,
+      hasAudio: true,
+      audio: { embeddingLength: 64, layers: 2, heads: 4, melBins: 128, stackFactor: 8, projectionDim: 64 },
+    })
+    const human = cli(['info', ultravox.mmproj]).stdout
+    expect(human).toMatch(/encoders +audio/)
+    expect(human).toMatch(/frames stacked +8/)
+    expect(human).not.toMatch(/image size/)
   })
 
   test('a missing or non-GGUF file exits with 3', () => {

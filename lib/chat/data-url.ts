@@ -1,6 +1,7 @@
 // data: URLs of images, decoded in slices: a 50 MB URL decoded in one go (a regular expression over
 // all of it, then base64) held the event loop for 0.4-1.3 s.
 import { LlavaError } from '../errors'
+import { AsAudio, looksLikeAudio } from '../audio'
 import { NativeBytesImage } from '../image'
 import { otherFormatOfMime, sniffOtherFormat } from '../media/sniff'
 import { binding } from '../native'
@@ -16,8 +17,11 @@ function refuse(option: string, why: string): LlavaError {
   return new LlavaError('ERR_INVALID_ARGUMENT', `${option} is not a valid data: URL: ${why}`, { details: { option } })
 }
 
-/** The bytes of a `data:[<type>][;base64],<data>` URL (RFC 2397); large ones in native memory. */
-export async function decodeDataUrl(url: string, option: string): Promise<Buffer | NativeBytesImage> {
+/**
+ * The bytes of a `data:[<type>][;base64],<data>` URL (RFC 2397); large ones in native memory. A
+ * sound (an audio/* type, or WAV/MP3/FLAC bytes) comes back marked as one, whatever its size.
+ */
+export async function decodeDataUrl(url: string, option: string): Promise<Buffer | NativeBytesImage | AsAudio> {
   // Only the header is looked at as text; the body is never scanned by a regular expression whole.
   const head = url.slice(0, 512)
   const comma = head.indexOf(',')
@@ -32,8 +36,11 @@ export async function decodeDataUrl(url: string, option: string): Promise<Buffer
   // formats for sharp (lib/media/sharp.ts) stay in JS memory, where sharp reads them: told by the
   // media type, or by the first bytes (a type may be missing or wrong)
   const first = base64 ? Buffer.from(url.slice(comma + 1, comma + 1 + 88).replace(/\s+/g, ''), 'base64') : Buffer.alloc(0)
-  const inJs = otherFormatOfMime(head.slice(5, comma).split(';')[0]) !== undefined || sniffOtherFormat(first) !== undefined
-  return base64 ? decodeBase64(url, comma + 1, option, inJs) : decodePercent(url, comma + 1, option)
+  const mime = head.slice(5, comma).split(';')[0]
+  const inJs = otherFormatOfMime(mime) !== undefined || sniffOtherFormat(first) !== undefined
+  const bytes = await (base64 ? decodeBase64(url, comma + 1, option, inJs) : decodePercent(url, comma + 1, option))
+  const audio = /^audio\//i.test(mime) || looksLikeAudio(base64 ? first : bytes instanceof Buffer ? bytes.subarray(0, 12) : first)
+  return audio ? new AsAudio(bytes) : bytes
 }
 
 /** The bytes of base64 text (an OpenAI `input_audio` part's data), decoded the same way. */

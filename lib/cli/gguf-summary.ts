@@ -50,6 +50,16 @@ export interface GGUFSummary {
     projectionDim: number | null
     imageMean: number[] | null
     imageStd: number[] | null
+    /** The audio encoder, when there is one. */
+    audio: {
+      embeddingLength: number | null
+      layers: number | null
+      heads: number | null
+      melBins: number | null
+      /** frames stacked into one token (Ultravox, Voxtral) */
+      stackFactor: number | null
+      projectionDim: number | null
+    } | null
   } | null
   chatTemplate: string | null
   /** Every metadata entry; arrays of more than 16 items as { type, length }. */
@@ -148,6 +158,16 @@ export function summarize(file: string): GGUFSummary {
           projectionDim: num(f, 'clip.vision.projection_dim'),
           imageMean: floats(f, 'clip.vision.image_mean'),
           imageStd: floats(f, 'clip.vision.image_std'),
+          audio: (getKV(f, 'clip.has_audio_encoder', GGUFValueType.BOOL) ?? false)
+            ? {
+                embeddingLength: num(f, 'clip.audio.embedding_length'),
+                layers: num(f, 'clip.audio.block_count'),
+                heads: num(f, 'clip.audio.attention.head_count'),
+                melBins: num(f, 'clip.audio.num_mel_bins'),
+                stackFactor: num(f, 'clip.audio.projector.stack_factor'),
+                projectionDim: num(f, 'clip.audio.projection_dim'),
+              }
+            : null,
         }
       : null
 

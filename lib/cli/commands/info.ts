@@ -13,7 +13,7 @@ export function register(program: Command): void {
     .command('info')
     .summary("show a GGUF file's metadata without loading it")
     .description(
-      "Shows what a GGUF file is — architecture, size, quantization, tensors, context and embedding lengths, layers, heads, projector type, image size, chat template — reading only its header: no weights are loaded. Works on text models and on projectors (mmproj).",
+      "Shows what a GGUF file is — architecture, size, quantization, tensors, context and embedding lengths, layers, heads, projector type, image size, audio encoder, chat template — reading only its header: no weights are loaded. Works on text models and on projectors (mmproj).",
     )
     .argument('<file>', 'a GGUF file (a text model or a projector), or hf:owner/repo[:QUANT] (its model, fetched into the cache first)')
     .option('--json', 'print one JSON object, with every metadata entry')
@@ -93,16 +93,28 @@ function render(s: GGUFSummary): string {
   const p = s.projector
   if (p) {
     const modalities = [p.hasVision && 'vision', p.hasAudio && 'audio'].filter(Boolean).join(', ') || 'none'
-    rows.push(
-      ['projector type', show(p.type)],
-      ['encoders', modalities],
-      ['image size', p.imageSize === null ? '–' : `${p.imageSize}×${p.imageSize}${p.patchSize ? `, patches of ${p.patchSize}×${p.patchSize}` : ''}`],
-      ['vision embedding', show(p.embeddingLength)],
-      ['vision layers', show(p.layers)],
-      ['vision heads', show(p.heads)],
-      ['projection dim', show(p.projectionDim)],
-    )
-    if (p.imageMean) rows.push(['image mean / std', `${fmtVec(p.imageMean)} / ${p.imageStd ? fmtVec(p.imageStd) : '–'}`])
+    rows.push(['projector type', show(p.type)], ['encoders', modalities])
+    if (p.hasVision || !p.hasAudio) {
+      rows.push(
+        ['image size', p.imageSize === null ? '–' : `${p.imageSize}×${p.imageSize}${p.patchSize ? `, patches of ${p.patchSize}×${p.patchSize}` : ''}`],
+        ['vision embedding', show(p.embeddingLength)],
+        ['vision layers', show(p.layers)],
+        ['vision heads', show(p.heads)],
+        ['projection dim', show(p.projectionDim)],
+      )
+      if (p.imageMean) rows.push(['image mean / std', `${fmtVec(p.imageMean)} / ${p.imageStd ? fmtVec(p.imageStd) : '–'}`])
+    }
+    if (p.audio) {
+      const a = p.audio
+      rows.push(
+        ['audio embedding', show(a.embeddingLength)],
+        ['audio layers', show(a.layers)],
+        ['audio heads', show(a.heads)],
+        ['mel bins', show(a.melBins)],
+        ['frames stacked', show(a.stackFactor)],
+        ['audio projection', show(a.projectionDim)],
+      )
+    }
   }
   let out = table(rows)
   if (s.chatTemplate !== null) {
