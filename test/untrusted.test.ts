@@ -75,8 +75,8 @@ describe('hostile images and misuse', () => {
       return
     }
     expect(await codeOf(model.encodeImage(input as never))).toBe(c.code)
-    // The same input inside a prompt is refused the same way.
-    expect(await codeOf(session.complete({ prompt: 'USER: <image>\nx\nASSISTANT:', images: [input as never], maxTokens: 2 }))).toBe(c.code)
+    // The same input inside a prompt is refused the same way (or as the sound it is).
+    expect(await codeOf(session.complete({ prompt: 'USER: <image>\nx\nASSISTANT:', images: [input as never], maxTokens: 2 }))).toBe(c.promptCode ?? c.code)
   })
 
   test('a real JPEG decodes (the sample shipped with llama.cpp)', async () => {

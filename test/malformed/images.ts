@@ -9,6 +9,8 @@ export interface ImageCase {
   name: string
   make: (dir: string) => unknown
   code: string | 'deterministic'
+  /** In a prompt, where it is told apart from sound, when that differs from `code`. */
+  promptCode?: string
 }
 
 /** A valid PNG header that claims a huge image, with a tiny (wrong) payload. */
@@ -72,7 +74,8 @@ export const IMAGE_CASES: ImageCase[] = [
   { name: 'bmp-huge', make: () => bmpWithSize(1 << 20, 1 << 20), code: 'ERR_IMAGE_DECODE' },
   { name: 'bmp-negative-width', make: () => bmpWithSize(-4, 4), code: 'ERR_IMAGE_DECODE' },
   { name: 'bmp-truncated', make: () => toBmp(pattern(32, 32)).subarray(0, 300), code: 'ERR_IMAGE_DECODE' },
-  { name: 'wav-audio-bytes', make: () => Buffer.concat([Buffer.from('RIFF\x24\x00\x00\x00WAVEfmt ', 'latin1'), Buffer.alloc(64)]), code: 'ERR_IMAGE_DECODE' },
+  // encodeImage refuses a sound; in a prompt it is a sound, for a projector that hears none
+  { name: 'wav-audio-bytes', make: () => Buffer.concat([Buffer.from('RIFF\x24\x00\x00\x00WAVEfmt ', 'latin1'), Buffer.alloc(64)]), code: 'ERR_IMAGE_DECODE', promptCode: 'ERR_NO_AUDIO' },
   { name: 'missing-file', make: (dir) => path.join(dir, 'no-such-image.png'), code: 'ERR_FILE_NOT_FOUND' },
   { name: 'directory-path', make: (dir) => dir, code: 'ERR_FILE_NOT_FOUND' },
   { name: 'dev-null', make: () => '/dev/null', code: 'ERR_FILE_NOT_FOUND' },
