@@ -144,6 +144,103 @@ std::string Dims(const ggml_tensor* t) {
 // A model split in parts (`-00001-of-0000N.gguf`): llama.cpp opens the other parts by name and
 // reads their `split.no` with a typed getter that aborts on another type. Each part is checked
 // as the first one is: readable, its tensors inside the file, its index where llama.cpp expects it.
+// A tensor with exactly this shape (trailing dimensions 1); a missing one fails when `required`.
+void Shape(const Check& c, const std::string& name, std::vector<int64_t> ne, bool required) {
+  const ggml_tensor* t = c.Tensor(name);
+  if (!t) {
+    if (required) c.Fail("tensor '" + name + "' is missing");
+    return;
+  }
+  ne.resize(4, 1);
+  for (int i = 0; i < 4; i++) {
+    if (t->ne[i] != ne[static_cast<size_t>(i)]) {
+      c.Fail("tensor '" + name + "' has shape " + Dims(t) + ", expected [" + std::to_string(ne[0]) + ", " + std::to_string(ne[1]) + ", " +
+             std::to_string(ne[2]) + ", " + std::to_string(ne[3]) + "]");
+    }
+  }
+}
+
+// Whisper-based audio encoders (Ultravox, Qwen2-Audio / Qwen2.5-Omni, Voxtral): the graph
+// (tools/mtmd/models/whisper-enc.cpp) asserts on missing norms and biases, dereferences the layers'
+// weights unchecked, views 1500 rows of the position embedding, and multiplies every matrix by the
+// width of the one before it. Every tensor it touches is checked here with its shape.
+void ValidateWhisperAudio(const Check& c, const std::string& projector, int64_t textWidth) {
+  uint32_t nEmbd = 0, nHead = 0, nLayer = 0, nMel = 0, nFf = 0;
+  if (!c.U32("clip.audio.embedding_length", nEmbd)) c.Fail("key 'clip.audio.embedding_length' is missing");
+  if (!c.U32("clip.audio.attention.head_count", nHead)) c.Fail("key 'clip.audio.attention.head_count' is missing");
+  if (!c.U32("clip.audio.block_count", nLayer)) c.Fail("key 'clip.audio.block_count' is missing");
+  if (!c.U32("clip.audio.num_mel_bins", nMel)) c.Fail("key 'clip.audio.num_mel_bins' is missing");
+  if (!c.U32("clip.audio.feed_forward_length", nFf)) c.Fail("key 'clip.audio.feed_forward_length' is missing");
+  c.Range("clip.audio.embedding_length", nEmbd, 1, 1u << 16);
+  c.Range("clip.audio.attention.head_count", nHead, 1, nEmbd);
+  if (nEmbd % nHead != 0) c.Fail("clip.audio.embedding_length " + std::to_string(nEmbd) + " is not a multiple of its head count " + std::to_string(nHead));
+  c.Range("clip.audio.block_count", nLayer, 1, kMaxVisionLayers);
+  c.Range("clip.audio.num_mel_bins", nMel, 1, 1024);
+  c.Range("clip.audio.feed_forward_length", nFf, 1, 1u << 20);
+  const int64_t e = nEmbd;
+  Shape(c, "a.conv1d.1.weight", {3, nMel, e}, true);
+  Shape(c, "a.conv1d.1.bias", {1, e}, true);
+  Shape(c, "a.conv1d.2.weight", {3, e, e}, true);
+  Shape(c, "a.conv1d.2.bias", {1, e}, true);
+  c.FloatType("a.conv1d.1.weight");
+  c.FloatType("a.conv1d.2.weight");
+  const ggml_tensor* pos = c.Tensor("a.position_embd.weight");
+  if (!pos) c.Fail("tensor 'a.position_embd.weight' is missing");
+  if (pos->ne[0] != e || pos->ne[1] < 1500 || pos->ne[2] != 1 || pos->ne[3] != 1) {
+    c.Fail("tensor 'a.position_embd.weight' has shape " + Dims(pos) + ", expected [" + std::to_string(e) + ", 1500 or more] (a 30 s window)");
+  }
+  c.FloatType("a.position_embd.weight");
+  for (uint32_t il = 0; il < nLayer; il++) {
+    const std::string p = "a.blk." + std::to_string(il) + ".";
+    for (const char* w : {"attn_q", "attn_k", "attn_v", "attn_out"}) Shape(c, p + w + ".weight", {e, e}, true);
+    for (const char* b : {"attn_q", "attn_v"}) Shape(c, p + b + ".bias", {e}, true);
+    Shape(c, p + "attn_out.bias", {e}, false);
+    if (c.Has(p + "attn_k.bias")) c.Fail("tensor '" + p + "attn_k.bias' is present; Whisper's key projection has none");
+    for (const char* n : {"ln1.weight", "ln1.bias", "ln2.weight", "ln2.bias"}) Shape(c, p + n, {e}, true);
+    Shape(c, p + "ffn_up.weight", {e, nFf}, true);
+    Shape(c, p + "ffn_up.bias", {nFf}, false);
+    Shape(c, p + "ffn_down.weight", {nFf, e}, true);
+    Shape(c, p + "ffn_down.bias", {e}, false);
+  }
+  Shape(c, "a.post_ln.weight", {e}, false);
+  Shape(c, "a.post_ln.bias", {e}, false);
+
+  // The projection into the text model's width.
+  auto out = [&](const std::string& name, int64_t in) {
+    const ggml_tensor* t = c.Tensor(name);
+    if (!t) c.Fail("tensor '" + name + "' is missing (the " + projector + " projection)");
+    if (t->ne[0] != in || t->ne[2] != 1 || t->ne[3] != 1) c.Fail("tensor '" + name + "' has shape " + Dims(t) + ", expected [" + std::to_string(in) + ", n]");
+    if (textWidth > 0 && t->ne[1] != textWidth) {
+      Throw("ERR_MMPROJ_MISMATCH", "the audio projector outputs embeddings of width " + std::to_string(t->ne[1]) + " but the text model takes " +
+                                       std::to_string(textWidth) + ". Use the mmproj file published together with this text model.");
+    }
+    return t->ne[1];
+  };
+  if (projector == "qwen2a") {
+    Shape(c, "mm.a.fc.bias", {out("mm.a.fc.weight", e)}, true);
+    return;
+  }
+  uint32_t stack = 0;
+  if (!c.U32("clip.audio.projector.stack_factor", stack)) c.Fail("key 'clip.audio.projector.stack_factor' is missing");
+  c.Range("clip.audio.projector.stack_factor", stack, 1, 64);
+  const int64_t stacked = e * stack;
+  const ggml_tensor* mlp1 = c.Tensor("mm.a.mlp.1.weight");
+  if (!mlp1) c.Fail("tensor 'mm.a.mlp.1.weight' is missing (the " + projector + " projection)");
+  Shape(c, "mm.a.mlp.1.weight", {stacked, mlp1->ne[1]}, true);
+  const int64_t hidden = mlp1->ne[1];
+  if (projector == "ultravox") {
+    // SwiGLU halves the hidden width
+    if (hidden % 2 != 0) c.Fail("tensor 'mm.a.mlp.1.weight' has an odd width " + std::to_string(hidden) + "; its SwiGLU takes halves");
+    Shape(c, "mm.a.norm_pre.weight", {stacked}, true);
+    Shape(c, "mm.a.norm_mid.weight", {hidden / 2}, true);
+    out("mm.a.mlp.2.weight", hidden / 2);
+  } else {  // voxtral
+    Shape(c, "mm.a.mlp.1.bias", {hidden}, false);
+    const int64_t width = out("mm.a.mlp.2.weight", hidden);
+    Shape(c, "mm.a.mlp.2.bias", {width}, false);
+  }
+}
+
 void ValidateSplitParts(const std::string& path, Check& c) {
   const int64_t k = c.Key("split.count");
   if (k < 0) return;
@@ -333,9 +430,17 @@ void ValidateProjector(const std::string& path, const ModelFacts& text) {
   if (projector.empty() && c.Key("clip.has_llava_projector") >= 0) projector = "mlp";
 
   c.VectorsAreF32();
+  const int64_t hasAudioKey = c.Key("clip.has_audio_encoder");
+  if (hasAudioKey >= 0 && gguf_get_val_bool(c.ctx(), hasAudioKey)) {
+    // a projector with both encoders names each one's type, or the pair (Qwen2.5-Omni)
+    std::string audio = c.Str("clip.audio.projector_type");
+    if (audio.empty()) audio = projector == "qwen2.5o" ? "qwen2a" : projector;
+    // Other audio families are left to llama.cpp, which reports what its loader misses.
+    if (audio == "ultravox" || audio == "qwen2a" || audio == "voxtral") ValidateWhisperAudio(c, audio, text.embeddingLength);
+  }
   const int64_t hasVisionKey = c.Key("clip.has_vision_encoder");
   const bool hasVision = hasVisionKey >= 0 && gguf_get_val_bool(c.ctx(), hasVisionKey);
-  if (!hasVision) return;  // audio-only projectors: left to llama.cpp, which reports what it misses
+  if (!hasVision) return;
 
   uint32_t imageSize = 0, patchSize = 0, nEmbd = 0, nHead = 0, nLayer = 0, headDim = 0;
   if (!c.U32("clip.vision.image_size", imageSize)) c.Fail("key 'clip.vision.image_size' is missing");
