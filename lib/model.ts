@@ -12,7 +12,7 @@ import { parseModelSpec } from './hub/spec'
 import { Lifetime } from './lifetime'
 import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
-import type { NativeEmbedding, NativeModel, NativeModelInfo } from './native-types'
+import type { NativeAudioInput, NativeEmbedding, NativeMediaInput, NativeModel, NativeModelInfo } from './native-types'
 import { Session, type SessionOptions, SESSION_OPTION_KEYS, releaseImages, resolveSessionOptions, retainImages } from './session'
 import { SessionGroup, type SessionGroupOptions } from './session-group'
 import * as v from './validate'
@@ -280,18 +280,33 @@ export class Model {
       throw new LlavaError('ERR_NO_VISION', 'This model was loaded without a projector: pass `mmproj` to loadModel() to use images.')
     }
     const background = o.background === undefined ? this.defaults.imageReading.background : backgroundOption('background', o.background)
-    const owning = ownImageBytes(toNativeMedia(input, 'image', { ...this.defaults.imageReading, maxPixels, orientation, background }))
+    return this.#encode(toNativeMedia(input, 'image', { ...this.defaults.imageReading, maxPixels, orientation, background }), signal, 'Image encoding', (nativeInput, handle) => {
+      if (nativeInput.kind === 'audio') {
+        throw new LlavaError('ERR_IMAGE_DECODE', 'This is a sound (WAV, MP3 or FLAC), not an image: encode it with model.encodeAudio().')
+      }
+      return this.native.encodeImage(nativeInput, handle).then((native) => new ImageEmbedding(native, this, (e) => this.#embeddings.delete(e)))
+    })
+  }
+
+  /**
+   * One encode: the input's bytes owned natively (large buffers copied in slices), the encoder
+   * run under the signal, and the embedding registered with the model unless the signal fired
+   * meanwhile.
+   */
+  async #encode<E extends MediaEmbedding>(
+    input: NativeMediaInput,
+    signal: AbortSignal | undefined,
+    what: string,
+    run: (input: NativeMediaInput, handle: ReturnType<typeof linkSignal>['handle']) => Promise<E>,
+  ): Promise<E> {
+    const owning = ownImageBytes(input)
     owning.catch(() => undefined) // awaited below; left behind only when the signal had already fired
     throwIfAborted(signal)
     const link = linkSignal(signal)
     try {
       const nativeInput = await this.track(owning)
       throwIfAborted(signal)
-      if (nativeInput.kind === 'audio') {
-        throw new LlavaError('ERR_IMAGE_DECODE', 'This is a sound (WAV, MP3 or FLAC), not an image: encode it with model.encodeAudio().')
-      }
-      const native = await this.track(this.native.encodeImage(nativeInput, link.handle))
-      const embedding = new ImageEmbedding(native, this, (e) => this.#embeddings.delete(e))
+      const embedding = await this.track(run(nativeInput, link.handle))
       if (signal?.aborted) {
         await embedding.dispose()
         throw signal.reason
@@ -299,7 +314,7 @@ export class Model {
       this.#embeddings.add(embedding)
       return embedding
     } catch (err) {
-      throw abortError(signal, err, 'Image encoding')
+      throw abortError(signal, err, what)
     } finally {
       link.release()
     }
@@ -324,26 +339,12 @@ export class Model {
           : 'This model was loaded without a projector: pass the `mmproj` of an audio model to loadModel() to use sound.',
       )
     }
-    const owning = ownImageBytes(toNativeAudio(typeof input === 'string' ? path.resolve(input) : input, 'audio', maxSeconds))
-    owning.catch(() => undefined)
-    throwIfAborted(signal)
-    const link = linkSignal(signal)
-    try {
-      const nativeInput = await this.track(owning)
-      throwIfAborted(signal)
-      const native = await this.track(this.native.encodeAudio(nativeInput as Parameters<NativeModel['encodeAudio']>[0], link.handle))
-      const embedding = new AudioEmbedding(native, this, (e) => this.#embeddings.delete(e))
-      if (signal?.aborted) {
-        await embedding.dispose()
-        throw signal.reason
-      }
-      this.#embeddings.add(embedding)
-      return embedding
-    } catch (err) {
-      throw abortError(signal, err, 'Audio encoding')
-    } finally {
-      link.release()
-    }
+    const nativeInput = toNativeAudio(typeof input === 'string' ? path.resolve(input) : input, 'audio', maxSeconds)
+    return this.#encode(nativeInput, signal, 'Audio encoding', (owned, handle) =>
+      this.native
+        .encodeAudio(owned as NativeAudioInput, handle)
+        .then((native) => new AudioEmbedding(native, this, (e) => this.#embeddings.delete(e))),
+    )
   }
 
   /** Creates a conversation (its own context and KV cache) over this model's weights. */

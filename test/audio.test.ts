@@ -3,20 +3,16 @@
 // tree (WAV, stereo at another rate, FLAC, llama.cpp's own test-2.mp3, two sounds, a sound longer
 // than one 30 s window), raw PCM equal to the same samples in a file, header-only counting, reuse,
 // groups, save/load, abort, chat parts, and hostile files refused with typed errors.
-import { execFileSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { AudioEmbedding, type Model, loadModel, systemInfo } from '../lib'
+import { AudioEmbedding, type Model, loadModel } from '../lib'
 import { ensurePair, writeTinyUltravoxPair } from '../lib/fixtures'
 import { flac16, tones, wav16, wavFloat } from './helpers/audio'
 import { codeOf } from './helpers/errors'
 import { bmpFile, greedy, root, tempDir, tinyPair } from './helpers/fixtures'
+import { haveReference, runMtmdCli as reference } from './helpers/reference'
 
 const pair = ensurePair('tiny-ultravox')
-const mtmdCli = path.join(root, 'build', 'bin', 'llama-mtmd-cli')
-const haveReference = fs.existsSync(mtmdCli)
-if (!haveReference && process.env.CI) throw new Error('CI must build the reference programs: LLAVA_NATIVE_REFERENCE=1 npm install')
-const THREADS = systemInfo().cpu.defaultThreads
 const N = 16
 const dir = tempDir('llava-audio-')
 const testMp3 = path.join(root, 'deps', 'llama.cpp', 'tools', 'mtmd', 'test-2.mp3')
@@ -60,11 +56,7 @@ test('the model hears, and says at what rate', () => {
 })
 
 ;(haveReference ? describe : describe.skip)('parity with llama-mtmd-cli --audio (greedy, token for token)', () => {
-  function runMtmdCli(sounds: string[], prompt: string, pairFiles = pair): string {
-    const args = ['-m', pairFiles.model, '--mmproj', pairFiles.mmproj, '-p', prompt, '-n', String(N), '--temp', '0', '-t', String(THREADS), '--no-warmup']
-    for (const s of sounds) args.push('--audio', s)
-    return execFileSync(mtmdCli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/^\n/, '').replace(/\n+$/, '')
-  }
+  const runMtmdCli = (sounds: string[], prompt: string, pairFiles = pair): string => reference(pairFiles, sounds.map((audio) => ({ audio })), prompt, N)
 
   test.each([
     ['a 16 kHz mono WAV', () => wavA],
@@ -366,9 +358,7 @@ describe('sessions', () => {
       const s = m.createSession()
       const got = await s.complete({ prompt: chatml(2, 'what is this'), media: order, maxTokens: N, ...greedy })
       await s.dispose()
-      const args = ['-m', omni.model, '--mmproj', omni.mmproj, '-p', 'what is this', '-n', String(N), '--temp', '0', '-t', String(THREADS), '--no-warmup']
-      for (const f of order) args.push(f === img ? '--image' : '--audio', f)
-      const want = execFileSync(mtmdCli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/^\n/, '').replace(/\n+$/, '')
+      const want = reference(omni, order.map((f) => (f === img ? { image: f } : { audio: f })), 'what is this', N)
       expect(got.text).toBe(want)
       const c = await m.countTokens(chatml(2, 'what is this'), { media: order })
       expect(c).toMatchObject({ imageTokens: 54, audioTokens: 750 })

@@ -3,17 +3,11 @@
 // view, several media chunks between text markers) and Pixtral (2-D rotary ViT, an [IMG_BREAK]
 // embedding after every row). Greedy parity with llama-mtmd-cli built from the same tree, counts
 // from headers, and reuse of a cached prefix that ends after a multi-chunk image.
-import { execFileSync } from 'node:child_process'
-import * as fs from 'node:fs'
-import * as path from 'node:path'
-import { type Model, loadModel, systemInfo } from '../lib'
+import { type Model, loadModel } from '../lib'
 import { ensurePair } from '../lib/fixtures'
-import { bmpFile, greedy, root, tempDir } from './helpers/fixtures'
+import { bmpFile, greedy, tempDir } from './helpers/fixtures'
+import { haveReference, runMtmdCli as reference } from './helpers/reference'
 
-const mtmdCli = path.join(root, 'build', 'bin', 'llama-mtmd-cli')
-const haveReference = fs.existsSync(mtmdCli)
-if (!haveReference && process.env.CI) throw new Error('CI must build the reference programs: LLAVA_NATIVE_REFERENCE=1 npm install')
-const THREADS = systemInfo().cpu.defaultThreads
 const N = 16
 const dir = tempDir('llava-families-')
 const vicuna = (markers: number, text: string): string => `USER: ${'<image>'.repeat(markers)}${text}\nASSISTANT:`
@@ -32,11 +26,7 @@ describe.each([
   })
   afterAll(() => model.dispose())
 
-  function runMtmdCli(images: string[], prompt: string): string {
-    const args = ['-m', pair.model, '--mmproj', pair.mmproj, '-p', prompt, '-n', String(N), '--temp', '0', '-t', String(THREADS), '--no-warmup']
-    for (const img of images) args.push('--image', img)
-    return execFileSync(mtmdCli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/^\n/, '').replace(/\n+$/, '')
-  }
+  const runMtmdCli = (images: string[], prompt: string): string => reference(pair, images.map((image) => ({ image })), prompt, N)
 
   const wide = bmpFile(dir, `${kind}-wide.bmp`, 80, 56, 1).file
   const small = bmpFile(dir, `${kind}-small.bmp`, 24, 40, 2).file

@@ -31,7 +31,7 @@ const TINY_MLP_SHA256 = {
 }
 const TINY_QWEN25VL_SHA256 = {
   model: '45ed08bfa719ca79174168a1d1f1e8b30cd96c695544ff352c2f0421810fb9cc',
-  mmproj: '570cc77527f52453c2ac0daf2ec72b2d924589f71692d86b92db9a63fe6cb801',
+  mmproj: 'd4913ba7760c29847826f14e468ee005a3a675a99f63ebde985c5566ebb456f8',
 }
 
 const TINY_LFM2VL_SHA256 = {
@@ -224,7 +224,7 @@ describe('audio pairs', () => {
   test.each([
     ['ultravox', writeTinyUltravoxPair, { model: '5aec16c3a564d541dd8adb9287b7274e993920df6ae1023de811211e5bb94756', mmproj: '03d3f5d6accc898a4c3afc098c47f1684ec4aaacbe0130d37cc2d3114ddf0838' }],
     ['voxtral', writeTinyVoxtralPair, { model: 'c09c5d841885790486a477e3ddc804446ac192992867974a8754750462950352', mmproj: '72586bf374d5bdca431e576f9faa377a37952b6e7151217dbd4cfcafbdb6ada1' }],
-    ['qwen2.5o', writeTinyQwen25OmniPair, { model: '2da3c59a2dec15074bd7232c86998765e20af42534bbdc662a5dc25c019b1d92', mmproj: '51bcb7e4229498580d697227b76b90d5cc214590396e8665eab6aaae2bbdb36e' }],
+    ['qwen2.5o', writeTinyQwen25OmniPair, { model: '2da3c59a2dec15074bd7232c86998765e20af42534bbdc662a5dc25c019b1d92', mmproj: '81b3fe64def6de495256074a7fd74b271215bbc6c9eb3d0e12cccfc0ce42041a' }],
   ] as const)('tiny %s pair: pinned bytes, < 1 MB a file, Whisper keys as the converter writes them', (projector, write, pinned) => {
     const p = write(tmp())
     expect(hashes(p)).toEqual(pinned)

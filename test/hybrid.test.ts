@@ -2,19 +2,14 @@
 // recurrent state between attention layers) and Gemma 3 (a sliding-window cache beside the full
 // one). Greedy parity with llama-mtmd-cli for the LFM2-VL pair, and session files that move
 // between plain sessions and session groups of any size, continuing exactly.
-import { execFileSync } from 'node:child_process'
-import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { type Model, type Session, loadModel, systemInfo } from '../lib'
+import { type Model, type Session, loadModel } from '../lib'
 import { ensurePair, writeTinyLfm2VLPair } from '../lib/fixtures'
 import { codeOf } from './helpers/errors'
-import { bmpFile, greedy, root, tempDir, tinyGemma3Pair } from './helpers/fixtures'
+import { bmpFile, greedy, tempDir, tinyGemma3Pair } from './helpers/fixtures'
+import { haveReference, runMtmdCli as reference } from './helpers/reference'
 
 const lfm2 = ensurePair('tiny-lfm2vl')
-const mtmdCli = path.join(root, 'build', 'bin', 'llama-mtmd-cli')
-const haveReference = fs.existsSync(mtmdCli)
-if (!haveReference && process.env.CI) throw new Error('CI must build the reference programs: LLAVA_NATIVE_REFERENCE=1 npm install')
-const THREADS = systemInfo().cpu.defaultThreads
 const N = 16
 const dir = tempDir('llava-hybrid-')
 
@@ -29,11 +24,7 @@ const chatml = (markers: number, text: string): string => `<|im_start|>user\n${'
     await model.dispose()
   })
 
-  function runMtmdCli(images: string[], prompt: string): string {
-    const args = ['-m', lfm2.model, '--mmproj', lfm2.mmproj, '-p', prompt, '-n', String(N), '--temp', '0', '-t', String(THREADS), '--no-warmup']
-    for (const img of images) args.push('--image', img)
-    return execFileSync(mtmdCli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/^\n/, '').replace(/\n+$/, '')
-  }
+  const runMtmdCli = (images: readonly string[], prompt: string): string => reference(lfm2, images.map((image) => ({ image })), prompt, N)
 
   test.each([
     ['one image', [[72, 48, 1]], 'describe the image'],

@@ -2,19 +2,14 @@
 // llama.cpp's converter writes real ones: greedy parity with llama-mtmd-cli built from the same
 // tree, and a context counted in KV cells (an image takes one cell per token but only
 // max(width, height) positions), both before evaluation and during generation.
-import { execFileSync } from 'node:child_process'
-import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { type Model, loadModel, systemInfo } from '../lib'
+import { type Model, loadModel } from '../lib'
 import { ensurePair } from '../lib/fixtures'
 import { codeOf } from './helpers/errors'
-import { bmpFile, greedy, root, tempDir } from './helpers/fixtures'
+import { bmpFile, greedy, tempDir } from './helpers/fixtures'
+import { haveReference, runMtmdCli as reference } from './helpers/reference'
 
 const pair = ensurePair('tiny-qwen25vl')
-const mtmdCli = path.join(root, 'build', 'bin', 'llama-mtmd-cli')
-const haveReference = fs.existsSync(mtmdCli)
-if (!haveReference && process.env.CI) throw new Error('CI must build the reference programs: LLAVA_NATIVE_REFERENCE=1 npm install')
-const THREADS = systemInfo().cpu.defaultThreads
 const N = 16
 
 // What llama-mtmd-cli renders from `-p TEXT` with the ChatML template (no system turn: it uses
@@ -22,12 +17,8 @@ const N = 16
 // <|vision_start|> … <|vision_end|>.
 const chatml = (markers: number, text: string): string => `<|im_start|>user\n${'<image>'.repeat(markers)}${text}<|im_end|>\n<|im_start|>assistant\n`
 
-function runMtmdCli(images: string[], prompt: string, extra: string[] = []): string {
-  const args = ['-m', pair.model, '--mmproj', pair.mmproj, '-p', prompt, '-n', String(N), '--temp', '0', '-t', String(THREADS), '--no-warmup', ...extra]
-  for (const img of images) args.push('--image', img)
-  const out = execFileSync(mtmdCli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] })
-  return out.replace(/^\n/, '').replace(/\n+$/, '')
-}
+const runMtmdCli = (images: string[], prompt: string, extra: string[] = []): string =>
+  reference(pair, images.map((image) => ({ image })), prompt, N, extra)
 
 let model: Model
 let dir: string
