@@ -1,5 +1,6 @@
-// Untrusted input never takes the process down: every malformed model file, hostile image and
-// misused argument is refused with the right code, in this process, and the next valid call works.
+// Untrusted input never takes the process down: every malformed model file, hostile image, hostile
+// sound or audio projector, and misused argument is refused with the right code, in this process,
+// and the next valid call works.
 import * as fs from 'node:fs'
 import { LlavaError, type Model, type Session, loadModel } from '../lib'
 import { bmpFile, greedy, tempDir, tinyPair } from './helpers/fixtures'
@@ -8,6 +9,8 @@ import { GGUFValueType } from '../lib/gguf/types'
 import { MODEL_CASES } from './malformed/corpus'
 import { rewrite } from './malformed/rewrite'
 import { IMAGE_CASES, JPEG_SAMPLE } from './malformed/images'
+import { AUDIO_PROJECTOR_CASES, SOUND_CASES, writeEdited } from './malformed/audio'
+import { ensurePair } from '../lib/fixtures'
 
 const pair = tinyPair()
 const dir = tempDir('llava-untrusted-')
@@ -126,5 +129,41 @@ describe('hostile images and misuse', () => {
     const r = await session.complete({ prompt: 'USER: <image>\nstill ok?\nASSISTANT:', images: [bmpFile(dir, 'final.bmp').file], maxTokens: 5, ...greedy })
     expect(r.tokens).toHaveLength(5)
     expect(IMAGE_CASES.length + MISUSE.length + MODEL_CASES.length).toBeGreaterThanOrEqual(100)
+  })
+})
+
+describe('hostile sound and audio projectors', () => {
+  const ultravox = ensurePair('tiny-ultravox')
+  let model: Model
+  beforeAll(async () => {
+    model = await loadModel({ ...ultravox, threads: 1 })
+  })
+  afterAll(() => model.dispose())
+
+  test.each(SOUND_CASES.map((c) => [c.name, c] as const))('sound: %s is ERR_AUDIO_DECODE', async (_name, c) => {
+    const bytes = c.make()
+    const t0 = Date.now()
+    const err = await model.encodeAudio(bytes).catch((e: Error) => e)
+    expect(err).toMatchObject({ code: 'ERR_AUDIO_DECODE' })
+    if (c.says) expect(String(err)).toContain(c.says)
+    expect(Date.now() - t0).toBeLessThan(5000) // refused from the header, not after decoding hours
+    // in a prompt a buffer is told by its first bytes: those that still start like a sound are
+    // refused as sound, the others as images (which this projector does not take)
+    const count = await model.countTokens('USER: <media>x\nASSISTANT:', { media: [bytes] }).catch((e: Error) => e)
+    if (c.headerOnly) expect(count).toMatchObject({ audioTokens: 188 })
+    else expect(count).toMatchObject({ code: expect.stringMatching(/^(ERR_AUDIO_DECODE|ERR_NO_VISION)$/) })
+  })
+
+  test.each(AUDIO_PROJECTOR_CASES.map((c) => [c.name, c] as const))('audio projector: %s, refused before llama.cpp builds a graph', async (_name, c) => {
+    const bad = writeEdited(ultravox.mmproj, `${dir}/bad-audio-mmproj.gguf`, c)
+    const err = await loadModel({ model: ultravox.model, mmproj: bad, threads: 1 }).catch((e: Error) => e)
+    expect(err).toMatchObject({ code: c.code })
+    expect(String(err)).toContain(c.says)
+  })
+
+  test('the next sound works', async () => {
+    const e = await model.encodeAudio({ samples: new Float32Array(16000).fill(0.1), sampleRate: 16000 })
+    expect(e.nTokens).toBe(188)
+    await e.dispose()
   })
 })
