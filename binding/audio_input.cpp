@@ -8,6 +8,7 @@
 #include <fstream>
 
 #include "errors.h"
+#include "media_file.h"
 
 // A private copy of miniaudio's decoders, compiled with the configuration mtmd-helper.cpp uses
 // (which keeps its own copy static): the same WAV/MP3/FLAC decoders, channel mixer and resampler
@@ -37,26 +38,10 @@
 namespace llava {
 namespace {
 
-constexpr uint64_t kMaxFileBytes = 256ull << 20;  // an encoded sound larger than this is refused unread
+constexpr uint64_t kMaxRawBytes = 1ull << 30;  // raw PCM larger than this is refused
 constexpr uint32_t kMinSourceRate = 1000, kMaxSourceRate = 384000;
 constexpr uint32_t kMaxChannels = 32;
 constexpr uint64_t kReadFrames = 16384;
-
-std::vector<unsigned char> ReadFile(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) Throw("ERR_FILE_NOT_FOUND", "the audio file " + path + " does not exist");
-  if (!fs::is_regular_file(path, ec)) Throw("ERR_FILE_NOT_FOUND", "the audio path " + path + " is not a regular file");
-  const uint64_t size = fs::file_size(path, ec);
-  if (ec) Throw("ERR_FILE_NOT_FOUND", "the audio file " + path + " cannot be read: " + ec.message());
-  if (size > kMaxFileBytes) Throw("ERR_AUDIO_DECODE", "the audio file " + path + " is larger than 256 MiB");
-  std::vector<unsigned char> out(static_cast<size_t>(size));
-  std::ifstream f(path, std::ios::binary);
-  if (!f || !f.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(size))) {
-    Throw("ERR_FILE_NOT_FOUND", "the audio file " + path + " cannot be read");
-  }
-  return out;
-}
 
 void PutU32(std::vector<unsigned char>& b, uint32_t v) {
   for (int i = 0; i < 4; i++) b.push_back(static_cast<unsigned char>(v >> (8 * i)));
@@ -77,7 +62,7 @@ std::vector<unsigned char> FloatWav(const AudioInput& in) {
   }
   const uint64_t frameBytes = 4ull * in.channels;
   if (in.size % frameBytes != 0) Throw("ERR_AUDIO_DECODE", "the raw audio's sample count is not a multiple of its channel count");
-  if (in.size > kMaxFileBytes * 4) Throw("ERR_AUDIO_DECODE", "the raw audio is larger than 1 GiB");
+  if (in.size > kMaxRawBytes) Throw("ERR_AUDIO_DECODE", "the raw audio is larger than 1 GiB");
   const float* f = reinterpret_cast<const float*>(in.bytes);
   for (size_t i = 0; i < in.size / 4; i++) {
     if (!std::isfinite(f[i])) Throw("ERR_AUDIO_DECODE", "the raw audio holds a sample that is not a finite number (at index " + std::to_string(i) + ")");
@@ -138,7 +123,7 @@ Encoded EncodedOf(const AudioInput& in) {
   Encoded e;
   switch (in.kind) {
     case AudioInput::Kind::Path:
-      e.storage = ReadFile(in.path);
+      e.storage = ReadMediaFile(in.path, "audio", "ERR_AUDIO_DECODE");
       e.what = "the audio file " + in.path;
       break;
     case AudioInput::Kind::Bytes:
@@ -176,24 +161,6 @@ class Decoder {
     }
   }
 
-  void Check(uint32_t rate, double maxSeconds) {
-    ma_format format = ma_format_unknown;
-    ma_uint32 channels = 0, sourceRate = 0;
-    if (ma_data_source_get_data_format(dec_.pBackend, &format, &channels, &sourceRate, nullptr, 0) != MA_SUCCESS) {
-      Throw("ERR_AUDIO_DECODE", what_ + " has an unreadable format");
-    }
-    if (sourceRate < kMinSourceRate || sourceRate > kMaxSourceRate) {
-      Throw("ERR_AUDIO_DECODE", what_ + " claims a sample rate of " + std::to_string(sourceRate) + " Hz, outside " + std::to_string(kMinSourceRate) + "-" +
-                                    std::to_string(kMaxSourceRate) + " Hz");
-    }
-    if (channels < 1 || channels > kMaxChannels) {
-      Throw("ERR_AUDIO_DECODE", what_ + " claims " + std::to_string(channels) + " channels; 1 to " + std::to_string(kMaxChannels) + " are accepted");
-    }
-    limit_ = static_cast<uint64_t>(std::floor(maxSeconds * rate));
-    ma_uint64 frames = 0;
-    if (ma_decoder_get_length_in_pcm_frames(&dec_, &frames) == MA_SUCCESS) length_ = frames;
-    if (length_ > limit_) TooLong(length_, rate, maxSeconds);
-  }
   ~Decoder() {
     if (open_) ma_decoder_uninit(&dec_);
   }
@@ -228,6 +195,26 @@ class Decoder {
   }
 
  private:
+  // The source's rate and channels, and its length against the limit.
+  void Check(uint32_t rate, double maxSeconds) {
+    ma_format format = ma_format_unknown;
+    ma_uint32 channels = 0, sourceRate = 0;
+    if (ma_data_source_get_data_format(dec_.pBackend, &format, &channels, &sourceRate, nullptr, 0) != MA_SUCCESS) {
+      Throw("ERR_AUDIO_DECODE", what_ + " has an unreadable format");
+    }
+    if (sourceRate < kMinSourceRate || sourceRate > kMaxSourceRate) {
+      Throw("ERR_AUDIO_DECODE", what_ + " claims a sample rate of " + std::to_string(sourceRate) + " Hz, outside " + std::to_string(kMinSourceRate) + "-" +
+                                    std::to_string(kMaxSourceRate) + " Hz");
+    }
+    if (channels < 1 || channels > kMaxChannels) {
+      Throw("ERR_AUDIO_DECODE", what_ + " claims " + std::to_string(channels) + " channels; 1 to " + std::to_string(kMaxChannels) + " are accepted");
+    }
+    limit_ = static_cast<uint64_t>(std::floor(maxSeconds * rate));
+    ma_uint64 frames = 0;
+    if (ma_decoder_get_length_in_pcm_frames(&dec_, &frames) == MA_SUCCESS) length_ = frames;
+    if (length_ > limit_) TooLong(length_, rate, maxSeconds);
+  }
+
   [[noreturn]] void TooLong(uint64_t samples, uint32_t rate, double maxSeconds) {
     char buf[64];
     std::snprintf(buf, sizeof(buf), "%.1f s, more than the limit of %g s", static_cast<double>(samples) / rate, maxSeconds);
@@ -240,14 +227,6 @@ class Decoder {
   uint64_t length_ = 0;
   uint64_t limit_ = 0;
 };
-
-uint64_t Fnv1a(uint64_t h, const unsigned char* p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
 
 // mtmd's preprocessors need whole frames of sound: one sample makes it assert, LFM2-Audio's
 // asserts on fewer than two 10 ms hops, Parakeet's gives NaN embeddings on none.
@@ -284,14 +263,7 @@ uint64_t AudioLength(AudioInput& input, uint32_t rate) {
 
 std::string AudioContentId(const PcmAudio& audio) {
   const uint32_t head[2] = {audio.sampleRate, 0x6f696475};  // "audi": never equal to an image's id
-  auto* h = reinterpret_cast<const unsigned char*>(head);
-  auto* p = reinterpret_cast<const unsigned char*>(audio.samples.data());
-  const size_t n = audio.samples.size() * sizeof(float);
-  const uint64_t a = Fnv1a(Fnv1a(0xcbf29ce484222325ull, h, sizeof(head)), p, n);
-  const uint64_t b = Fnv1a(Fnv1a(0x84222325cbf29ce4ull, h, sizeof(head)), p, n);
-  char buf[33];
-  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
-  return buf;
+  return MediaContentId(head, sizeof(head), audio.samples.data(), audio.samples.size() * sizeof(float));
 }
 
 }  // namespace llava

@@ -22,6 +22,13 @@ EmbeddingPtr FindEncoded(ModelState& model, const std::string& id) {
   return e;
 }
 
+void RequireEncoder(const ModelState& model, bool audio) {
+  const char* given = audio ? "sound was given" : "an image was given";
+  if (!model.vision) Throw(audio ? "ERR_NO_AUDIO" : "ERR_NO_VISION", std::string(given) + " but the model was loaded without a projector (mmproj)");
+  if (audio && !model.hearsAudio()) Throw("ERR_NO_AUDIO", "sound was given but the projector has no audio encoder");
+  if (!audio && !mtmd_support_vision(model.vision)) Throw("ERR_NO_VISION", "an image was given but the projector has no vision encoder");
+}
+
 mtmd_bitmap* PlaceholderBitmap(const EmbeddingState& e) {
   return e.audio ? mtmd_bitmap_init_from_audio(static_cast<size_t>(e.nSamples), nullptr) : mtmd_bitmap_init(e.nx, e.ny, nullptr);
 }

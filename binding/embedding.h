@@ -46,6 +46,10 @@ struct MediaSource {
 // Reads an array of media from JS: native embeddings (of `model`), image or audio inputs.
 std::vector<MediaSource> ParseMediaSources(Napi::Env env, const Napi::Value& list, const ModelPtr& model);
 
+// Refuses a medium the model cannot take: no projector, or one without the audio (`audio`) or
+// vision encoder (ERR_NO_AUDIO / ERR_NO_VISION).
+void RequireEncoder(const ModelState& model, bool audio);
+
 // A bitmap of the medium's size without its content: mtmd lays out the tokens from it.
 mtmd_bitmap* PlaceholderBitmap(const EmbeddingState& e);
 

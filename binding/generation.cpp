@@ -53,17 +53,12 @@ std::vector<ResolvedMedia> ResolveMedia(SessionState& s, const GenerateRequest& 
       out.push_back(std::move(r));
       continue;
     }
-    if (!m.vision) {
-      Throw(src.audio ? "ERR_NO_AUDIO" : "ERR_NO_VISION", std::string(src.audio ? "sound was" : "an image was") +
-                                                             " given but the model was loaded without a projector (mmproj)");
-    }
+    RequireEncoder(m, src.audio != nullptr);
     std::string id;
     if (src.audio) {
-      if (!m.hearsAudio()) Throw("ERR_NO_AUDIO", "sound was given but the projector has no audio encoder");
       r.sound = DecodeAudio(*src.audio, m.audioSampleRate());
       id = AudioContentId(r.sound);
     } else {
-      if (!mtmd_support_vision(m.vision)) Throw("ERR_NO_VISION", "an image was given but the projector has no vision encoder");
       r.pixels = DecodeImage(*src.image);
       id = ContentId(r.pixels);
     }
@@ -89,8 +84,7 @@ std::vector<PromptItem> Tokenize(SessionState& s, const GenerateRequest& req, co
                                  ChunksOwner& owner) {
   const ModelState& m = *s.model;
   std::vector<PromptItem> items;
-  if (!m.vision) {
-    if (!req.media.empty()) Throw("ERR_NO_VISION", "images or sound were given but the model was loaded without a projector (mmproj)");
+  if (!m.vision) {  // ResolveMedia has refused any media already
     const llama_vocab* vocab = m.vocab();
     std::vector<llama_token> tokens(req.prompt.size() + 4);
     int32_t n = llama_tokenize(vocab, req.prompt.data(), static_cast<int32_t>(req.prompt.size()), tokens.data(),

@@ -9,6 +9,7 @@
 
 #include "errors.h"
 #include "image_orientation.h"
+#include "media_file.h"
 
 // A private copy of stb_image, compiled here with two changes from the one inside libmtmd:
 // buffers come zeroed (a decoder that stops early on a damaged file leaves black, never stale
@@ -37,22 +38,6 @@ void CheckDimensions(uint64_t w, uint64_t h, uint64_t maxPixels, const std::stri
     Throw("ERR_IMAGE_DECODE", what + " is " + std::to_string(w) + "x" + std::to_string(h) + " pixels, more than the limit of " +
                                   std::to_string(maxPixels) + " (raise maxPixels to allow it, or downscale the image first)");
   }
-}
-
-std::vector<unsigned char> ReadFile(const std::string& path) {
-  namespace fs = std::filesystem;
-  std::error_code ec;
-  if (!fs::exists(path, ec)) Throw("ERR_FILE_NOT_FOUND", "the image file " + path + " does not exist");
-  if (!fs::is_regular_file(path, ec)) Throw("ERR_FILE_NOT_FOUND", "the image path " + path + " is not a regular file");
-  uint64_t size = fs::file_size(path, ec);
-  if (ec) Throw("ERR_FILE_NOT_FOUND", "the image file " + path + " cannot be read: " + ec.message());
-  if (size > kMaxFileBytes) Throw("ERR_IMAGE_DECODE", "the image file " + path + " is larger than 256 MiB");
-  std::vector<unsigned char> out(static_cast<size_t>(size));
-  std::ifstream f(path, std::ios::binary);
-  if (!f || !f.read(reinterpret_cast<char*>(out.data()), static_cast<std::streamsize>(size))) {
-    Throw("ERR_FILE_NOT_FOUND", "the image file " + path + " cannot be read");
-  }
-  return out;
 }
 
 // Feeds stb from memory and records whether it read past the end.
@@ -180,20 +165,12 @@ RgbImage FromPixels(const ImageInput& in) {
   return out;
 }
 
-uint64_t Fnv1a(uint64_t h, const unsigned char* p, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    h ^= p[i];
-    h *= 0x100000001b3ull;
-  }
-  return h;
-}
-
 }  // namespace
 
 RgbImage DecodeImage(ImageInput& input) {
   switch (input.kind) {
     case ImageInput::Kind::Path: {
-      std::vector<unsigned char> bytes = ReadFile(input.path);
+      std::vector<unsigned char> bytes = ReadMediaFile(input.path, "image", "ERR_IMAGE_DECODE");
       return DecodeEncoded(bytes.data(), bytes.size(), input, "the image file " + input.path);
     }
     case ImageInput::Kind::Bytes:
@@ -216,7 +193,7 @@ void ImageSize(ImageInput& input, uint32_t& width, uint32_t& height) {
   size_t size = input.size;
   std::string what = "the image buffer";
   if (input.kind == ImageInput::Kind::Path) {
-    fileBytes = ReadFile(input.path);
+    fileBytes = ReadMediaFile(input.path, "image", "ERR_IMAGE_DECODE");
     bytes = fileBytes.data();
     size = fileBytes.size();
     what = "the image file " + input.path;
@@ -234,12 +211,7 @@ void ImageSize(ImageInput& input, uint32_t& width, uint32_t& height) {
 
 std::string ContentId(const RgbImage& image) {
   const uint32_t dims[2] = {image.width, image.height};
-  auto* d = reinterpret_cast<const unsigned char*>(dims);
-  uint64_t a = Fnv1a(Fnv1a(0xcbf29ce484222325ull, d, sizeof(dims)), image.rgb.data(), image.rgb.size());
-  uint64_t b = Fnv1a(Fnv1a(0x84222325cbf29ce4ull, d, sizeof(dims)), image.rgb.data(), image.rgb.size());
-  char buf[33];
-  std::snprintf(buf, sizeof(buf), "%016llx%016llx", static_cast<unsigned long long>(a), static_cast<unsigned long long>(b));
-  return buf;
+  return MediaContentId(dims, sizeof(dims), image.rgb.data(), image.rgb.size());
 }
 
 }  // namespace llava

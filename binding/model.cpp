@@ -259,10 +259,11 @@ class CountWorker : public PromiseWorker {
  protected:
   void Run() override {
     if (!model_->vision) {
+      // sound is named first: the missing projector is an audio model's
       for (const auto& src : images_) {
-        if (src.audio) Throw("ERR_NO_AUDIO", "sound was given but the model was loaded without a projector (mmproj)");
+        if (src.audio) RequireEncoder(*model_, true);
       }
-      if (!images_.empty()) Throw("ERR_NO_VISION", "images were given but the model was loaded without a projector (mmproj)");
+      if (!images_.empty()) RequireEncoder(*model_, false);
       const llama_vocab* vocab = model_->vocab();
       int32_t n = -llama_tokenize(vocab, prompt_.data(), static_cast<int32_t>(prompt_.size()), nullptr, 0, addSpecial_, parseSpecial_);
       textTokens_ = n;
@@ -286,11 +287,11 @@ class CountWorker : public PromiseWorker {
         shape.ny = src.embedding->ny;
         shape.nSamples = src.embedding->nSamples;
       } else if (src.audio) {
-        if (!model_->hearsAudio()) Throw("ERR_NO_AUDIO", "sound was given but the projector has no audio encoder");
+        RequireEncoder(*model_, true);
         shape.audio = true;
         shape.nSamples = AudioLength(*src.audio, model_->audioSampleRate());
       } else {
-        if (!mtmd_support_vision(model_->vision)) Throw("ERR_NO_VISION", "an image was given but the projector has no vision encoder");
+        RequireEncoder(*model_, false);
         ImageSize(*src.image, shape.nx, shape.ny);
       }
       owned.push_back(PlaceholderBitmap(shape));

@@ -4,6 +4,7 @@ import { LlavaError, fromNative } from './errors'
 import { type AsAudio, AudioEmbedding, type AudioInput, DEFAULT_MAX_AUDIO_SECONDS, MAX_AUDIO_SECONDS, toNativeAudio } from './audio'
 import { backgroundOption, DEFAULT_MAX_PIXELS, type ImageBackground, ImageEmbedding, type ImageInput, WHITE, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeMedia } from './image'
 import { MediaEmbedding } from './media/embedding'
+import { refuseUnheard, refuseUnseen } from './media/encoders'
 import type { MediaInput } from './media/input'
 import { CHAT_RENDER_KEYS, type ChatMessage, type ChatRenderOptions, DEFAULT_TEMPLATE_TIMEOUT_MS, type PreparedChat, prepareChat, renderChat } from './chat'
 import { defaultThreads, usableCpus } from './cpu'
@@ -443,20 +444,13 @@ export class Model {
         images = r.images
         addSpecial = true
       }
-      const inputs = images.map((img, i) =>
-        img instanceof MediaEmbedding || img instanceof binding().Embedding
-          ? (img as MediaEmbedding | NativeEmbedding)
-          : toNativeMedia(img, `media[${i}]`, this.defaults.imageReading),
-      )
-      if (inputs.length > 0 && !this.info.vision) {
-        if (inputs.some((x) => 'kind' in x && x.kind === 'audio')) {
-          throw new LlavaError('ERR_NO_AUDIO', 'Sound was given but the model was loaded without a projector: pass the `mmproj` of an audio model to loadModel().')
-        }
-        // a path is told image or sound when its file is opened; the native side then says which is missing
-        if (inputs.some((x) => !('kind' in x) || x.kind !== 'path')) {
-          throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
-        }
-      }
+      const inputs = images.map((img, i) => {
+        if (img instanceof MediaEmbedding || img instanceof binding().Embedding) return img as MediaEmbedding | NativeEmbedding
+        const input = toNativeMedia(img, `media[${i}]`, this.defaults.imageReading)
+        refuseUnheard(this.info.vision, input, `media[${i}]`)
+        return input
+      })
+      refuseUnseen(this.info.vision, inputs)
       const native = retainImages(inputs)
       try {
         const owned = await ownImages(native)

@@ -20,6 +20,7 @@ import type { AsAudio } from './audio'
 import type { ImageEmbedding, ImageInput, NativeBytesImage } from './image'
 import { ownImages, toNativeMedia } from './image'
 import { MediaEmbedding } from './media/embedding'
+import { refuseUnheard, refuseUnseen } from './media/encoders'
 import type { MediaInput } from './media/input'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
@@ -670,20 +671,10 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
         return img
       }
       const input = toNativeMedia(img, `${list}[${i}]`, model.defaults.imageReading)
-      if (input.kind === 'audio' && !vision?.supportsAudio) {
-        throw new LlavaError(
-          'ERR_NO_AUDIO',
-          vision
-            ? `${list}[${i}] is a sound, but this projector has no audio encoder (it takes images only).`
-            : `${list}[${i}] is a sound, but the model was loaded without a projector: pass the \`mmproj\` of an audio model to loadModel().`,
-        )
-      }
+      refuseUnheard(vision, input, `${list}[${i}]`)
       return input
     })
-    // a path is told image or sound when its file is opened; the native side then says which is missing
-    if (!vision && nativeImages.some((x) => !('kind' in x) || x.kind !== 'path')) {
-      throw new LlavaError('ERR_NO_VISION', 'Images were given but the model was loaded without a projector: pass `mmproj` to loadModel().')
-    }
+    refuseUnseen(vision, nativeImages)
     const markers = countOccurrences(prompt, marker)
     if (markers === 0) prompt = marker.repeat(images.length) + prompt
     else if (markers !== images.length) {
