@@ -38,30 +38,28 @@ function riff(fmt: Buffer, data: Buffer): Buffer {
   return Buffer.concat([head, fmtHead, fmt, dataHead, data])
 }
 
-/** A 16-bit PCM WAV file. */
-export function wav16(samples: Float32Array, rate: number, channels = 1): Buffer {
+// The fmt chunk: format 1 (PCM) or 3 (IEEE float), sample size in bytes.
+function fmtChunk(format: 1 | 3, bytes: number, rate: number, channels: number): Buffer {
   const fmt = Buffer.alloc(16)
-  fmt.writeUInt16LE(1, 0)
+  fmt.writeUInt16LE(format, 0)
   fmt.writeUInt16LE(channels, 2)
   fmt.writeUInt32LE(rate, 4)
-  fmt.writeUInt32LE(rate * channels * 2, 8)
-  fmt.writeUInt16LE(channels * 2, 12)
-  fmt.writeUInt16LE(16, 14)
+  fmt.writeUInt32LE(rate * channels * bytes, 8)
+  fmt.writeUInt16LE(channels * bytes, 12)
+  fmt.writeUInt16LE(8 * bytes, 14)
+  return fmt
+}
+
+/** A 16-bit PCM WAV file. */
+export function wav16(samples: Float32Array, rate: number, channels = 1): Buffer {
   const data = Buffer.alloc(samples.length * 2)
   for (let i = 0; i < samples.length; i++) data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(samples[i] * 32768))), i * 2)
-  return riff(fmt, data)
+  return riff(fmtChunk(1, 2, rate, channels), data)
 }
 
 /** A 32-bit IEEE float WAV file. */
 export function wavFloat(samples: Float32Array, rate: number, channels = 1): Buffer {
-  const fmt = Buffer.alloc(16)
-  fmt.writeUInt16LE(3, 0)
-  fmt.writeUInt16LE(channels, 2)
-  fmt.writeUInt32LE(rate, 4)
-  fmt.writeUInt32LE(rate * channels * 4, 8)
-  fmt.writeUInt16LE(channels * 4, 12)
-  fmt.writeUInt16LE(32, 14)
-  return riff(fmt, Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength))
+  return riff(fmtChunk(3, 4, rate, channels), Buffer.from(samples.buffer, samples.byteOffset, samples.byteLength))
 }
 
 class Bits {
