@@ -1,7 +1,7 @@
 // Bridges an AbortSignal to the native cancellation flag of one operation.
 import { LlavaError, fromNative } from './errors'
 import { binding } from './native'
-import type { NativeAbortHandle } from './native-types'
+import type { ModelBinding, NativeAbortHandle } from './native-types'
 
 export interface AbortLink {
   handle: NativeAbortHandle
@@ -10,8 +10,9 @@ export interface AbortLink {
   release(): void
 }
 
-export function linkSignal(signal: AbortSignal | undefined): AbortLink {
-  const handle = new (binding().AbortHandle)()
+/** `b`: the binding of the model the operation runs on (in-process or in its child process). */
+export function linkSignal(signal: AbortSignal | undefined, b: Pick<ModelBinding, 'AbortHandle'> = binding()): AbortLink {
+  const handle = new b.AbortHandle()
   const onAbort = (): void => handle.abort()
   signal?.addEventListener('abort', onAbort, { once: true })
   return {

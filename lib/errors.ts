@@ -28,6 +28,8 @@ export type LlavaErrorCode =
   | 'ERR_DOWNLOAD'
   | 'ERR_NOT_FOUND_REMOTE'
   | 'ERR_AUTH'
+  /** The child process of a model loaded with `isolation: 'process'` has ended (details: exitCode, signal, stderr). */
+  | 'ERR_PROCESS_EXITED'
   | 'ERR_INTERNAL'
 
 /** The one error class this library throws or rejects with (besides `signal.reason` on abort). */
@@ -48,7 +50,7 @@ const NATIVE_CODES = new Set<string>([
   'ERR_INVALID_ARGUMENT', 'ERR_FILE_NOT_FOUND', 'ERR_MODEL_LOAD', 'ERR_MMPROJ_LOAD', 'ERR_MMPROJ_MISMATCH',
   'ERR_NO_VISION', 'ERR_IMAGE_DECODE', 'ERR_IMAGE_ENCODE', 'ERR_NO_AUDIO', 'ERR_AUDIO_DECODE', 'ERR_AUDIO_ENCODE', 'ERR_CONTEXT_OVERFLOW', 'ERR_TOKENIZE', 'ERR_DECODE',
   'ERR_GRAMMAR', 'ERR_NO_CHAT_TEMPLATE', 'ERR_DISPOSED', 'ERR_ABORTED', 'ERR_BUSY', 'ERR_GROUP_FULL', 'ERR_OUT_OF_MEMORY',
-  'ERR_CHAT_TEMPLATE', 'ERR_INTERNAL',
+  'ERR_CHAT_TEMPLATE', 'ERR_INTERNAL', 'ERR_PROCESS_EXITED',
 ])
 
 /** Turns an error thrown by the native layer (a plain Error with a string `code`) into a LlavaError. */

@@ -4,9 +4,8 @@ import { decodeWithSharp } from './media/sharp'
 import { type OtherFormat, SNIFF_BYTES, sniffOtherFormat } from './media/sniff'
 import { LlavaError, fromNative } from './errors'
 import { MediaEmbedding } from './media/embedding'
-import { binding } from './native'
 import { AsAudio, DEFAULT_MAX_AUDIO_SECONDS, isRawAudio, looksLikeAudio, toNativeAudio } from './audio'
-import type { NativeEmbedding, NativeImageBytes, NativeImageInput, NativeMediaInput } from './native-types'
+import type { BytesMaker, NativeEmbedding, NativeImageBytes, NativeImageInput, NativeMediaInput } from './native-types'
 import { invalid } from './validate'
 
 /** Raw pixels, row-major, no padding. Electron's `nativeImage.toBitmap()` gives BGRA; canvas ImageData gives RGBA. */
@@ -128,35 +127,35 @@ const SLICE = 2 << 20
  * read memory JS owns (the caller could change, transfer or free it meanwhile). Starts copying at
  * once; the caller must leave the buffer unchanged until the returned promise settles.
  */
-export function ownImageBytes(input: NativeMediaInput): Promise<NativeMediaInput> {
-  if (input.kind === 'audio') return copyInSlices(input)
+export function ownImageBytes(input: NativeMediaInput, bytesIn: BytesMaker): Promise<NativeMediaInput> {
+  if (input.kind === 'audio') return copyInSlices(input, bytesIn)
   // Formats for sharp (lib/media/sharp.ts) are told synchronously for bytes (the caller may change
   // them once this returns), from the file's start for paths.
   if (input.kind === 'bytes' && input.data instanceof Uint8Array) {
     const format = sniffOtherFormat(input.data.subarray(0, SNIFF_BYTES))
     // sharp reads its input on another thread: it gets a copy of its own
-    if (format) return decodeOther(Buffer.from(input.data), format, 'the image buffer', input)
+    if (format) return decodeOther(Buffer.from(input.data), format, 'the image buffer', input, bytesIn)
   }
   if (input.kind === 'path') {
     return otherFormatFile(input.path).then((other): NativeMediaInput | Promise<NativeMediaInput> => {
       if (other === 'audio') return { kind: 'audio', source: 'path', path: input.path, maxSeconds: input.maxAudioSeconds ?? DEFAULT_MAX_AUDIO_SECONDS }
-      return other ? decodeOther(other.bytes, other.format, `the image file ${input.path}`, input) : input
+      return other ? decodeOther(other.bytes, other.format, `the image file ${input.path}`, input, bytesIn) : input
     })
   }
-  return copyInSlices(input)
+  return copyInSlices(input, bytesIn)
 }
 
-async function decodeOther(source: Buffer, format: OtherFormat, what: string, input: Extract<NativeImageInput, { kind: 'path' | 'bytes' }>): Promise<NativeImageInput> {
-  return copyInSlices(await decodeWithSharp(source, format, what, input))
+async function decodeOther(source: Buffer, format: OtherFormat, what: string, input: Extract<NativeImageInput, { kind: 'path' | 'bytes' }>, bytesIn: BytesMaker): Promise<NativeImageInput> {
+  return copyInSlices(await decodeWithSharp(source, format, what, input), bytesIn)
 }
 
-async function copyInSlices<I extends NativeMediaInput>(input: I): Promise<I> {
+async function copyInSlices<I extends NativeMediaInput>(input: I, bytesIn: BytesMaker): Promise<I> {
   if (!('data' in input) || !(input.data instanceof Uint8Array) || input.data.byteLength < COPY_IN_SLICES_FROM) return input
   const source = input.data
   const total = source.byteLength
   let copy
   try {
-    copy = new (binding().ImageBytes)(total)
+    copy = new bytesIn(total)
     for (let offset = 0; offset < total; offset += SLICE) {
       if (offset > 0) await new Promise<void>((resolve) => setImmediate(resolve))
       copy.copyFrom(source, offset, Math.min(SLICE, total - offset))
@@ -201,8 +200,8 @@ async function otherFormatFile(file: string): Promise<{ format: OtherFormat; byt
 }
 
 /** ownImageBytes() over a call's media; embeddings pass through. */
-export function ownImages<E>(images: Array<NativeMediaInput | E>): Promise<Array<NativeMediaInput | E>> {
-  return Promise.all(images.map((img) => (img !== null && typeof img === 'object' && 'kind' in img ? ownImageBytes(img as NativeMediaInput) : img)))
+export function ownImages<E>(images: Array<NativeMediaInput | E>, bytesIn: BytesMaker): Promise<Array<NativeMediaInput | E>> {
+  return Promise.all(images.map((img) => (img !== null && typeof img === 'object' && 'kind' in img ? ownImageBytes(img as NativeMediaInput, bytesIn) : img)))
 }
 
 /**

@@ -13,7 +13,8 @@ import { parseModelSpec } from './hub/spec'
 import { Lifetime } from './lifetime'
 import { WeakObjectSet } from './weak-set'
 import { binding } from './native'
-import type { NativeAudioInput, NativeEmbedding, NativeMediaInput, NativeModel, NativeModelInfo } from './native-types'
+import type { ModelBinding, NativeAudioInput, NativeEmbedding, NativeLoadParams, NativeMediaInput, NativeModel, NativeModelInfo } from './native-types'
+import { type Isolation, isolationOption, loadIsolated, remoteBinding } from './isolation'
 import { Session, type SessionOptions, SESSION_OPTION_KEYS, releaseImages, resolveSessionOptions, retainImages } from './session'
 import { SessionGroup, type SessionGroupOptions } from './session-group'
 import * as v from './validate'
@@ -132,6 +133,20 @@ export interface LoadModelOptions {
   vocabOnly?: boolean
   /** Aborts loading; the promise then rejects with `signal.reason`. */
   signal?: AbortSignal
+  /**
+   * Where llama.cpp runs: 'none' (the default) in this process; 'process' in a child process of
+   * its own, so that an abort, a segmentation fault or an out-of-memory kill in llama.cpp or a GPU
+   * driver ends that process and not this one: the model's pending calls then reject with
+   * `ERR_PROCESS_EXITED`, and `model.reload()` brings it back. The API is the same either way.
+   * The environment variable LLAVA_NATIVE_ISOLATION ('none' or 'process') sets the default.
+   */
+  isolation?: Isolation
+  /**
+   * With `isolation: 'process'`: called when the model's process ends other than through
+   * dispose() or reload() (a crash, a kill), with the `ERR_PROCESS_EXITED` error its pending calls
+   * reject with (`details`: exit code, signal, last lines of its stderr).
+   */
+  onCrash?: (error: LlavaError) => void
 }
 
 /** The largest imageMinTokens / imageMaxTokens: clip.cpp multiplies the budget by the patch area in 32 bits. */
@@ -139,7 +154,7 @@ const MAX_IMAGE_TOKENS_OPTION = 65536
 
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'maxAudioSeconds', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download',
+  'maxImagePixels', 'maxAudioSeconds', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download', 'isolation', 'onCrash',
 ] as const
 
 /** What a loaded model is. */
@@ -231,25 +246,48 @@ export interface ModelDefaults {
  * encode images once and use them in any session.
  */
 export class Model {
-  /** What the model is: architecture, sizes, chat template, vision capabilities. */
-  readonly info: ModelInfo
-  /** Layers offloaded to a GPU (0 on CPU-only builds or without a GPU). */
-  readonly gpuLayers: number
-  /** @internal */
-  readonly native: NativeModel
+  /** Where llama.cpp runs for this model: 'none' (this process) or 'process' (a child process). */
+  readonly isolation: Isolation
   /** @internal */
   readonly defaults: ModelDefaults
+  /** @internal What the model's native objects are made with (the addon, or a child process's proxies). */
+  readonly binding: ModelBinding
+  #native: NativeModel
+  #info: ModelInfo
+  readonly #recipe: LoadRecipe
   readonly #lifetime = new Lifetime('model')
   readonly #sessions = new WeakObjectSet<Session>()
   readonly #embeddings = new WeakObjectSet<MediaEmbedding>()
   readonly #groups = new WeakObjectSet<SessionGroup>()
 
   /** @internal */
-  constructor(native: NativeModel, defaults: ModelDefaults) {
-    this.native = native
+  constructor(native: NativeModel, defaults: ModelDefaults, recipe: LoadRecipe) {
+    this.#native = native
     this.defaults = defaults
-    this.info = toModelInfo(native.info())
-    this.gpuLayers = native.gpuLayers
+    this.#recipe = recipe
+    this.isolation = recipe.isolation
+    this.binding = recipe.isolation === 'process' ? remoteBinding : binding()
+    this.#info = toModelInfo(native.info())
+  }
+
+  /** What the model is: architecture, sizes, chat template, vision capabilities. */
+  get info(): ModelInfo {
+    return this.#info
+  }
+
+  /** Layers offloaded to a GPU (0 on CPU-only builds or without a GPU). */
+  get gpuLayers(): number {
+    return this.#native.gpuLayers
+  }
+
+  /** @internal */
+  get native(): NativeModel {
+    return this.#native
+  }
+
+  /** The id of the process llama.cpp runs in for this model: this one, or its child process with `isolation: 'process'`. */
+  get pid(): number | undefined {
+    return this.isolation === 'process' ? (this.#native as { pid?: number }).pid : process.pid
   }
 
   get disposed(): boolean {
@@ -259,6 +297,32 @@ export class Model {
   /** @internal */
   assertAlive(): void {
     this.#lifetime.assertAlive('load it again with loadModel()')
+    const crashed = (this.#native as { exitError?: LlavaError }).exitError
+    if (crashed) throw crashed
+  }
+
+  /**
+   * Loads the model again with the options it was loaded with, after disposing its sessions,
+   * groups and embeddings: with `isolation: 'process'`, the way back after its process has died
+   * (a new process is started). Resolves when the model is usable again.
+   */
+  async reload(options?: { signal?: AbortSignal; onProgress?: (fraction: number) => void }): Promise<void> {
+    this.#lifetime.assertAlive('load it again with loadModel()')
+    const o = v.optionsObject('reload options', options)
+    v.checkKeys('reload()', o, ['signal', 'onProgress'])
+    const signal = v.signal('signal', o.signal)
+    const onProgress = v.fn<(f: number) => void>('onProgress', o.onProgress)
+    throwIfAborted(signal)
+    ;(this.#native as { disposing?: () => void }).disposing?.()
+    await this.#disposeChildren()
+    await this.#native.dispose()
+    const native = await loadNative(this.#recipe, signal, onProgress)
+    if (this.#lifetime.disposed) {
+      await native.dispose()
+      this.assertAlive()
+    }
+    this.#native = native
+    this.#info = toModelInfo(native.info())
   }
 
   /** @internal */
@@ -300,10 +364,10 @@ export class Model {
     what: string,
     run: (input: NativeMediaInput, handle: ReturnType<typeof linkSignal>['handle']) => Promise<E>,
   ): Promise<E> {
-    const owning = ownImageBytes(input)
+    const owning = ownImageBytes(input, this.binding.ImageBytes)
     owning.catch(() => undefined) // awaited below; left behind only when the signal had already fired
     throwIfAborted(signal)
-    const link = linkSignal(signal)
+    const link = linkSignal(signal, this.binding)
     try {
       const nativeInput = await this.track(owning)
       throwIfAborted(signal)
@@ -445,7 +509,7 @@ export class Model {
         addSpecial = true
       }
       const inputs = images.map((img, i) => {
-        if (img instanceof MediaEmbedding || img instanceof binding().Embedding) return img as MediaEmbedding | NativeEmbedding
+        if (img instanceof MediaEmbedding || img instanceof this.binding.Embedding) return img as MediaEmbedding | NativeEmbedding
         const input = toNativeMedia(img, `media[${i}]`, this.defaults.imageReading)
         refuseUnheard(this.info.vision, input, `media[${i}]`)
         return input
@@ -453,7 +517,7 @@ export class Model {
       refuseUnseen(this.info.vision, inputs)
       const native = retainImages(inputs)
       try {
-        const owned = await ownImages(native)
+        const owned = await ownImages(native, this.binding.ImageBytes)
         const r = await this.track(this.native.countTokens(prompt, owned, addSpecial, true))
         return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens, audioTokens: r.audioTokens, positions: r.positions }
       } catch (err) {
@@ -507,14 +571,18 @@ export class Model {
    */
   dispose(): Promise<void> {
     return this.#lifetime.dispose(
-      () => undefined,
+      () => (this.#native as { disposing?: () => void }).disposing?.(),
       async () => {
-        await Promise.all(this.#sessions.values().map((s) => s.dispose()))
-        await Promise.all(this.#groups.values().map((g) => g.dispose()))
-        await Promise.all(this.#embeddings.values().map((e) => e.dispose()))
-        this.native.dispose()
+        await this.#disposeChildren()
+        await this.#native.dispose()
       },
     )
+  }
+
+  async #disposeChildren(): Promise<void> {
+    await Promise.all(this.#sessions.values().map((s) => s.dispose()))
+    await Promise.all(this.#groups.values().map((g) => g.dispose()))
+    await Promise.all(this.#embeddings.values().map((e) => e.dispose()))
   }
 
   [Symbol.asyncDispose](): Promise<void> {
@@ -592,6 +660,8 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const templateTimeoutMs = v.int('chatTemplateTimeoutMs', options.chatTemplateTimeoutMs, 1, 3_600_000, DEFAULT_TEMPLATE_TIMEOUT_MS)
   const onProgress = v.fn<(f: number) => void>('onProgress', options.onProgress)
   const signal = v.signal('signal', options.signal)
+  const isolation = isolationOption(options.isolation)
+  const onCrash = v.fn<(e: LlavaError) => void>('onCrash', options.onCrash)
   const download = options.download
   if (download !== undefined && (download === null || typeof download !== 'object')) throw v.invalid('download', 'an options object', download)
   for (const k of ['mmproj', 'signal', 'dryRun'] as const) {
@@ -614,7 +684,46 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     mmproj = (await resolveModel(mmproj, { ...download, mmproj: false, signal })).model
   }
 
-  const link = linkSignal(signal)
+  const recipe: LoadRecipe = {
+    params: {
+      model: path.resolve(model),
+      mmproj: mmproj === undefined ? undefined : path.resolve(mmproj),
+      gpuLayers,
+      mainGpu,
+      useMmap,
+      mmprojUseGpu,
+      threads,
+      vocabOnly,
+      imageMinTokens,
+      imageMaxTokens,
+    },
+    isolation,
+    onCrash,
+  }
+  const native = await loadNative(recipe, signal, onProgress)
+  const trained = native.info().contextLength
+  return new Model(native, {
+    threads,
+    adaptiveThreads,
+    contextSize: contextSize || Math.min(trained > 0 ? trained : 4096, 4096),
+    batchSize,
+    flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,
+    maxImagePixels,
+    imageReading: { maxPixels: maxImagePixels, orientation: imageOrientation, background: imageBackground, maxAudioSeconds },
+    templateTimeoutMs,
+  }, recipe)
+}
+
+/** How a model was loaded, for reload(). */
+interface LoadRecipe {
+  params: NativeLoadParams
+  isolation: Isolation
+  onCrash: ((e: LlavaError) => void) | undefined
+}
+
+/** Loads the weights in this process or in a child process, under the signal. */
+async function loadNative(recipe: LoadRecipe, signal: AbortSignal | undefined, onProgress: ((f: number) => void) | undefined): Promise<NativeModel> {
+  const link = linkSignal(signal, recipe.isolation === 'process' ? remoteBinding : binding())
   let callbackError: { error: unknown } | undefined
   const progress = onProgress
     ? (f: number): void => {
@@ -629,22 +738,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     : undefined
   let native: NativeModel
   try {
-    native = await binding().loadModel(
-      {
-        model: path.resolve(model),
-        mmproj: mmproj === undefined ? undefined : path.resolve(mmproj),
-        gpuLayers,
-        mainGpu,
-        useMmap,
-        mmprojUseGpu,
-        threads,
-        vocabOnly,
-        imageMinTokens,
-        imageMaxTokens,
-      },
-      link.handle,
-      progress,
-    )
+    native = recipe.isolation === 'process' ? await loadIsolated(recipe.params, link.handle, progress, recipe.onCrash) : await binding().loadModel(recipe.params, link.handle, progress)
   } catch (err) {
     if (callbackError) throw callbackError.error
     throw abortError(signal, err, 'Model loading')
@@ -652,20 +746,10 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     link.release()
   }
   if (callbackError || signal?.aborted) {
-    native.dispose()
+    await native.dispose()
     throw callbackError ? callbackError.error : signal!.reason
   }
-  const trained = native.info().contextLength
-  return new Model(native, {
-    threads,
-    adaptiveThreads,
-    contextSize: contextSize || Math.min(trained > 0 ? trained : 4096, 4096),
-    batchSize,
-    flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,
-    maxImagePixels,
-    imageReading: { maxPixels: maxImagePixels, orientation: imageOrientation, background: imageBackground, maxAudioSeconds },
-    templateTimeoutMs,
-  })
+  return native
 }
 
 function orientationOption(option: string, value: unknown): 'exif' | 'ignore' {

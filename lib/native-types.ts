@@ -126,7 +126,7 @@ export interface NativeModel {
     addSpecial: boolean,
     parseSpecial: boolean,
   ): Promise<{ tokens: number; textTokens: number; imageTokens: number; audioTokens: number; positions: number }>
-  dispose(): void
+  dispose(): void | Promise<void>
 }
 
 export interface NativeSessionParams {
@@ -260,3 +260,12 @@ export interface NativeBinding {
   shutdown(): void
   setLogCallback(fn: ((level: string, message: string) => void) | null, minLevel?: string): void
 }
+
+/**
+ * What a model's objects are made with: the addon itself in-process, or proxies of a child
+ * process's addon for `isolation: 'process'` (lib/isolation/remote.ts).
+ */
+export type ModelBinding = Pick<NativeBinding, 'AbortHandle' | 'ImageBytes' | 'Embedding' | 'Session' | 'SessionGroup' | 'renderChat'>
+
+/** Makes the memory large media bytes are gathered in before a call (ModelBinding['ImageBytes']). */
+export type BytesMaker = new (size: number) => NativeImageBytes

@@ -2,7 +2,6 @@ import { fromNative } from './errors'
 import { Lifetime } from './lifetime'
 import type { Model } from './model'
 import type { NativeSessionGroup, NativeSessionParams } from './native-types'
-import { binding } from './native'
 import { Session, type SessionOptions } from './session'
 import { WeakObjectSet } from './weak-set'
 
@@ -41,7 +40,7 @@ export class SessionGroup {
     this.contextSize = params.contextSize
     this.#onDispose = onDispose
     try {
-      this.#native = new (binding().SessionGroup)(model.native, params, size)
+      this.#native = new model.binding.SessionGroup(model.native, params, size)
     } catch (err) {
       throw fromNative(err)
     }

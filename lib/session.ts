@@ -35,7 +35,6 @@ import type {
   NativeSessionParams,
 } from './native-types'
 import { usableCpus } from './cpu'
-import { binding } from './native'
 import * as v from './validate'
 
 /** Options for {@link Model.createSession}. */
@@ -244,7 +243,7 @@ export class Session {
     this.#params = params
     this.#onDispose = onDispose
     try {
-      this.#native = new (binding().Session)(model.native, params, group)
+      this.#native = new model.binding.Session(model.native, params, group)
     } catch (err) {
       throw fromNative(err)
     }
@@ -475,10 +474,10 @@ export class Session {
       return Promise.reject(err)
     }
     // Large buffers start moving into native memory now, while the call waits its turn.
-    const owning = input ? undefined : ownImages(prepared.images)
+    const owning = input ? undefined : ownImages(prepared.images, this.#model.binding.ImageBytes)
     owning?.catch(() => undefined) // awaited by the work below, or dropped with it
     input?.catch(() => undefined)
-    const link = linkSignal(prepared.signal)
+    const link = linkSignal(prepared.signal, this.#model.binding)
     let disposedWhileRunning = false
     let consumerStopped = false
     let callbackError: { error: unknown } | undefined
@@ -525,7 +524,7 @@ export class Session {
       }
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
       // pixels are neither in this session's cache nor encoded elsewhere in the model.
-      const images = await (owning ?? ownImages(prepared.images))
+      const images = await (owning ?? ownImages(prepared.images, this.#model.binding.ImageBytes))
       if (prepared.schema !== undefined) prepared.request.grammar = await grammarForSchema(prepared.schema)
       let raw: NativeGenerateResult
       try {
@@ -664,7 +663,7 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
   if (images.length > 0) {
     const vision = model.info.vision
     nativeImages = images.map((img, i) => {
-      if (img instanceof binding().Embedding) return img as NativeEmbedding // a handle chat() already took for this call
+      if (img instanceof model.binding.Embedding) return img as NativeEmbedding // a handle chat() already took for this call
       if (img instanceof MediaEmbedding) {
         if (img.owner !== model) throw new LlavaError('ERR_INVALID_ARGUMENT', `${list}[${i}] was encoded by another model; encode it with this model`)
         img.assertAlive()

@@ -4,7 +4,7 @@ import { LlavaError } from '../errors'
 import { AsAudio, looksLikeAudio } from '../audio'
 import { NativeBytesImage } from '../image'
 import { otherFormatOfMime, sniffOtherFormat } from '../media/sniff'
-import { binding } from '../native'
+import type { BytesMaker } from '../native-types'
 
 /** Characters of the URL decoded between two turns of the event loop (768 KB of bytes). */
 const SLICE = 1 << 20
@@ -21,7 +21,7 @@ function refuse(option: string, why: string): LlavaError {
  * The bytes of a `data:[<type>][;base64],<data>` URL (RFC 2397); large ones in native memory. A
  * sound (an audio/* type, or WAV/MP3/FLAC bytes) comes back marked as one, whatever its size.
  */
-export async function decodeDataUrl(url: string, option: string): Promise<Buffer | NativeBytesImage | AsAudio> {
+export async function decodeDataUrl(url: string, option: string, bytesIn: BytesMaker): Promise<Buffer | NativeBytesImage | AsAudio> {
   // Only the header is looked at as text; the body is never scanned by a regular expression whole.
   const head = url.slice(0, 512)
   const comma = head.indexOf(',')
@@ -38,15 +38,15 @@ export async function decodeDataUrl(url: string, option: string): Promise<Buffer
   const first = base64 ? Buffer.from(url.slice(comma + 1, comma + 1 + 88).replace(/\s+/g, ''), 'base64') : Buffer.alloc(0)
   const mime = head.slice(5, comma).split(';')[0]
   const inJs = otherFormatOfMime(mime) !== undefined || sniffOtherFormat(first) !== undefined
-  const bytes = await (base64 ? decodeBase64(url, comma + 1, option, inJs) : decodePercent(url, comma + 1, option))
+  const bytes = await (base64 ? decodeBase64(url, comma + 1, option, inJs, bytesIn) : decodePercent(url, comma + 1, option))
   const audio = /^audio\//i.test(mime) || looksLikeAudio(base64 ? first : bytes instanceof Buffer ? bytes.subarray(0, 12) : first)
   return audio ? new AsAudio(bytes) : bytes
 }
 
 /** The bytes of base64 text (an OpenAI `input_audio` part's data), decoded the same way. */
-export async function decodeBase64Audio(text: string, option: string): Promise<Buffer | NativeBytesImage> {
+export async function decodeBase64Audio(text: string, option: string, bytesIn: BytesMaker): Promise<Buffer | NativeBytesImage> {
   if (text.length === 0) throw new LlavaError('ERR_INVALID_ARGUMENT', `${option} is empty: give base64 of a WAV, MP3 or FLAC file`, { details: { option } })
-  return decodeBase64(text, 0, option, false).catch((err: unknown) => {
+  return decodeBase64(text, 0, option, false, bytesIn).catch((err: unknown) => {
     if (err instanceof LlavaError) throw new LlavaError('ERR_INVALID_ARGUMENT', `${option} is not valid base64: its data holds characters that base64 does not use`, { details: { option } })
     throw err
   })
@@ -55,9 +55,9 @@ export async function decodeBase64Audio(text: string, option: string): Promise<B
 // Large images are decoded straight into native memory, a slice at a time through one small
 // buffer: a JS allocation of the whole image would only be copied again, and tens of megabytes of
 // new external memory make V8 collect garbage, a pause on the JS thread.
-async function decodeBase64(url: string, start: number, option: string, inJs: boolean): Promise<Buffer | NativeBytesImage> {
+async function decodeBase64(url: string, start: number, option: string, inJs: boolean, bytesIn: BytesMaker): Promise<Buffer | NativeBytesImage> {
   const bound = Math.ceil(((url.length - start) * 3) / 4) + 3
-  const native = bound >= NATIVE_FROM && !inJs ? new (binding().ImageBytes)(bound) : undefined
+  const native = bound >= NATIVE_FROM && !inJs ? new bytesIn(bound) : undefined
   const out = native ? Buffer.allocUnsafe(Math.ceil((SLICE * 3) / 4) + 3) : Buffer.allocUnsafe(bound)
   let written = 0
   let carry = ''

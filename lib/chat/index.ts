@@ -6,8 +6,7 @@ import { LlavaError, fromNative } from '../errors'
 import { AsAudio } from '../audio'
 import { type ImageInput, NativeBytesImage } from '../image'
 import { MediaEmbedding } from '../media/embedding'
-import type { NativeEmbedding, NativeModel } from '../native-types'
-import { binding } from '../native'
+import type { ModelBinding, NativeEmbedding, NativeModel } from '../native-types'
 import { decodeBase64Audio, decodeDataUrl } from './data-url'
 import { type PendingImage, toChatJson } from './messages'
 import { type CheckedRenderOptions, type ChatRenderOptions, checkRenderOptions } from './options'
@@ -25,6 +24,7 @@ export interface ChatHost {
   readonly info: { chatTemplate: string | null; vision: { marker: string } | null }
   readonly defaults: { templateTimeoutMs: number }
   readonly native: NativeModel
+  readonly binding: ModelBinding
 }
 
 /** What generation needs to constrain and read a chat answer (passed to the native generate). */
@@ -152,13 +152,13 @@ async function render(host: ChatHost, chat: PreparedChat): Promise<RenderedChat>
   const images: RenderedChat['images'] = []
   for (const img of chat.images) {
     // prepareChat() has replaced every ImageEmbedding with the call's own handle.
-    if (img !== null && typeof img === 'object' && 'dataUrl' in img) images.push(await decodeDataUrl(img.dataUrl, img.option))
-    else if (img !== null && typeof img === 'object' && 'audioBase64' in img) images.push(new AsAudio(await decodeBase64Audio(img.audioBase64, img.option)))
+    if (img !== null && typeof img === 'object' && 'dataUrl' in img) images.push(await decodeDataUrl(img.dataUrl, img.option, host.binding.ImageBytes))
+    else if (img !== null && typeof img === 'object' && 'audioBase64' in img) images.push(new AsAudio(await decodeBase64Audio(img.audioBase64, img.option, host.binding.ImageBytes)))
     else images.push(img as ImageInput | NativeEmbedding)
   }
   let raw: string
   try {
-    raw = await binding().renderChat(host.native, JSON.stringify(chat.request), host.defaults.templateTimeoutMs)
+    raw = await host.binding.renderChat(host.native, JSON.stringify(chat.request), host.defaults.templateTimeoutMs)
   } catch (err) {
     throw fromNative(err)
   }
