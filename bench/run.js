@@ -54,7 +54,8 @@ const HELP = `Usage: npm run bench -- [options]
   --timeout S     seconds each child process may take (default 900)
   --contention    the busy-machine benchmark instead (bench/contention.js; --help there)
   --chat          what the chat layer costs: chat() vs complete() generation, rendering time (bench/chat.js)
-  --download      hf: download throughput against llama.cpp's -hf, idle and busy (bench/download.js)`
+  --download      hf: download throughput against llama.cpp's -hf, idle and busy (bench/download.js)
+  --isolation     isolation: 'process' against in-process (bench/isolation.js)`
 
 /** Runs one of the bench/lib children and reads what it wrote, whatever happened to it. */
 async function runNodeChild(script, config, workDir, tag, timeoutMs, withStderr) {
@@ -88,19 +89,11 @@ function headline(system, r) {
 }
 
 async function main() {
-  if (process.argv.includes('--download')) {
-    const args = process.argv.slice(2).filter((a) => a !== '--download')
-    const run = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'download.js'), ...args], { stdio: 'inherit' })
-    process.exit(run.status ?? 1)
-  }
-  if (process.argv.includes('--chat')) {
-    const args = process.argv.slice(2).filter((a) => a !== '--chat')
-    const run = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'chat.js'), ...args], { stdio: 'inherit' })
-    process.exit(run.status ?? 1)
-  }
-  if (process.argv.includes('--contention')) {
-    // The busy-machine benchmark has a script of its own; `npm run bench -- --contention` runs it.
-    const run = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, 'contention.js'), ...process.argv.slice(2)], { stdio: 'inherit' })
+  // The other benchmarks have scripts of their own: `npm run bench -- --contention` runs one.
+  for (const [flag, script] of [['--download', 'download.js'], ['--chat', 'chat.js'], ['--contention', 'contention.js'], ['--isolation', 'isolation.js']]) {
+    if (!process.argv.includes(flag)) continue
+    const args = process.argv.slice(2).filter((a) => a !== flag)
+    const run = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, script), ...args], { stdio: 'inherit' })
     process.exitCode = run.status ?? 1
     return
   }

@@ -95,6 +95,10 @@ describe("isolation: 'process'", () => {
     const local = await loadModel({ ...pair, threads: 1 })
     expect(local.isolation).toBe('none')
     expect(local.pid).toBe(process.pid)
+    const before = local.createSession()
+    await local.reload() // in-process too: sessions go, the weights are loaded again
+    expect((await rejection(before.complete(SHORT))).code).toBe('ERR_DISPOSED')
+    expect((await local.createSession().complete(SHORT)).tokens).toEqual(expected.short)
     await local.dispose()
   })
 
@@ -207,6 +211,33 @@ describe("isolation: 'process'", () => {
       expect(await gone(pid, 5000)).toBe(true)
     })
   }
+
+  test("an embedding dropped without dispose() is freed in the child when it is garbage-collected", () => {
+    const script = `
+      const { loadModel } = require('.')
+      ;(async () => {
+        const model = await loadModel({ model: process.env.MODEL, mmproj: process.env.MMPROJ, threads: 1, isolation: 'process' })
+        const image = { data: new Uint8Array(32 * 32 * 3).fill(90), width: 32, height: 32, format: 'rgb' }
+        const kept = await model.encodeImage(image)
+        const again = await model.encodeImage(image) // an alive embedding of the same pixels is reused
+        const out = [again.reused]
+        kept.dispose(); again.dispose()
+        await (async () => { await model.encodeImage(image) })() // dropped
+        for (let i = 0; i < 10; i++) { global.gc(); await new Promise((r) => setTimeout(r, 20)) }
+        out.push((await model.encodeImage(image)).reused)
+        console.log(JSON.stringify(out))
+        await model.dispose()
+      })()
+    `
+    const r = require('node:child_process').spawnSync(process.execPath, ['--expose-gc', '-e', script], {
+      cwd: root,
+      encoding: 'utf8',
+      env: { ...process.env, MODEL: pair.model, MMPROJ: pair.mmproj },
+      timeout: 60000,
+    })
+    expect(r.status).toBe(0)
+    expect(JSON.parse(r.stdout)).toEqual([true, false])
+  })
 
   test('isolation is validated, and LLAVA_NATIVE_ISOLATION sets the default', async () => {
     expect((await rejection(loadModel({ ...pair, isolation: 'thread' as never }))).code).toBe('ERR_INVALID_ARGUMENT')

@@ -22,6 +22,12 @@ import type {
 } from '../native-types'
 import { ChildChannel } from './channel'
 
+/**
+ * The child's objects of proxies dropped without dispose(): freed there when the proxy is
+ * garbage-collected here, as the addon's own objects are in-process.
+ */
+const forgotten = new FinalizationRegistry<{ channel: ChildChannel; id: number }>(({ channel, id }) => channel.send('dispose', [id]))
+
 /** An abort flag whose abort() reaches the child's own handle of the call it was given to. */
 export class RemoteAbortHandle implements NativeAbortHandle {
   #aborted = false
@@ -101,6 +107,7 @@ export class RemoteEmbedding implements NativeEmbedding {
     this.#channel = channel
     this.id = id
     this.#facts = facts
+    forgotten.register(this, { channel, id }, this)
   }
 
   get encodeMs(): number {
@@ -133,6 +140,7 @@ export class RemoteEmbedding implements NativeEmbedding {
   dispose(): void {
     if (this.#disposed) return
     this.#disposed = true
+    forgotten.unregister(this)
     this.#channel.send('dispose', [this.id])
   }
 }
@@ -258,6 +266,7 @@ export class RemoteSessionGroup implements NativeSessionGroup {
     this.channel = m.channel
     this.id = m.channel.newId()
     m.channel.callSync('groupNew', [this.id, m.id, params, sessions])
+    forgotten.register(this, { channel: m.channel, id: this.id }, this)
   }
 
   freeSessions(): number {
@@ -267,6 +276,7 @@ export class RemoteSessionGroup implements NativeSessionGroup {
   dispose(): void {
     if (this.#disposed) return
     this.#disposed = true
+    forgotten.unregister(this)
     this.channel.send('dispose', [this.id])
   }
 }
@@ -282,6 +292,7 @@ export class RemoteSession implements NativeSession {
     this.#id = m.channel.newId()
     const groupId = group === undefined ? null : (group as RemoteSessionGroup).id
     m.channel.callSync('sessionNew', [this.#id, m.id, params, groupId])
+    forgotten.register(this, { channel: m.channel, id: this.#id }, this)
   }
 
   generate(req: NativeGenerateRequest, abort: NativeAbortHandle, onPieces?: (pieces: NativePiece[]) => void): Promise<NativeGenerateResult> {
@@ -312,6 +323,7 @@ export class RemoteSession implements NativeSession {
   dispose(): void {
     if (this.#disposed) return
     this.#disposed = true
+    forgotten.unregister(this)
     this.#channel.send('dispose', [this.#id])
   }
 }

@@ -108,6 +108,27 @@ export async function agent(model: Model, question: string, run: (name: string, 
   return r
 }
 
+// A model in a child process of its own: the same API, and a way back after a crash.
+export async function isolated(): Promise<void> {
+  await using model = await loadModel({
+    model: 'm.gguf',
+    isolation: 'process',
+    onCrash: (err: LlavaError) => {
+      const signal = err.details?.signal
+      void signal
+    },
+  })
+  const where: 'none' | 'process' = model.isolation
+  const pid: number | undefined = model.pid
+  void where
+  void pid
+  try {
+    await model.createSession().complete({ prompt: 'x' })
+  } catch (err) {
+    if (err instanceof LlavaError && err.code === 'ERR_PROCESS_EXITED') await model.reload({ onProgress: (f: number) => void f })
+  }
+}
+
 // Structured answers: `json` is typed from a schema written `as const`.
 export async function extract(model: Model): Promise<string | undefined> {
   const schema = {
@@ -204,6 +225,8 @@ export async function misuse(): Promise<void> {
   // @ts-expect-error the model path is required
   await loadModel({ mmproj: 'x.gguf' })
   const model = await loadModel({ model: 'm.gguf' })
+  // @ts-expect-error isolation is 'none' or 'process'
+  await loadModel({ model: 'm.gguf', isolation: 'thread' })
   // @ts-expect-error the pixel format is one of rgb, rgba, bgra
   await model.encodeImage({ data: new Uint8Array(3), width: 1, height: 1, format: 'argb' })
   // @ts-expect-error temperature is a number
