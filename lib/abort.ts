@@ -1,6 +1,5 @@
 // Bridges an AbortSignal to the native cancellation flag of one operation.
 import { LlavaError, fromNative } from './errors'
-import { binding } from './native'
 import type { ModelBinding, NativeAbortHandle } from './native-types'
 
 export interface AbortLink {
@@ -11,7 +10,7 @@ export interface AbortLink {
 }
 
 /** `b`: the binding of the model the operation runs on (in-process or in its child process). */
-export function linkSignal(signal: AbortSignal | undefined, b: Pick<ModelBinding, 'AbortHandle'> = binding()): AbortLink {
+export function linkSignal(signal: AbortSignal | undefined, b: Pick<ModelBinding, 'AbortHandle'>): AbortLink {
   const handle = new b.AbortHandle()
   const onAbort = (): void => handle.abort()
   signal?.addEventListener('abort', onAbort, { once: true })

@@ -38,7 +38,7 @@ const live = new Set<ChildChannel>()
 let exitHookInstalled = false
 
 export class ChildChannel {
-  readonly #child: ChildHandle
+  #child: ChildHandle | undefined
   readonly #worker: Worker
   readonly #syncPort: MessagePort
   readonly #flag: Int32Array
@@ -50,7 +50,9 @@ export class ChildChannel {
   #exitError: LlavaError | undefined
   #closing = false
   #graceTimer: NodeJS.Timeout | undefined
+  #transportError: Error | undefined
   readonly #exited: Promise<LlavaError>
+  #resolveExited!: (e: LlavaError) => void
   readonly #connected: Promise<void>
   readonly #unsubscribeLogs: () => void
   /** Called once when the child ends other than through close(). */
@@ -73,26 +75,18 @@ export class ChildChannel {
     this.#worker.unref()
     let connected!: () => void
     this.#connected = new Promise((resolve) => (connected = resolve))
-    this.#worker.on('message', (m: ChildMessage | { t: 'closed' } | { t: 'connected' }) => {
-      if (m.t === 'connected') connected()
+    this.#exited = new Promise((resolve) => (this.#resolveExited = resolve))
+    this.#worker.on('message', (m: ChildMessage | { t: 'closed' } | { t: 'connected' } | { t: 'listening' }) => {
+      // the child starts once there is something to connect to
+      if (m.t === 'listening') this.#spawn(sock, token)
+      else if (m.t === 'connected') connected()
       else if (m.t === 'closed') this.#fail()
       else if (m.t === 'log') currentLogger()?.(m.level, m.message)
       else this.#receive(m)
     })
-    this.#worker.on('error', () => this.#fail())
-
-    this.#child = startChild(script('child'), { ...process.env, LLAVA_NATIVE_ISOLATION_SOCKET: sock, LLAVA_NATIVE_ISOLATION_TOKEN: token })
-    this.#child.unref()
-    this.#child.stderr?.on('data', (chunk: Buffer) => this.#keepStderr(chunk))
-    let exited!: (e: LlavaError) => void
-    this.#exited = new Promise((resolve) => (exited = resolve))
-    let once = false
-    this.#child.onExit((code, signal) => {
-      if (once) return
-      once = true
-      // the last stderr lines arrive just after the exit
-      const stderrDone = this.#child.stderr ? new Promise((r) => this.#child.stderr!.once('close', r)) : Promise.resolve()
-      void Promise.race([stderrDone, new Promise((r) => setTimeout(r, 200))]).then(() => exited(this.#onExit(code, signal)))
+    this.#worker.on('error', (err) => {
+      this.#transportError = err
+      this.#fail()
     })
     live.add(this)
     if (!exitHookInstalled) {
@@ -100,12 +94,28 @@ export class ChildChannel {
       // A host that exits takes its models' processes along (SIGKILL of the host: they see the
       // connection end and go themselves).
       process.once('exit', () => {
-        for (const c of live) c.#child.kill('SIGKILL')
+        for (const c of live) c.#child?.kill('SIGKILL')
       })
     }
     this.#unsubscribeLogs = onLoggerChange((level) => this.send('setLogger', [level]))
     const logger = currentLogger()
     if (logger) this.send('setLogger', [logger.level])
+  }
+
+  #spawn(sock: string, token: string): void {
+    if (this.#closing || this.#exitError) return
+    const child = startChild(script('child'), { ...process.env, LLAVA_NATIVE_ISOLATION_SOCKET: sock, LLAVA_NATIVE_ISOLATION_TOKEN: token })
+    this.#child = child
+    child.unref()
+    child.stderr?.on('data', (chunk: Buffer) => this.#keepStderr(chunk))
+    let once = false
+    child.onExit((code, signal) => {
+      if (once) return
+      once = true
+      // the last stderr lines arrive just after the exit
+      const stderrDone = child.stderr ? new Promise((r) => child.stderr!.once('close', r)) : Promise.resolve()
+      void Promise.race([stderrDone, new Promise((r) => setTimeout(r, 200))]).then(() => this.#resolveExited(this.#onExit(code, signal)))
+    })
   }
 
   /** Starts a child process and waits until it is connected. */
@@ -130,7 +140,7 @@ export class ChildChannel {
   }
 
   get pid(): number | undefined {
-    return this.#child.pid
+    return this.#child?.pid
   }
 
   /** Why the child is gone, once it is. */
@@ -189,7 +199,8 @@ export class ChildChannel {
     if (!this.#closing) {
       this.#closing = true
       this.#unsubscribeLogs()
-      if (!this.#exitError) {
+      if (!this.#child && !this.#exitError) this.#resolveExited(this.#onExit(null, null)) // closed before it started
+      else if (!this.#exitError) {
         this.#post({ t: 'call', id: this.newId(), op: 'shutdown', args: [] })
         this.killAfterGrace()
       }
@@ -203,7 +214,7 @@ export class ChildChannel {
    */
   killAfterGrace(): void {
     if (this.#graceTimer || this.#exitError) return
-    this.#graceTimer = setTimeout(() => this.#child.kill('SIGKILL'), EXIT_GRACE_MS)
+    this.#graceTimer = setTimeout(() => this.#child?.kill('SIGKILL'), EXIT_GRACE_MS)
     void this.#exited.then(() => clearTimeout(this.#graceTimer))
   }
 
@@ -239,20 +250,26 @@ export class ChildChannel {
 
   /** The transport ended: the process is ending too; its exit says how. */
   #fail(): void {
+    if (!this.#child) {
+      // the transport thread failed before the child was started: there will be no child
+      if (!this.#exitError) this.#resolveExited(this.#onExit(null, null))
+      return
+    }
     // the connection cannot end while the process lives, unless the process is hung on its way out
     this.killAfterGrace()
   }
 
   #onExit(code: number | null, signal: NodeJS.Signals | null): LlavaError {
     const stderr = [...this.#stderr, ...(this.#partialLine ? [this.#partialLine] : [])]
-    const how = signal ? `was killed by ${signal}` : `exited with code ${code}`
+    const how = signal ? `was killed by ${signal}` : code === null ? 'could not be started' : `exited with code ${code}`
     const requested = this.#closing && !this.#exitError
+    const transport = this.#transportError ? ` after the host's transport thread failed (${this.#transportError.message})` : ''
     const tail = stderr.length > 0 ? `; its last output:\n${stderr.join('\n')}` : ''
     const error = new LlavaError(
       'ERR_PROCESS_EXITED',
       requested
         ? 'This model has been disposed; load it again with loadModel()'
-        : `The model's process ${how}${tail}\nThe model is unusable now: call model.reload() (or loadModel() again).`,
+        : `The model's process ${how}${transport}${tail}\nThe model is unusable now: call model.reload() (or loadModel() again).`,
       { details: { exitCode: code, signal, stderr } },
     )
     this.#exitError = error

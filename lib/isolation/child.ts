@@ -22,18 +22,24 @@ const aborts = new Map<number, NativeAbortHandle>()
 let native: NativeBinding | undefined
 const addon = (): NativeBinding => (native ??= binding())
 
-const hostGone = (): void => {
+const hostGone = (why: string): void => {
   // Nothing here is worth finishing for a host that is gone: no exit handlers, no destructors.
+  // (Said on stderr, whose last lines the host reports should it still be there.)
+  try {
+    require('node:fs').writeSync(2, `llava-native model process: ${why}; ending\n`)
+  } catch {
+    // no stderr left
+  }
   process.kill(process.pid, 'SIGKILL')
 }
 
 const socket = net.connect(socketPath)
-socket.on('error', hostGone)
-socket.on('close', hostGone)
-process.on('disconnect', hostGone)
+socket.on('error', (err) => hostGone(`the connection to the host failed (${err.message})`))
+socket.on('close', () => hostGone('the host closed the connection'))
+process.on('disconnect', () => hostGone('the host disconnected'))
 const parent = process.ppid
 setInterval(() => {
-  if (process.ppid !== parent) hostGone()
+  if (process.ppid !== parent) hostGone('the host process is gone')
 }, 1000).unref()
 
 const post = (message: ChildMessage): void => {

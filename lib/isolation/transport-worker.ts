@@ -66,7 +66,7 @@ const server = net.createServer((s) => {
     if (trusted) gone()
   })
 })
-server.listen(socketPath)
+server.listen(socketPath, () => port.postMessage({ t: 'listening' }))
 
 port.on('message', (m: HostMessage | { t: 'stop' }) => {
   if (m.t === 'stop') return void (socket ? socket.destroy() : gone())
