@@ -255,6 +255,7 @@ export class Model {
   #native: NativeModel
   #info: ModelInfo
   readonly #recipe: LoadRecipe
+  #reloading: Promise<void> | undefined
   readonly #lifetime = new Lifetime('model')
   readonly #sessions = new WeakObjectSet<Session>()
   readonly #embeddings = new WeakObjectSet<MediaEmbedding>()
@@ -297,6 +298,7 @@ export class Model {
   /** @internal */
   assertAlive(): void {
     this.#lifetime.assertAlive('load it again with loadModel()')
+    if (this.#reloading) throw new LlavaError('ERR_BUSY', 'This model is being reloaded: wait for reload() to finish')
     const crashed = (this.#native as { exitError?: LlavaError }).exitError
     if (crashed) throw crashed
   }
@@ -313,13 +315,24 @@ export class Model {
     const signal = v.signal('signal', o.signal)
     const onProgress = v.fn<(f: number) => void>('onProgress', o.onProgress)
     throwIfAborted(signal)
+    if (this.#reloading) throw new LlavaError('ERR_BUSY', 'This model is being reloaded already: wait for that reload() to finish')
+    const run = this.track(this.#reload(signal, onProgress))
+    this.#reloading = run.catch(() => undefined)
+    try {
+      await run
+    } finally {
+      this.#reloading = undefined
+    }
+  }
+
+  async #reload(signal: AbortSignal | undefined, onProgress: ((f: number) => void) | undefined): Promise<void> {
     ;(this.#native as { disposing?: () => void }).disposing?.()
     await this.#disposeChildren()
     await this.#native.dispose()
     const native = await loadNative(this.#recipe, signal, onProgress)
     if (this.#lifetime.disposed) {
       await native.dispose()
-      this.assertAlive()
+      this.#lifetime.assertAlive('load it again with loadModel()')
     }
     this.#native = native
     this.#info = toModelInfo(native.info())

@@ -152,6 +152,20 @@ describe("isolation: 'process'", () => {
     })
   }
 
+  test('reload() runs one at a time; calls meanwhile are refused; dispose during a reload ends both', async () => {
+    const model = await loadModel({ ...pair, threads: 1, isolation: 'process' })
+    const first = model.reload()
+    expect((await rejection(model.reload())).code).toBe('ERR_BUSY')
+    expect((await rejection(() => model.createSession())).code).toBe('ERR_BUSY')
+    await first
+    expect((await model.createSession().complete(SHORT)).tokens).toEqual(expected.short)
+    const again = model.reload()
+    const disposed = model.dispose()
+    expect(['ERR_DISPOSED']).toContain((await rejection(again)).code)
+    await disposed
+    expect(model.pid === undefined || !alive(model.pid)).toBe(true)
+  })
+
   test('100 crash and reload cycles leave no process and no file descriptor behind', async () => {
     const before = openFds()
     const pids: number[] = []
