@@ -17,6 +17,7 @@
 #include "model.h"
 #include "session.h"
 #include "session_group.h"
+#include "process_limits.h"
 #include "system_info.h"
 
 namespace llava {
@@ -67,6 +68,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("renderChat", Napi::Function::New(env, RenderChat, "renderChat"));
   exports.Set("hubPlan", Napi::Function::New(env, HubPlan, "hubPlan"));
   exports.Set("jsonSchemaToGrammar", Napi::Function::New(env, JsonSchemaToGrammar, "jsonSchemaToGrammar"));
+  exports.Set("setMemoryLimit", Napi::Function::New(env, SetMemoryLimit, "setMemoryLimit"));
   exports.Set("shutdown", Napi::Function::New(
                               env,
                               [](const Napi::CallbackInfo& info) {

@@ -147,6 +147,14 @@ export interface LoadModelOptions {
    * reject with (`details`: exit code, signal, last lines of its stderr).
    */
   onCrash?: (error: LlavaError) => void
+  /**
+   * With `isolation: 'process'` on Linux: the most private memory, in bytes, the model's process
+   * may allocate (RLIMIT_DATA: the KV cache, compute buffers, and the weights unless
+   * memory-mapped; not GPU memory, not memory-mapped model files). An allocation beyond it fails
+   * in that process only: a typed error (a context too large for it, say) or, where llama.cpp
+   * aborts on it, `ERR_PROCESS_EXITED`. At least 64 MiB.
+   */
+  memoryLimit?: number
 }
 
 /** The largest imageMinTokens / imageMaxTokens: clip.cpp multiplies the budget by the patch area in 32 bits. */
@@ -154,7 +162,7 @@ const MAX_IMAGE_TOKENS_OPTION = 65536
 
 const LOAD_KEYS = [
   'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
-  'maxImagePixels', 'maxAudioSeconds', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download', 'isolation', 'onCrash',
+  'maxImagePixels', 'maxAudioSeconds', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download', 'isolation', 'onCrash', 'memoryLimit',
 ] as const
 
 /** What a loaded model is. */
@@ -675,6 +683,13 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   const signal = v.signal('signal', options.signal)
   const isolation = isolationOption(options.isolation)
   const onCrash = v.fn<(e: LlavaError) => void>('onCrash', options.onCrash)
+  const memoryLimit = options.memoryLimit === undefined ? undefined : v.int('memoryLimit', options.memoryLimit, 64 * 2 ** 20, Number.MAX_SAFE_INTEGER, 0)
+  if (memoryLimit !== undefined && isolation !== 'process') {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', "memoryLimit limits a model's own process: use it with isolation: 'process'", { details: { option: 'memoryLimit' } })
+  }
+  if (memoryLimit !== undefined && process.platform !== 'linux') {
+    throw new LlavaError('ERR_INVALID_ARGUMENT', `memoryLimit is enforced on Linux only (RLIMIT_DATA); this is ${process.platform}`, { details: { option: 'memoryLimit' } })
+  }
   const download = options.download
   if (download !== undefined && (download === null || typeof download !== 'object')) throw v.invalid('download', 'an options object', download)
   for (const k of ['mmproj', 'signal', 'dryRun'] as const) {
@@ -712,6 +727,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     },
     isolation,
     onCrash,
+    memoryLimit,
   }
   const native = await loadNative(recipe, signal, onProgress)
   const trained = native.info().contextLength
@@ -732,6 +748,7 @@ interface LoadRecipe {
   params: NativeLoadParams
   isolation: Isolation
   onCrash: ((e: LlavaError) => void) | undefined
+  memoryLimit: number | undefined
 }
 
 /** Loads the weights in this process or in a child process, under the signal. */
@@ -751,7 +768,7 @@ async function loadNative(recipe: LoadRecipe, signal: AbortSignal | undefined, o
     : undefined
   let native: NativeModel
   try {
-    native = recipe.isolation === 'process' ? await loadIsolated(recipe.params, link.handle, progress, recipe.onCrash) : await binding().loadModel(recipe.params, link.handle, progress)
+    native = recipe.isolation === 'process' ? await loadIsolated(recipe.params, link.handle, progress, recipe.onCrash, recipe.memoryLimit) : await binding().loadModel(recipe.params, link.handle, progress)
   } catch (err) {
     if (callbackError) throw callbackError.error
     throw abortError(signal, err, 'Model loading')

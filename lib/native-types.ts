@@ -256,6 +256,8 @@ export interface NativeBinding {
     seed: number,
     kvHeads: number,
   ): { q: Float32Array; k: Float32Array; v: Float32Array; mask: Float32Array; out: Float32Array }
+  /** Caps this process's private writable memory (RLIMIT_DATA); false where the platform cannot. */
+  setMemoryLimit(bytes: number): boolean
   /** Aborts every running operation of this thread's environment and waits for them to stop. */
   shutdown(): void
   setLogCallback(fn: ((level: string, message: string) => void) | null, minLevel?: string): void

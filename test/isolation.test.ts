@@ -1,4 +1,4 @@
-// isolation: 'process': llama.cpp in a child process that may die (abort, segfault, SIGKILL as
+// isolation: 'process' (and its memoryLimit): llama.cpp in a child process that may die (abort, segfault, SIGKILL as
 // from the OOM killer) at any point of its work while the host lives on. The crashes are made by
 // the child's test hook (LLAVA_NATIVE_TEST_CRASH, read only by the child when it starts). The
 // rest of the API under isolation is covered by the "isolated" jest project, which runs the
@@ -251,6 +251,22 @@ describe("isolation: 'process'", () => {
     })
     expect(r.status).toBe(0)
     expect(JSON.parse(r.stdout)).toEqual([true, false])
+  })
+
+  test('memoryLimit caps the model process: a context beyond it is a typed error there, the model goes on', async () => {
+    const SESSION = { contextSize: 1 << 20 } // a 512 MiB KV cache on the tiny pair
+    const free = await loadModel({ ...pair, threads: 1, isolation: 'process' })
+    const big = free.createSession(SESSION)
+    expect((await big.complete(SHORT)).tokens).toEqual(expected.short) // fits without the limit
+    await free.dispose()
+    const limited = await loadModel({ ...pair, threads: 1, isolation: 'process', memoryLimit: 384 * 2 ** 20 })
+    const pid = limited.pid!
+    expect((await rejection(limited.createSession(SESSION).complete(SHORT))).code).toBe('ERR_OUT_OF_MEMORY')
+    expect(limited.pid).toBe(pid)
+    expect((await limited.createSession().complete(SHORT)).tokens).toEqual(expected.short)
+    await limited.dispose()
+    expect((await rejection(loadModel({ ...pair, memoryLimit: 2 ** 30 }))).code).toBe('ERR_INVALID_ARGUMENT') // in-process
+    expect((await rejection(loadModel({ ...pair, isolation: 'process', memoryLimit: 1024 }))).code).toBe('ERR_INVALID_ARGUMENT')
   })
 
   test('isolation is validated, and LLAVA_NATIVE_ISOLATION sets the default', async () => {

@@ -77,7 +77,10 @@ function abortHandle(id: number | null, aborted: boolean): NativeAbortHandle | u
 type Op = (args: any[], event: (data: unknown) => void) => unknown
 
 const OPS: Record<string, Op> = {
-  async load([id, params, abortId, aborted, progress], event) {
+  async load([id, params, abortId, aborted, progress, memoryLimit], event) {
+    if (memoryLimit !== null && !addon().setMemoryLimit(memoryLimit)) {
+      throw Object.assign(new Error('memoryLimit could not be applied to the model process (setrlimit refused it)'), { code: 'ERR_INVALID_ARGUMENT' })
+    }
     const handle = abortHandle(abortId, aborted)
     try {
       const m = await addon().loadModel(params, handle, progress ? (f: number) => {

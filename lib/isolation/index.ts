@@ -28,8 +28,9 @@ export async function loadIsolated(
   abort: NativeAbortHandle,
   onProgress: ((f: number) => void) | undefined,
   onCrash: ((e: LlavaError) => void) | undefined,
+  memoryLimit: number | undefined,
 ): Promise<NativeModel> {
-  const model = await RemoteModel.load(params, abort, onProgress)
+  const model = await RemoteModel.load(params, abort, onProgress, memoryLimit)
   model.channel.onCrash = onCrash
   return model
 }

@@ -177,12 +177,17 @@ export class RemoteModel implements NativeModel {
   }
 
   /** Starts a child process and loads the model in it. */
-  static async load(params: NativeLoadParams, abort: NativeAbortHandle | undefined, onProgress: ((f: number) => void) | undefined): Promise<RemoteModel> {
+  static async load(
+    params: NativeLoadParams,
+    abort: NativeAbortHandle | undefined,
+    onProgress: ((f: number) => void) | undefined,
+    memoryLimit: number | undefined,
+  ): Promise<RemoteModel> {
     const channel = await ChildChannel.start()
     try {
       if (abort?.aborted()) throw new LlavaError('ERR_ABORTED', 'Model loading was aborted')
       const id = channel.newId()
-      const loaded = await channel.call('load', [id, params, ...abortArgs(channel, abort), onProgress !== undefined], { onEvent: onProgress as (d: unknown) => void })
+      const loaded = await channel.call('load', [id, params, ...abortArgs(channel, abort), onProgress !== undefined, memoryLimit ?? null], { onEvent: onProgress as (d: unknown) => void })
       return new RemoteModel(channel, id, loaded as { info: NativeModelInfo; gpuLayers: number })
     } catch (err) {
       await channel.close()

@@ -113,6 +113,7 @@ export async function isolated(): Promise<void> {
   await using model = await loadModel({
     model: 'm.gguf',
     isolation: 'process',
+    memoryLimit: 8 * 2 ** 30,
     onCrash: (err: LlavaError) => {
       const signal = err.details?.signal
       void signal
