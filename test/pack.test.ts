@@ -79,16 +79,23 @@ describePack('npm pack and install from the prebuild', () => {
         const s = model.createSession()
         const pixels = { data: new Uint8Array(32 * 32 * 3).fill(120), width: 32, height: 32, format: 'rgb' }
         const r = await s.complete({ prompt: 'USER: <image>\\ndescribe\\nASSISTANT:', images: [pixels], maxTokens: 8, temperature: 0 })
-        console.log(JSON.stringify({ commit: info.llamaCppCommit, backends: info.backends, cpu: info.cpuFeatures, tokens: r.tokens.length }))
         await model.dispose()
+        // the same from the installed package's own child process
+        const isolated = await loadModel({ ...pair, threads: 2, isolation: 'process' })
+        const ri = await isolated.createSession().complete({ prompt: 'USER: <image>\\ndescribe\\nASSISTANT:', images: [pixels], maxTokens: 8, temperature: 0 })
+        const childPid = isolated.pid
+        await isolated.dispose()
+        console.log(JSON.stringify({ commit: info.llamaCppCommit, backends: info.backends, cpu: info.cpuFeatures, tokens: r.tokens.length, sameIsolated: JSON.stringify(ri.tokens) === JSON.stringify(r.tokens), childPid }))
       })().catch((e) => { console.error(e); process.exit(1) })
     `
     const run = spawnSync('node', ['-e', script], { cwd: app, env, encoding: 'utf8' })
     expect(run.stderr).toBe('')
     expect(run.status).toBe(0)
-    const result = JSON.parse(run.stdout) as { commit: string; backends: string[]; cpu: string; tokens: number }
+    const result = JSON.parse(run.stdout) as { commit: string; backends: string[]; cpu: string; tokens: number; sameIsolated: boolean; childPid: number }
     expect(result.backends).toContain('CPU')
     expect(result.tokens).toBe(8)
+    expect(result.sameIsolated).toBe(true)
+    expect(result.childPid).toBeGreaterThan(0)
     // The binary that ran is the prebuild inside node_modules.
     const which = spawnSync('node', ['-e', "console.log(require('node-gyp-build').path(require('path').dirname(require.resolve('llava-native/package.json'))))"], {
       cwd: app,
