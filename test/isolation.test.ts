@@ -6,6 +6,7 @@
 import { spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
 import * as fs from 'node:fs'
+import * as os from 'node:os'
 import * as path from 'node:path'
 import { LlavaError, type Model, loadModel } from '../lib'
 import { greedy, root, tempDir, tinyPair } from './helpers/fixtures'
@@ -42,6 +43,11 @@ async function gone(pid: number, withinMs: number): Promise<boolean> {
     await new Promise((r) => setTimeout(r, 50))
   }
   return !alive(pid)
+}
+
+/** The private folders of isolated models' connections. */
+function connectionDirs(): number {
+  return fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('llava-native-')).length
 }
 
 function openFds(): number {
@@ -168,6 +174,7 @@ describe("isolation: 'process'", () => {
 
   test('100 crash and reload cycles leave no process and no file descriptor behind', async () => {
     const before = openFds()
+    const dirs = connectionDirs()
     const pids: number[] = []
     process.env.LLAVA_NATIVE_TEST_CRASH = 'prefill:kill'
     const model = await loadModel({ ...pair, threads: 1, isolation: 'process' })
@@ -186,6 +193,7 @@ describe("isolation: 'process'", () => {
     await model.dispose()
     expect(pids.filter(alive)).toEqual([])
     expect(openFds()).toBeLessThanOrEqual(before)
+    expect(connectionDirs()).toBe(dirs)
   }, 300000)
 
   test('dispose ends the child; one that hangs (SIGSTOP) is killed after the grace period', async () => {
@@ -205,6 +213,7 @@ describe("isolation: 'process'", () => {
 
   for (const how of ['SIGKILL of the host', 'process.exit() of the host'] as const) {
     test(`${how} takes the model's process along`, async () => {
+      const dirs = connectionDirs()
       const host = spawn(process.execPath, [path.join(root, 'test/helpers/isolated-host.js'), how.startsWith('SIGKILL') ? 'generate' : 'exit'], {
         env: { ...process.env, MODEL: pair.model, MMPROJ: pair.mmproj },
         stdio: ['ignore', 'pipe', 'inherit'],
@@ -223,6 +232,7 @@ describe("isolation: 'process'", () => {
         host.kill('SIGKILL')
       }
       expect(await gone(pid, 5000)).toBe(true)
+      expect(connectionDirs()).toBe(dirs) // its private folder too
     })
   }
 

@@ -94,7 +94,10 @@ export class ChildChannel {
       // A host that exits takes its models' processes along (SIGKILL of the host: they see the
       // connection end and go themselves).
       process.once('exit', () => {
-        for (const c of live) c.#child?.kill('SIGKILL')
+        for (const c of live) {
+          c.#child?.kill('SIGKILL')
+          fs.rmSync(c.#dir, { recursive: true, force: true })
+        }
       })
     }
     this.#unsubscribeLogs = onLoggerChange((level) => this.send('setLogger', [level]))
@@ -104,7 +107,7 @@ export class ChildChannel {
 
   #spawn(sock: string, token: string): void {
     if (this.#closing || this.#exitError) return
-    const child = startChild(script('child'), { ...process.env, LLAVA_NATIVE_ISOLATION_SOCKET: sock, LLAVA_NATIVE_ISOLATION_TOKEN: token })
+    const child = startChild(script('child'), { ...process.env, LLAVA_NATIVE_ISOLATION_SOCKET: sock, LLAVA_NATIVE_ISOLATION_TOKEN: token, LLAVA_NATIVE_ISOLATION_DIR: this.#dir })
     this.#child = child
     child.unref()
     child.stderr?.on('data', (chunk: Buffer) => this.#keepStderr(chunk))

@@ -1,6 +1,7 @@
 // The child process of a model loaded with `isolation: 'process'`: it holds the real addon and
 // runs what the host's proxies ask for. It lives as long as its host: when the connection to the
 // host ends, however that happens, the process ends at once.
+import * as fs from 'node:fs'
 import * as net from 'node:net'
 import { binding } from '../native'
 import type { NativeAbortHandle, NativeBinding, NativeEmbedding, NativeModel, NativeSession, NativeSessionGroup } from '../native-types'
@@ -9,6 +10,8 @@ import { crashArmed, crashPoint } from './test-crash'
 
 const socketPath = process.env.LLAVA_NATIVE_ISOLATION_SOCKET
 const token = process.env.LLAVA_NATIVE_ISOLATION_TOKEN
+/** The host's private folder of this connection, left behind by a host that was killed. */
+const hostDir = process.env.LLAVA_NATIVE_ISOLATION_DIR
 if (!socketPath || !token) {
   process.stderr.write('llava-native: this is the child process of an isolated model; loadModel({ isolation: "process" }) starts it\n')
   process.exit(2)
@@ -16,6 +19,7 @@ if (!socketPath || !token) {
 // Not inherited by anything this process might start.
 delete process.env.LLAVA_NATIVE_ISOLATION_SOCKET
 delete process.env.LLAVA_NATIVE_ISOLATION_TOKEN
+delete process.env.LLAVA_NATIVE_ISOLATION_DIR
 
 const objects = new Map<number, unknown>()
 const aborts = new Map<number, NativeAbortHandle>()
@@ -26,7 +30,8 @@ const hostGone = (why: string): void => {
   // Nothing here is worth finishing for a host that is gone: no exit handlers, no destructors.
   // (Said on stderr, whose last lines the host reports should it still be there.)
   try {
-    require('node:fs').writeSync(2, `llava-native model process: ${why}; ending\n`)
+    if (hostDir) fs.rmSync(hostDir, { recursive: true, force: true })
+    fs.writeSync(2, `llava-native model process: ${why}; ending\n`)
   } catch {
     // no stderr left
   }
