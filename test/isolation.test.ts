@@ -47,7 +47,7 @@ async function gone(pid: number, withinMs: number): Promise<boolean> {
 
 /** The private folders of isolated models' connections. */
 function connectionDirs(): number {
-  return fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('llava-native-')).length
+  return fs.readdirSync(os.tmpdir()).filter((f) => /^llava-native-[A-Za-z0-9]{6}$/.test(f)).length
 }
 
 function openFds(): number {
