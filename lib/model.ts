@@ -263,7 +263,7 @@ export class Model {
   #native: NativeModel
   #info: ModelInfo
   readonly #recipe: LoadRecipe
-  #reloading: Promise<void> | undefined
+  #reloading = false
   readonly #lifetime = new Lifetime('model')
   readonly #sessions = new WeakObjectSet<Session>()
   readonly #embeddings = new WeakObjectSet<MediaEmbedding>()
@@ -296,7 +296,7 @@ export class Model {
 
   /** The id of the process llama.cpp runs in for this model: this one, or its child process with `isolation: 'process'`. */
   get pid(): number | undefined {
-    return this.isolation === 'process' ? (this.#native as { pid?: number }).pid : process.pid
+    return this.isolation === 'process' ? this.#native.pid : process.pid
   }
 
   get disposed(): boolean {
@@ -307,8 +307,7 @@ export class Model {
   assertAlive(): void {
     this.#lifetime.assertAlive('load it again with loadModel()')
     if (this.#reloading) throw new LlavaError('ERR_BUSY', 'This model is being reloaded: wait for reload() to finish')
-    const crashed = (this.#native as { exitError?: LlavaError }).exitError
-    if (crashed) throw crashed
+    if (this.#native.exitError) throw this.#native.exitError
   }
 
   /**
@@ -324,17 +323,16 @@ export class Model {
     const onProgress = v.fn<(f: number) => void>('onProgress', o.onProgress)
     throwIfAborted(signal)
     if (this.#reloading) throw new LlavaError('ERR_BUSY', 'This model is being reloaded already: wait for that reload() to finish')
-    const run = this.track(this.#reload(signal, onProgress))
-    this.#reloading = run.catch(() => undefined)
+    this.#reloading = true
     try {
-      await run
+      await this.track(this.#reload(signal, onProgress))
     } finally {
-      this.#reloading = undefined
+      this.#reloading = false
     }
   }
 
   async #reload(signal: AbortSignal | undefined, onProgress: ((f: number) => void) | undefined): Promise<void> {
-    ;(this.#native as { disposing?: () => void }).disposing?.()
+    this.#native.disposing?.()
     await this.#disposeChildren()
     await this.#native.dispose()
     const native = await loadNative(this.#recipe, signal, onProgress)
@@ -592,7 +590,7 @@ export class Model {
    */
   dispose(): Promise<void> {
     return this.#lifetime.dispose(
-      () => (this.#native as { disposing?: () => void }).disposing?.(),
+      () => this.#native.disposing?.(),
       async () => {
         await this.#disposeChildren()
         await this.#native.dispose()

@@ -127,6 +127,13 @@ export interface NativeModel {
     parseSpecial: boolean,
   ): Promise<{ tokens: number; textTokens: number; imageTokens: number; audioTokens: number; positions: number }>
   dispose(): void | Promise<void>
+  // Isolated models only (lib/isolation/remote.ts):
+  /** The child process's id. */
+  readonly pid?: number
+  /** Why the child process is gone, once it is. */
+  readonly exitError?: import('./errors').LlavaError
+  /** Disposal has begun: a child that has not ended within the grace period is killed. */
+  disposing?(): void
 }
 
 export interface NativeSessionParams {

@@ -225,8 +225,7 @@ export class ChildChannel {
     this.#worker.postMessage(message, transfer)
   }
 
-  #receive(m: ChildMessage): void {
-    if (m.t === 'log') return
+  #receive(m: Exclude<ChildMessage, { t: 'log' }>): void {
     const pending = this.#pending.get(m.id)
     if (!pending) return
     if (m.t === 'event') {
@@ -282,8 +281,7 @@ export class ChildChannel {
       this.#settle(id)
       p.reject(error)
     }
-    this.#worker.postMessage({ t: 'stop' })
-    void this.#worker.terminate()
+    void this.#worker.terminate() // its socket closes with it
     fs.rmSync(this.#dir, { recursive: true, force: true })
     if (!requested) {
       try {

@@ -65,7 +65,8 @@ function media(list: unknown[]): unknown[] {
   return list.map((m) => (m !== null && typeof m === 'object' && 'ref' in m ? get<NativeEmbedding>((m as EmbeddingRef).ref) : m))
 }
 
-function embeddingFacts(id: number, e: NativeEmbedding): unknown {
+/** Keeps the embedding under the host's id and gives what the host's proxy reports of it. */
+function keepEmbedding(id: number, e: NativeEmbedding): unknown {
   objects.set(id, e)
   return { info: e.info(), encodeMs: e.encodeMs, encoderMs: e.encoderMs, reused: e.reused }
 }
@@ -189,7 +190,7 @@ async function encode(kind: 'encodeImage' | 'encodeAudio', modelId: number, inpu
   try {
     const run = get<NativeModel>(modelId)[kind](input as never, handle)
     setImmediate(() => crashPoint('encode'))
-    return embeddingFacts(out, await run)
+    return keepEmbedding(out, await run)
   } finally {
     if (abortId !== null) aborts.delete(abortId)
   }

@@ -68,8 +68,7 @@ const server = net.createServer((s) => {
 })
 server.listen(socketPath, () => port.postMessage({ t: 'listening' }))
 
-port.on('message', (m: HostMessage | { t: 'stop' }) => {
-  if (m.t === 'stop') return void (socket ? socket.destroy() : gone())
+port.on('message', (m: HostMessage) => {
   if (closed) {
     if (m.t === 'call' && m.sync) wakeSync({ t: 'reply', id: m.id, ok: false, error: { name: 'Error', message: 'ended', code: 'ERR_PROCESS_EXITED' } })
     return
