@@ -135,6 +135,10 @@ void Batcher::Execute(std::vector<DecodeJob*>& jobs) {
     if (rc != 0 || j->sampler == nullptr || j->outIndex < 0) continue;
     try {
       j->sampled = llama_sampler_sample(j->sampler, ctx, j->outIndex);
+      if (j->logprobs >= 0) {
+        const int32_t nVocab = llama_vocab_n_tokens(llama_model_get_vocab(llama_get_model(ctx)));
+        j->logprob = ReadLogprobs(llama_get_logits_ith(ctx, j->outIndex), nVocab, j->sampled, j->logprobs);
+      }
     } catch (...) {
       j->error = std::current_exception();
     }

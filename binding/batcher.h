@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "llama.h"
+#include "logprobs.h"
 
 namespace llava {
 
@@ -31,6 +32,8 @@ struct DecodeJob {
   llama_pos pos = 0;
   bool logitsLast = false;            // compute logits for the last token
   llama_sampler* sampler = nullptr;   // then sample from them into `sampled`
+  int32_t logprobs = -1;              // and, when >= 0, read the sampled token's log-probability
+                                      // and this many alternatives into `logprob`
   std::function<int32_t()> exclusive;
   bool generationStep = false;        // one sampled token fed back: the thread governor's domain
   std::atomic<bool>* abort = nullptr;
@@ -38,6 +41,7 @@ struct DecodeJob {
   // Results, valid once Submit returns.
   int32_t rc = 0;  // llama_decode's return code
   llama_token sampled = -1;
+  TokenLogprob logprob;
   std::exception_ptr error;
 
   // Batcher bookkeeping.

@@ -97,6 +97,16 @@ llama_context* ContextState::Ensure() {
                               (nSeq_ > 1 ? " (" + std::to_string(nSeq_) + " sessions of " + std::to_string(perSeq) + ")" : std::string()) +
                               (why.empty() ? std::string() : ": " + why) + ". Try a smaller contextSize.");
   }
+  const bool invariant = params_.deterministic != 0 && ComputeThread::Run([&] { return llama_set_batch_invariant(ctx_, true); });
+  if (!invariant) ComputeThread::Run([&] { llama_set_batch_invariant(ctx_, false); });
+  if (params_.deterministic == 1 && !invariant) {
+    llama_context* ctx = ctx_;
+    ctx_ = nullptr;
+    ComputeThread::Run([ctx] { llama_free(ctx); });
+    Throw("ERR_INVALID_ARGUMENT", "deterministic decoding needs batch-invariant kernels, which only the CPU backend has; load the model without a GPU "
+                             "backend, or create the session with deterministic: false");
+  }
+  deterministic_ = invariant;
   return ctx_;
 }
 

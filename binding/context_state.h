@@ -21,6 +21,9 @@ struct SessionParams {
   int32_t threads = 4;
   int32_t threadsBatch = 4;
   int32_t flashAttention = -1;  // -1 auto, 0 off, 1 on
+  // Batch-invariant kernels (llama_set_batch_invariant): -1 where every backend has them, 0 off,
+  // 1 on (refused where a backend lacks them).
+  int32_t deterministic = -1;
   bool adaptiveThreads = true;  // generation steps may use fewer threads when that is faster
 };
 
@@ -37,6 +40,8 @@ class ContextState {
   // Positions one sequence can hold.
   uint32_t SequenceContext() const;
   uint32_t sequences() const { return nSeq_; }
+  // Whether the context runs batch-invariant kernels (known once Ensure() has run).
+  bool deterministic() const { return deterministic_; }
 
   // A free sequence id, or -1 when every sequence is taken.
   int32_t ClaimSequence();
@@ -64,6 +69,7 @@ class ContextState {
   SessionParams params_;
   uint32_t nSeq_;
   llama_context* ctx_ = nullptr;
+  bool deterministic_ = false;
   std::mutex initMutex_;
   std::mutex seqMutex_;
   std::vector<bool> seqUsed_;

@@ -269,6 +269,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   std::vector<llama_token> tokens;
   tokens.reserve(static_cast<size_t>(nBatch));
   llama_token next = -1;
+  TokenLogprob nextLogprob;
   size_t i = keep;
   while (i < items.size()) {
     if (abort.load()) Throw("ERR_ABORTED", "generation was aborted");
@@ -316,6 +317,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     job.pos = s.nPast;
     job.logitsLast = last;
     job.sampler = last && req.maxTokens > 0 ? smpl : nullptr;
+    job.logprobs = req.logprobs;
     submit(job);
     if (job.rc != 0) {
       rollback(startItems, startPos, startCells);
@@ -324,7 +326,10 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     for (size_t k = batchStart; k < i; k++) s.cached.push_back(items[k].key);
     s.nPast += job.nTokens;
     s.nCells += job.nTokens;
-    if (last) next = job.sampled;
+    if (last) {
+      next = job.sampled;
+      nextLogprob = std::move(job.logprob);
+    }
   }
   result.promptMs = MsSince(tPrompt);
 
@@ -334,6 +339,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
   StreamPiece pending;
   auto flushPiece = [&](std::string text, llama_token tok) {
     pending.tokens.push_back(tok);
+    if (req.logprobs >= 0) pending.logprobs.push_back(result.logprobs.back());
     if (text.empty()) return;
     pending.text = std::move(text);
     result.text += pending.text;
@@ -355,6 +361,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     }
     const llama_token tok = next;
     result.tokens.push_back(tok);
+    if (req.logprobs >= 0) result.logprobs.push_back(std::move(nextLogprob));
     if (llama_vocab_is_eog(vocab, tok)) {
       result.stopReason = "eos";
       break;
@@ -382,6 +389,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     job.pos = s.nPast;
     job.logitsLast = true;
     job.sampler = smpl;
+    job.logprobs = req.logprobs;
     job.generationStep = true;
     submit(job);
     if (job.rc != 0) {
@@ -396,6 +404,7 @@ GenerateResult RunGeneration(SessionState& s, const GenerateRequest& req, std::a
     s.nPast++;
     s.nCells++;
     next = job.sampled;
+    nextLogprob = std::move(job.logprob);
   }
   if (!stream.stopped()) {
     std::string rest = stream.Flush();

@@ -19,6 +19,26 @@
 namespace llava {
 namespace {
 
+Napi::Object ChoiceToJs(Napi::Env env, const TokenChoice& c) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("token", c.token);
+  o.Set("logit", static_cast<double>(c.logit));
+  o.Set("logprob", c.logprob);
+  return o;
+}
+
+Napi::Array LogprobsToJs(Napi::Env env, const std::vector<TokenLogprob>& list) {
+  Napi::Array arr = Napi::Array::New(env, list.size());
+  for (size_t i = 0; i < list.size(); i++) {
+    Napi::Object o = ChoiceToJs(env, list[i].chosen);
+    Napi::Array top = Napi::Array::New(env, list[i].top.size());
+    for (size_t k = 0; k < list[i].top.size(); k++) top.Set(static_cast<uint32_t>(k), ChoiceToJs(env, list[i].top[k]));
+    o.Set("top", top);
+    arr.Set(static_cast<uint32_t>(i), o);
+  }
+  return arr;
+}
+
 void Deliver(Napi::Env env, Napi::Function fn, std::vector<StreamPiece> pieces) {
   if (pieces.empty()) return;
   Napi::Array arr = Napi::Array::New(env, pieces.size());
@@ -28,6 +48,7 @@ void Deliver(Napi::Env env, Napi::Function fn, std::vector<StreamPiece> pieces) 
     Napi::Array toks = Napi::Array::New(env, pieces[i].tokens.size());
     for (size_t k = 0; k < pieces[i].tokens.size(); k++) toks.Set(static_cast<uint32_t>(k), pieces[i].tokens[k]);
     p.Set("tokens", toks);
+    if (!pieces[i].logprobs.empty()) p.Set("logprobs", LogprobsToJs(env, pieces[i].logprobs));
     if (!pieces[i].deltas.empty()) {
       Napi::Array deltas = Napi::Array::New(env, pieces[i].deltas.size());
       for (size_t k = 0; k < pieces[i].deltas.size(); k++) {
@@ -79,6 +100,7 @@ class GenerateWorker : public PromiseWorker {
     Napi::Int32Array toks = Napi::Int32Array::New(env, result_.tokens.size());
     for (size_t i = 0; i < result_.tokens.size(); i++) toks[i] = result_.tokens[i];
     out.Set("tokens", toks);
+    if (req_.logprobs >= 0) out.Set("logprobs", LogprobsToJs(env, result_.logprobs));
     out.Set("stopReason", result_.stopReason);
     out.Set("promptTokens", result_.promptTokens);
     out.Set("reusedTokens", result_.reusedTokens);
@@ -172,6 +194,7 @@ Napi::Value Session::Generate(const Napi::CallbackInfo& info) {
   req.parseSpecial = o.Get("parseSpecial").ToBoolean().Value();
   req.reuseCache = o.Get("reuseCache").ToBoolean().Value();
   req.maxTokens = static_cast<int32_t>(std::max(0.0, std::min(1e9, Num(o, "maxTokens", 256))));
+  if (o.Get("logprobs").IsNumber()) req.logprobs = static_cast<int32_t>(std::max(0.0, std::min(1e6, Num(o, "logprobs", 0))));
   Napi::Value stop = o.Get("stop");
   if (stop.IsArray()) {
     Napi::Array arr = stop.As<Napi::Array>();

@@ -16,6 +16,7 @@ SessionParams ParseSessionParams(const Napi::Object& o) {
   p.threads = static_cast<int32_t>(std::min(1024.0, std::max(1.0, Num(o, "threads", 4))));
   p.threadsBatch = static_cast<int32_t>(std::min(1024.0, std::max(1.0, Num(o, "threadsBatch", p.threads))));
   p.flashAttention = static_cast<int32_t>(std::min(1.0, std::max(-1.0, Num(o, "flashAttention", -1))));
+  p.deterministic = static_cast<int32_t>(std::min(1.0, std::max(-1.0, Num(o, "deterministic", -1))));
   const Napi::Value adaptive = o.Get("adaptiveThreads");
   p.adaptiveThreads = !adaptive.IsBoolean() || adaptive.As<Napi::Boolean>().Value();
   return p;

@@ -11,6 +11,7 @@
 #include "chat_stream.h"
 #include "context_state.h"
 #include "embedding.h"
+#include "logprobs.h"
 #include "model_state.h"
 #include "sampler.h"
 
@@ -64,18 +65,21 @@ struct GenerateRequest {
   bool reuseCache = true;
   std::vector<std::string> stop;
   SamplingParams sampling;
+  int32_t logprobs = -1;  // >= 0: each generated token's log-probability and this many alternatives
   std::shared_ptr<const ChatSpec> chat;  // a chat rendered by llama.cpp's chat layer; null otherwise
 };
 
 struct StreamPiece {
   std::string text;
   std::vector<llama_token> tokens;
+  std::vector<TokenLogprob> logprobs;  // one per token when the request asked for them
   std::vector<ChatDelta> deltas;  // chat only: what the answer gained, by kind
 };
 
 struct GenerateResult {
   std::string text;
   std::vector<llama_token> tokens;
+  std::vector<TokenLogprob> logprobs;  // one per token when the request asked for them
   std::string stopReason;  // eos | maxTokens | stop | aborted | contextFull
   int32_t promptTokens = 0;
   int32_t reusedTokens = 0;

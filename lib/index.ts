@@ -24,6 +24,8 @@ export type {
   CompleteOptions,
   CompletionResult,
   GeneratedPiece,
+  TokenChoice,
+  TokenLogprob,
   GenerationStream,
   StopReason,
   ChatOptions,

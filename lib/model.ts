@@ -89,6 +89,12 @@ export interface LoadModelOptions {
   mmprojUseGpu?: boolean
   /** Flash attention: 'auto' (default), true or false. */
   flashAttention?: boolean | 'auto'
+  /**
+   * Sessions' default for {@link SessionOptions.deterministic}: batch-invariant decoding, on by
+   * default wherever the backends can (CPU). `false` gives llama.cpp's default kernels, whose
+   * last bits depend on the batch: what llama.cpp's own tools compute, token for token.
+   */
+  deterministic?: boolean
   /** Largest decoded image accepted, in pixels. Default 64 Mi pixels. */
   maxImagePixels?: number
   /** Longest sound accepted, in seconds (checked from its header before decoding). Default 600, at most 14400. */
@@ -161,7 +167,7 @@ export interface LoadModelOptions {
 const MAX_IMAGE_TOKENS_OPTION = 65536
 
 const LOAD_KEYS = [
-  'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention',
+  'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention', 'deterministic',
   'maxImagePixels', 'maxAudioSeconds', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download', 'isolation', 'onCrash', 'memoryLimit',
 ] as const
 
@@ -240,6 +246,8 @@ export interface EncodeAudioOptions {
 export interface ModelDefaults {
   threads: number
   adaptiveThreads: boolean
+  /** -1: wherever the backends can; 0 off; 1 on */
+  deterministic: number
   contextSize: number
   batchSize: number
   flashAttention: number
@@ -651,6 +659,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   let mmproj = options.mmproj === undefined || noMmproj ? undefined : v.str('mmproj', options.mmproj)
   const threads = v.int('threads', options.threads, 1, usableCpus(), defaultThreads())
   const adaptiveThreads = v.bool('adaptiveThreads', options.adaptiveThreads, true)
+  const deterministic = options.deterministic === undefined ? -1 : v.bool('deterministic', options.deterministic, true) ? 1 : 0
   const contextSize = v.int('contextSize', options.contextSize, 0, 1 << 24, 0)
   const batchSize = v.int('batchSize', options.batchSize, 1, 1 << 20, 2048)
   const gl = options.gpuLayers
@@ -732,6 +741,7 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
   return new Model(native, {
     threads,
     adaptiveThreads,
+    deterministic,
     contextSize: contextSize || Math.min(trained > 0 ? trained : 4096, 4096),
     batchSize,
     flashAttention: fa === undefined || fa === 'auto' ? -1 : fa ? 1 : 0,

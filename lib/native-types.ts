@@ -144,6 +144,8 @@ export interface NativeSessionParams {
   threadsBatch: number
   adaptiveThreads: boolean
   flashAttention: number
+  /** -1 wherever every backend can, 0 off, 1 on (refused where a backend cannot) */
+  deterministic: number
 }
 
 export interface NativeGenerateRequest {
@@ -165,6 +167,8 @@ export interface NativeGenerateRequest {
   presencePenalty: number
   seed?: number
   grammar?: string
+  /** Read each generated token's log-probability and this many alternatives. */
+  logprobs?: number
   /** A chat rendered by llama.cpp's chat layer: how to constrain and parse its answer. */
   chat?: import('./chat').NativeChatSpec
 }
@@ -180,6 +184,7 @@ export interface NativeChatDelta {
 export interface NativePiece {
   text: string
   tokens: number[]
+  logprobs?: import('./session').TokenLogprob[]
   /** Chat only: what the parsed answer gained with this piece. */
   deltas?: NativeChatDelta[]
 }
@@ -194,6 +199,7 @@ export interface NativeChatMessage {
 export interface NativeGenerateResult {
   text: string
   tokens: Int32Array
+  logprobs?: import('./session').TokenLogprob[]
   stopReason: 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull'
   promptTokens: number
   reusedTokens: number

@@ -53,10 +53,18 @@ export interface SessionOptions {
   adaptiveThreads?: boolean
   /** Flash attention: 'auto', true or false. Default: the model's. */
   flashAttention?: boolean | 'auto'
+  /**
+   * Batch-invariant decoding: the session's logits, bit for bit, do not depend on what is decoded
+   * with it (a group's other sessions, how many there are, how its prompt is split into batches).
+   * `true` refuses a context whose backends cannot do it (GPU backends: `ERR_INVALID_ARGUMENT`);
+   * the default (the model's; see {@link LoadOptions.deterministic}) turns it on wherever they
+   * can, which is every context of a CPU-only build.
+   */
+  deterministic?: boolean
 }
 
 /** @internal */
-export const SESSION_OPTION_KEYS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'threadsBatch', 'adaptiveThreads', 'flashAttention'] as const
+export const SESSION_OPTION_KEYS = ['contextSize', 'batchSize', 'ubatchSize', 'threads', 'threadsBatch', 'adaptiveThreads', 'flashAttention', 'deterministic'] as const
 
 /** @internal */
 export function resolveSessionOptions(o: SessionOptions, model: Model, sessions = 1): NativeSessionParams {
@@ -75,6 +83,7 @@ export function resolveSessionOptions(o: SessionOptions, model: Model, sessions 
     threadsBatch: v.int('threadsBatch', o.threadsBatch, 1, cpus, threads),
     adaptiveThreads: v.bool('adaptiveThreads', o.adaptiveThreads, d.adaptiveThreads),
     flashAttention: fa === undefined ? d.flashAttention : fa === 'auto' ? -1 : fa ? 1 : 0,
+    deterministic: o.deterministic === undefined ? d.deterministic : v.bool('deterministic', o.deterministic, true) ? 1 : 0,
   }
 }
 
@@ -102,6 +111,26 @@ export interface GeneratedPiece {
   text: string
   /** The token ids sampled for it. */
   tokens: number[]
+  /** With the `logprobs` option: one entry per token of `tokens`. */
+  logprobs?: TokenLogprob[]
+}
+
+/** One candidate of the model's next-token distribution. */
+export interface TokenChoice {
+  token: number
+  /** The raw logit, exactly as the model computed it (a 32-bit float). */
+  logit: number
+  /** Its natural-log probability under the model's distribution (softmax of the logits). */
+  logprob: number
+}
+
+/**
+ * A generated token's log-probability, and the most likely alternatives at that step. The
+ * distribution is the model's own, before temperature, penalties, top-k/p or a grammar.
+ */
+export interface TokenLogprob extends TokenChoice {
+  /** The `logprobs` most likely tokens, most likely first (ties: lower id first). */
+  top: TokenChoice[]
 }
 
 /** Options for {@link Session.generate} and {@link Session.complete}. */
@@ -154,6 +183,11 @@ export interface GenerateOptions {
   parseSpecial?: boolean
   /** Reuse the KV cache where the prompt repeats what the session already evaluated. Default true. */
   reuseCache?: boolean
+  /**
+   * Also return each generated token's log-probability and this many most likely alternatives
+   * (`result.logprobs`, and on streamed pieces). 0 gives the sampled token's alone. Default: off.
+   */
+  logprobs?: number
   signal?: AbortSignal
 }
 
@@ -182,7 +216,7 @@ export interface ChatStream<J = unknown> extends AsyncIterable<ChatPiece> {
 
 const GENERATE_KEYS = [
   'prompt', 'images', 'media', 'maxTokens', 'temperature', 'topK', 'topP', 'minP', 'repeatPenalty', 'repeatLastN', 'frequencyPenalty',
-  'presencePenalty', 'seed', 'stop', 'grammar', 'responseFormat', 'imageMarker', 'addSpecial', 'parseSpecial', 'reuseCache', 'signal',
+  'presencePenalty', 'seed', 'stop', 'grammar', 'responseFormat', 'imageMarker', 'addSpecial', 'parseSpecial', 'reuseCache', 'logprobs', 'signal',
 ] as const
 
 export type StopReason = 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull'
@@ -191,6 +225,8 @@ export type StopReason = 'eos' | 'maxTokens' | 'stop' | 'aborted' | 'contextFull
 export interface CompletionResult<J = unknown> {
   text: string
   tokens: number[]
+  /** With the `logprobs` option: one entry per token of `tokens`. */
+  logprobs?: TokenLogprob[]
   /** eos: the model ended; maxTokens; stop: a stop string; aborted: the stream's consumer stopped early; contextFull. */
   stopReason: StopReason
   /**
@@ -495,7 +531,7 @@ export class Session {
     const onPieces = hooks.onPiece
       ? (batch: NativePiece[]): void => {
           for (const p of batch) {
-            const list: GeneratedPiece[] = toChatPieces ? toChatPieces(p) : [{ text: p.text, tokens: p.tokens }]
+            const list: GeneratedPiece[] = toChatPieces ? toChatPieces(p) : [{ text: p.text, tokens: p.tokens, ...(p.logprobs ? { logprobs: p.logprobs } : {}) }]
             for (const piece of list) {
               if (callbackError) return
               try {
@@ -545,6 +581,7 @@ export class Session {
       return {
         text,
         tokens: Array.from(raw.tokens),
+        ...(raw.logprobs ? { logprobs: raw.logprobs } : {}),
         stopReason: raw.stopReason,
         ...(answer ? { reasoning: answer.reasoning, toolCalls: answer.toolCalls } : {}),
         ...(answer?.parseError !== undefined ? { parseError: answer.parseError } : {}),
@@ -705,6 +742,7 @@ function prepare(options: CompleteOptions, model: Model): Prepared {
       presencePenalty: v.num('presencePenalty', o.presencePenalty, -100, 100, 0),
       seed,
       grammar: o.grammar,
+      ...(o.logprobs === undefined ? {} : { logprobs: v.int('logprobs', o.logprobs, 0, 100, 0) }),
   }
   // Last, once nothing else can throw: handles taken here are released when the call ends.
   return { images: retainImages(nativeImages), signal, request, schema }

@@ -10,7 +10,7 @@ import { ensurePair, writeTinyUltravoxPair } from '../lib/fixtures'
 import { flac16, tones, wav16, wavFloat } from './helpers/audio'
 import { codeOf } from './helpers/errors'
 import { bmpFile, greedy, root, tempDir, tinyPair } from './helpers/fixtures'
-import { haveReference, runMtmdCli as reference } from './helpers/reference'
+import { haveReference, runMtmdCli as reference, LLAMA_CPP_KERNELS } from './helpers/reference'
 
 const pair = ensurePair('tiny-ultravox')
 const N = 16
@@ -36,7 +36,7 @@ const wavLong = file('long.wav', wav16(tones(45, 16000, 1, 4), 16000))
 
 let model: Model
 beforeAll(async () => {
-  model = await loadModel(pair)
+  model = await loadModel({ ...pair, ...LLAMA_CPP_KERNELS })
 })
 afterAll(async () => {
   await model.dispose()
@@ -82,7 +82,7 @@ test('the model hears, and says at what rate', () => {
 
   test('Voxtral (pooling, then frames stacked by 4): 188 tokens a window, not an abort, and the same tokens', async () => {
     const voxtral = ensurePair('tiny-voxtral')
-    const m = await loadModel(voxtral)
+    const m = await loadModel({ ...voxtral, ...LLAMA_CPP_KERNELS })
     try {
       expect(m.info.vision).toMatchObject({ projector: 'voxtral', supportsAudio: true })
       const e = await m.encodeAudio(wavA)
@@ -98,7 +98,7 @@ test('the model hears, and says at what rate', () => {
 
   test('a stack factor of 4 (older Ultravox files) gives its own token count, the same as llama.cpp', async () => {
     const four = writeTinyUltravoxPair(tempDir('llava-ultravox4-'), { stackFactor: 4 })
-    const m = await loadModel(four)
+    const m = await loadModel({ ...four, ...LLAMA_CPP_KERNELS })
     try {
       const e = await m.encodeAudio(wavA)
       expect(e.nTokens).toBe(375) // 1500 frames / 4
@@ -197,7 +197,7 @@ describe('encodeAudio and AudioEmbedding', () => {
     const img = bmpFile(dir, 'x.bmp', 32, 32, 1).file
     expect(await codeOf(answer(vicuna(1, 'x'), [img]))).toBe('ERR_NO_VISION')
     expect(await codeOf(model.encodeImage(img))).toBe('ERR_NO_VISION')
-    const llava = await loadModel(tinyPair())
+    const llava = await loadModel({ ...tinyPair(), ...LLAMA_CPP_KERNELS })
     try {
       expect(await codeOf(llava.encodeAudio(wavA))).toBe('ERR_NO_AUDIO')
       const s = llava.createSession()
@@ -316,7 +316,7 @@ describe('sessions', () => {
   })
 
   test('sound to a model loaded without a projector is ERR_NO_AUDIO, as encodeAudio says', async () => {
-    const textOnly = await loadModel({ model: pair.model })
+    const textOnly = await loadModel({ model: pair.model, ...LLAMA_CPP_KERNELS })
     try {
       const s = textOnly.createSession()
       for (const input of [wavA, fs.readFileSync(wavA), { samples: mono20, sampleRate: 16000 }]) {
@@ -347,7 +347,7 @@ describe('sessions', () => {
   const chatml = (markers: number, text: string): string => `<|im_start|>user\n${'<media>'.repeat(markers)}${text}<|im_end|>\n<|im_start|>assistant\n`
   let m: Model
   beforeAll(async () => {
-    m = await loadModel(omni)
+    m = await loadModel({ ...omni, ...LLAMA_CPP_KERNELS })
   })
   afterAll(() => m.dispose())
 

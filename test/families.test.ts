@@ -6,7 +6,7 @@
 import { type Model, loadModel } from '../lib'
 import { ensurePair } from '../lib/fixtures'
 import { bmpFile, greedy, tempDir } from './helpers/fixtures'
-import { haveReference, runMtmdCli as reference } from './helpers/reference'
+import { haveReference, runMtmdCli as reference, LLAMA_CPP_KERNELS } from './helpers/reference'
 
 const N = 16
 const dir = tempDir('llava-families-')
@@ -22,7 +22,7 @@ describe.each([
   const pair = ensurePair(kind)
   let model: Model
   beforeAll(async () => {
-    model = await loadModel(pair)
+    model = await loadModel({ ...pair, ...LLAMA_CPP_KERNELS })
   })
   afterAll(() => model.dispose())
 

@@ -7,7 +7,7 @@ import { type Model, type Session, loadModel } from '../lib'
 import { ensurePair, writeTinyLfm2VLPair } from '../lib/fixtures'
 import { codeOf } from './helpers/errors'
 import { bmpFile, greedy, tempDir, tinyGemma3Pair } from './helpers/fixtures'
-import { haveReference, runMtmdCli as reference } from './helpers/reference'
+import { haveReference, runMtmdCli as reference, LLAMA_CPP_KERNELS } from './helpers/reference'
 
 const lfm2 = ensurePair('tiny-lfm2vl')
 const N = 16
@@ -18,7 +18,7 @@ const chatml = (markers: number, text: string): string => `<|im_start|>user\n${'
 ;(haveReference ? describe : describe.skip)('LFM2-VL parity with llama-mtmd-cli (greedy, token for token)', () => {
   let model: Model
   beforeAll(async () => {
-    model = await loadModel(lfm2)
+    model = await loadModel({ ...lfm2, ...LLAMA_CPP_KERNELS })
   })
   afterAll(async () => {
     await model.dispose()
@@ -66,7 +66,7 @@ describe.each([
   const files: Record<string, string> = {}
 
   beforeAll(async () => {
-    model = await loadModel({ ...pairOf(), threads: 1 })
+    model = await loadModel({ ...pairOf(), threads: 1, ...LLAMA_CPP_KERNELS })
     image = bmpFile(dir, `${model.info.architecture}.bmp`, 64, 64, 9).file
     prompt = turn(1, 'describe the image')
     // The reference: one plain session that never stops.

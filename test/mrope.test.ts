@@ -7,7 +7,7 @@ import { type Model, loadModel } from '../lib'
 import { ensurePair } from '../lib/fixtures'
 import { codeOf } from './helpers/errors'
 import { bmpFile, greedy, tempDir } from './helpers/fixtures'
-import { haveReference, runMtmdCli as reference } from './helpers/reference'
+import { haveReference, runMtmdCli as reference, LLAMA_CPP_KERNELS } from './helpers/reference'
 
 const pair = ensurePair('tiny-qwen25vl')
 const N = 16
@@ -24,7 +24,7 @@ let model: Model
 let dir: string
 
 beforeAll(async () => {
-  model = await loadModel(pair)
+  model = await loadModel({ ...pair, ...LLAMA_CPP_KERNELS })
   dir = tempDir('llava-mrope-')
 })
 afterAll(async () => {
@@ -50,7 +50,7 @@ test('the model reports M-RoPE, and countTokens counts cells and positions apart
   expect(c.tokens).toBe(c.textTokens + 54)
   expect(c.positions).toBe(c.textTokens + 9)
   // a model without M-RoPE: positions and cells agree
-  const llava = await loadModel(ensurePair('tiny'))
+  const llava = await loadModel({ ...ensurePair('tiny'), ...LLAMA_CPP_KERNELS })
   try {
     expect(llava.info.vision?.mrope).toBe(false)
     const l = await llava.countTokens('USER: <image>describe\nASSISTANT:', { images: [file] })
@@ -90,7 +90,7 @@ describeParity('parity with llama-mtmd-cli (greedy, token for token)', () => {
 
   test('imageMinTokens / imageMaxTokens: the same budget as --image-min-tokens / --image-max-tokens', async () => {
     const { file } = bmpFile(dir, 'budget.bmp', 72, 48, 14)
-    const m = await loadModel({ ...pair, imageMinTokens: 256, imageMaxTokens: 1024 })
+    const m = await loadModel({ ...pair, imageMinTokens: 256, imageMaxTokens: 1024, ...LLAMA_CPP_KERNELS })
     try {
       const c = await m.countTokens(chatml(1, 'describe'), { images: [file] })
       expect(c.imageTokens).toBeGreaterThanOrEqual(256)
@@ -101,7 +101,7 @@ describeParity('parity with llama-mtmd-cli (greedy, token for token)', () => {
     } finally {
       await m.dispose()
     }
-    const small = await loadModel({ ...pair, imageMaxTokens: 16 })
+    const small = await loadModel({ ...pair, imageMaxTokens: 16, ...LLAMA_CPP_KERNELS })
     try {
       const big = bmpFile(dir, 'big.bmp', 256, 256, 15).file
       const c = await small.countTokens(chatml(1, 'describe'), { images: [big] })

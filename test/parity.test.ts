@@ -6,6 +6,7 @@ import * as path from 'node:path'
 import { type Model, loadModel, systemInfo } from '../lib'
 import { ensurePair } from '../lib/fixtures'
 import { bmpFile, greedy, root, tempDir, tinyGemma3Pair, tinyPair } from './helpers/fixtures'
+import { LLAMA_CPP_KERNELS } from './helpers/reference'
 
 const bin = path.join(root, 'build', 'bin')
 const mtmdCli = path.join(bin, 'llama-mtmd-cli')
@@ -40,7 +41,7 @@ describeParity('parity with llama.cpp (greedy, token for token)', () => {
   let dir: string
 
   beforeAll(async () => {
-    model = await loadModel(pair)
+    model = await loadModel({ ...pair, ...LLAMA_CPP_KERNELS })
     expect(model.defaults.threads).toBe(THREADS)
     dir = tempDir('llava-parity-')
   })
@@ -101,7 +102,7 @@ describeParity('parity with llama.cpp (greedy, token for token)', () => {
   const cpuBuild = systemInfo().backends.every((b) => b === 'CPU')
   ;(cpuBuild ? test : test.skip)('quantized text model (Q4_0), one image', async () => {
     const q = ensurePair('tiny', { textType: 'q4_0' })
-    const qm = await loadModel(q)
+    const qm = await loadModel({ ...q, ...LLAMA_CPP_KERNELS })
     try {
       const { file } = bmpFile(dir, 'q4.bmp', 32, 32, 23)
       const s = qm.createSession()
@@ -116,7 +117,7 @@ describeParity('parity with llama.cpp (greedy, token for token)', () => {
 
   test('a second projector family (Gemma 3), one image', async () => {
     const g = tinyGemma3Pair()
-    const gm = await loadModel(g)
+    const gm = await loadModel({ ...g, ...LLAMA_CPP_KERNELS })
     try {
       const { file } = bmpFile(dir, 'gemma.bmp', 32, 32, 41)
       expect(gm.info.chatTemplate).toBeTruthy()

@@ -25,3 +25,9 @@ export function runMtmdCli(pair: { model: string; mmproj: string }, media: CliMe
   for (const m of media) args.push(...('image' in m ? ['--image', m.image] : ['--audio', m.audio]))
   return execFileSync(mtmdCli, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] }).replace(/^\n/, '').replace(/\n+$/, '')
 }
+
+/**
+ * Load options for a model whose answers are compared with llama.cpp's own tools: those run
+ * llama.cpp's default kernels, not the batch-invariant ones llava-native's sessions use by default.
+ */
+export const LLAMA_CPP_KERNELS = { deterministic: false } as const
