@@ -10,7 +10,7 @@ const base = {
 // The suites that run models, run a second time with every model in a child process of its own
 // (LLAVA_NATIVE_ISOLATION=process): the isolated API must pass them unchanged.
 const ISOLATED = [
-  'api', 'audio', 'chat', 'chat-answers', 'chat-render', 'cli', 'cpu-wait', 'families', 'group', 'hostile-input', 'hybrid',
+  'api', 'audio', 'chat', 'chat-answers', 'chat-render', 'cli', 'cpu-wait', 'determinism', 'families', 'group', 'hostile-input', 'hybrid',
   'image-formats', 'image-orientation', 'mrope', 'parity', 'process', 'session-file', 'structured', 'threads', 'untrusted',
 ]
 

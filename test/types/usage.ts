@@ -10,6 +10,7 @@ import {
   ImageEmbedding,
   MediaEmbedding,
   type TokenCount,
+  type TokenLogprob,
   LlavaError,
   type Model,
   SessionGroup,
@@ -79,6 +80,16 @@ export async function serve(model: Model, questions: string[]): Promise<string[]
   const shared: number = results[0].timings.sharedDecodes
   void shared
   return results.map((r) => r.text)
+}
+
+// Reproducible answers under load, with the model's confidence in each token.
+export async function confidence(model: Model, prompt: string): Promise<number[]> {
+  await using group = model.createSessionGroup({ sessions: 2, deterministic: true })
+  const r = await group.createSession().complete({ prompt, temperature: 0, logprobs: 3 })
+  const first: TokenLogprob | undefined = r.logprobs?.[0]
+  const alternatives: number[] = first ? first.top.map((t) => t.token) : []
+  void alternatives
+  return (r.logprobs ?? []).map((lp) => Math.exp(lp.logprob))
 }
 
 // A tool loop with thinking, as an agent writes it.
@@ -232,6 +243,8 @@ export async function misuse(): Promise<void> {
   await model.encodeImage({ data: new Uint8Array(3), width: 1, height: 1, format: 'argb' })
   // @ts-expect-error temperature is a number
   await model.createSession().complete({ prompt: 'x', temperature: 'hot' })
+  // @ts-expect-error logprobs is a count of alternatives
+  await model.createSession().complete({ prompt: 'x', logprobs: true })
   // @ts-expect-error a response format has a known type
   await model.createSession().complete({ prompt: 'x', responseFormat: { type: 'yaml' } })
   // @ts-expect-error the wait policy is 'auto', 'spin', 'passive' or a spin count
