@@ -106,7 +106,6 @@ llama_context* ContextState::Ensure() {
     Throw("ERR_INVALID_ARGUMENT", "deterministic decoding needs batch-invariant kernels, which only the CPU backend has; load the model without a GPU "
                              "backend, or create the session with deterministic: false");
   }
-  deterministic_ = invariant;
   return ctx_;
 }
 

@@ -40,8 +40,6 @@ class ContextState {
   // Positions one sequence can hold.
   uint32_t SequenceContext() const;
   uint32_t sequences() const { return nSeq_; }
-  // Whether the context runs batch-invariant kernels (known once Ensure() has run).
-  bool deterministic() const { return deterministic_; }
 
   // A free sequence id, or -1 when every sequence is taken.
   int32_t ClaimSequence();
@@ -69,7 +67,6 @@ class ContextState {
   SessionParams params_;
   uint32_t nSeq_;
   llama_context* ctx_ = nullptr;
-  bool deterministic_ = false;
   std::mutex initMutex_;
   std::mutex seqMutex_;
   std::vector<bool> seqUsed_;

@@ -205,6 +205,13 @@ describe('logprobs', () => {
     expect(ranks.logprobs!.some((lp) => lp.top[0].token !== lp.token)).toBe(true)
   })
 
+  test('chat() results carry them too', async () => {
+    await using s = model.createSession({ contextSize: 256 })
+    const r = await s.chat([{ role: 'user', content: 'name a fruit' }], { maxTokens: 8, logprobs: 2, ...greedy })
+    expect(r.logprobs!.map((lp) => lp.token)).toEqual(r.tokens)
+    expect(r.logprobs!.every((lp) => lp.top.length === 2)).toBe(true)
+  })
+
   test('without the option there are none; bad values are refused', async () => {
     await using s = model.createSession({ contextSize: 256 })
     expect((await s.complete({ prompt: PROMPT, maxTokens: 2 })).logprobs).toBeUndefined()
