@@ -10,13 +10,13 @@
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { spawn } = require('node:child_process')
 const { ensurePair } = require('llava-native/fixtures')
 const { cpuBudget } = require('../dist/cpu')
 const { writeTestImage } = require('./lib/image')
 const { cliPath, runReference } = require('./lib/reference')
 const { killAll, runChild, tail } = require('./lib/spawn')
 const { eachArg, round } = require('./lib/common')
+const { median, startHogs } = require('./lib/load')
 
 const ROOT = path.resolve(__dirname, '..')
 const log = (msg) => process.stderr.write(`${msg}\n`)
@@ -43,20 +43,6 @@ function parseArgs(argv) {
 }
 
 // --- background load ------------------------------------------------------------------------
-/** N busy-loop processes; stop() ends them. They also end if this process dies (they poll it). */
-function startHogs(n) {
-  const code = `const p = ${process.pid}; let i = 0; for (;;) { if (++i % 5e7 === 0) { try { process.kill(p, 0) } catch { process.exit(0) } } }`
-  const hogs = Array.from({ length: n }, () => spawn(process.execPath, ['-e', code], { stdio: 'ignore' }))
-  return {
-    kill: () => hogs.forEach((h) => h.kill('SIGKILL')),
-    stop: () => Promise.all(hogs.map((h) => new Promise((resolve) => {
-      if (h.exitCode !== null || h.signalCode !== null) return resolve()
-      h.once('exit', resolve)
-      h.kill('SIGKILL')
-    }))),
-  }
-}
-
 // Runs fn after the killed processes have had a moment to leave their cgroup (the process is about
 // to exit: no event loop turn is left to wait in).
 function setTimeoutSync(fn, ms = 200) {
@@ -161,13 +147,6 @@ const FIGURES = [
   { key: 'prefillTokPerS', label: 'prefill tok/s (image tokens included)', better: 'higher' },
   { key: 'encodeMs', label: 'image encode ms', better: 'lower' },
 ]
-
-function median(xs) {
-  const v = xs.filter((x) => typeof x === 'number' && Number.isFinite(x)).sort((a, b) => a - b)
-  if (v.length === 0) return undefined
-  const m = Math.floor(v.length / 2)
-  return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2
-}
 
 /** Speed ratio a/b, where higher is better (so encode time is inverted). */
 function speedRatio(fig, a, b) {

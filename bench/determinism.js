@@ -6,12 +6,12 @@
 // Prints medians (min–max) and the ratio on / off for each figure, and whether a grouped session's
 // logits equal its solo ones in each mode; writes them to bench/results/determinism.json.
 // --hogs N runs N busy-loop processes in the background meanwhile.
-const { spawn } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
-const { eachArg, round } = require('./lib/common')
+const { round } = require('./lib/common')
+const { median, parseComparisonArgs, startHogs } = require('./lib/load')
 
 const log = (msg) => process.stderr.write(`${msg}\n`)
 const PROMPTS = [
@@ -21,26 +21,6 @@ const PROMPTS = [
   'USER: Tell me a story about a dragon and a knight.\nASSISTANT:',
 ]
 const LONG = `USER: ${'the quick brown fox jumps over the lazy dog, '.repeat(14)}\nASSISTANT:`
-
-function parseArgs(argv) {
-  const o = { rounds: 3, tokens: 64, threads: undefined, hogs: 0, pair: 'bench' }
-  eachArg(argv, (a, value) => {
-    if (a === '--rounds') o.rounds = Number(value())
-    else if (a === '--tokens') o.tokens = Number(value())
-    else if (a === '--threads') o.threads = Number(value())
-    else if (a === '--hogs') o.hogs = Number(value())
-    else if (a === '--pair') o.pair = value()
-    else throw new Error(`unknown option '${a}'`)
-  })
-  for (const k of ['rounds', 'tokens']) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`--${k} takes a positive integer`)
-  if (!(Number.isInteger(o.hogs) && o.hogs >= 0)) throw new Error('--hogs takes a non-negative integer')
-  return o
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
-}
 
 const sameLogits = (a, b) =>
   a.logprobs.length === b.logprobs.length &&
@@ -86,13 +66,12 @@ const FIGURES = [
 ]
 
 async function main() {
-  const o = parseArgs(process.argv.slice(2))
+  const o = parseComparisonArgs(process.argv.slice(2))
   const { loadModel } = require('llava-native')
   const { ensurePair } = require('llava-native/fixtures')
   const pair = ensurePair(o.pair)
   const threads = o.threads ?? os.availableParallelism()
-  const code = `const p = ${process.pid}; let i = 0; for (;;) { if (++i % 5e7 === 0) { try { process.kill(p, 0) } catch { process.exit(0) } } }`
-  const hogs = Array.from({ length: o.hogs }, () => spawn(process.execPath, ['-e', code], { stdio: 'ignore' }))
+  const hogs = startHogs(o.hogs)
   const runs = { on: [], off: [] }
   const model = await loadModel({ model: pair.model, threads })
   try {
@@ -106,7 +85,7 @@ async function main() {
     }
   } finally {
     await model.dispose()
-    for (const h of hogs) h.kill('SIGKILL')
+    hogs.kill()
   }
   const rows = FIGURES.map(([key, label]) => {
     const on = runs.on.map((r) => r[key])

@@ -15,6 +15,7 @@ const path = require('node:path')
 const { spawn } = require('node:child_process')
 const { ensurePair } = require('llava-native/fixtures')
 const { runChild, killAll } = require('./lib/spawn')
+const { startHogs } = require('./lib/load')
 const { eachArg } = require('./lib/common')
 
 const ROOT = path.resolve(__dirname, '..')
@@ -46,12 +47,6 @@ function sha256File(file) {
   const d = h.digest('hex')
   fs.writeFileSync(memo, d)
   return d
-}
-
-function startHogs(n) {
-  const code = `const p = ${process.pid}; let i = 0; for (;;) { if (++i % 5e7 === 0) { try { process.kill(p, 0) } catch { process.exit(0) } } }`
-  const hogs = Array.from({ length: n }, () => spawn(process.execPath, ['-e', code], { stdio: 'ignore' }))
-  return () => hogs.forEach((h) => h.kill('SIGKILL'))
 }
 
 async function startHub(spec, rate) {
@@ -86,7 +81,7 @@ async function main() {
   const results = []
   try {
     for (const hogs of o.hogs) {
-      const stop = startHogs(hogs)
+      const stop = startHogs(hogs).kill
       const times = { 'llava-native': [], 'llama.cpp -hf': [] }
       try {
         for (let r = 0; r < o.rounds; r++) {

@@ -10,7 +10,8 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
-const { eachArg, round } = require('./lib/common')
+const { round } = require('./lib/common')
+const { median, parseComparisonArgs, startHogs } = require('./lib/load')
 const { drawPixels, encodeBmp, writeTestImage } = require('./lib/image')
 
 const ROOT = path.resolve(__dirname, '..')
@@ -72,21 +73,6 @@ async function child(mode, config) {
 }
 
 // --- the comparison --------------------------------------------------------------------------
-function parseArgs(argv) {
-  const o = { rounds: 3, tokens: 64, threads: undefined, hogs: 0, pair: 'bench' }
-  eachArg(argv, (a, value) => {
-    if (a === '--rounds') o.rounds = Number(value())
-    else if (a === '--tokens') o.tokens = Number(value())
-    else if (a === '--threads') o.threads = Number(value())
-    else if (a === '--hogs') o.hogs = Number(value())
-    else if (a === '--pair') o.pair = value()
-    else throw new Error(`unknown option '${a}'`)
-  })
-  for (const k of ['rounds', 'tokens']) if (!(Number.isInteger(o[k]) && o[k] > 0)) throw new Error(`--${k} takes a positive integer`)
-  if (!(Number.isInteger(o.hogs) && o.hogs >= 0)) throw new Error('--hogs takes a non-negative integer')
-  return o
-}
-
 function runOnce(mode, configFile) {
   return new Promise((resolve, reject) => {
     const c = spawn(process.execPath, [__filename, '--child', mode, configFile], { stdio: ['ignore', 'pipe', 'inherit'] })
@@ -94,11 +80,6 @@ function runOnce(mode, configFile) {
     c.stdout.on('data', (d) => (out += d))
     c.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out.trim().split('\n').pop())) : reject(new Error(`${mode} run exited with ${code}`))))
   })
-}
-
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b)
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2
 }
 
 const FIGURES = [
@@ -115,7 +96,7 @@ const FIGURES = [
 ]
 
 async function main() {
-  const o = parseArgs(process.argv.slice(2))
+  const o = parseComparisonArgs(process.argv.slice(2))
   const { ensurePair } = require('llava-native/fixtures')
   const pair = ensurePair(o.pair)
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-bench-isolation-'))
@@ -124,8 +105,7 @@ async function main() {
   const configFile = path.join(dir, 'config.json')
   const threads = o.threads ?? os.availableParallelism()
   fs.writeFileSync(configFile, JSON.stringify({ ...pair, image: writeTestImage(dir), photo, tokens: o.tokens, threads }))
-  const code = `const p = ${process.pid}; let i = 0; for (;;) { if (++i % 5e7 === 0) { try { process.kill(p, 0) } catch { process.exit(0) } } }`
-  const hogs = Array.from({ length: o.hogs }, () => spawn(process.execPath, ['-e', code], { stdio: 'ignore' }))
+  const hogs = startHogs(o.hogs)
   const runs = { none: [], process: [] }
   try {
     for (let i = 0; i < o.rounds; i++) {
@@ -137,7 +117,7 @@ async function main() {
       }
     }
   } finally {
-    for (const h of hogs) h.kill('SIGKILL')
+    hogs.kill()
     fs.rmSync(dir, { recursive: true, force: true })
   }
   const same = runs.none.concat(runs.process).every((r) => JSON.stringify(r.tokens) === JSON.stringify(runs.none[0].tokens))
