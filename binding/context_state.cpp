@@ -97,8 +97,11 @@ llama_context* ContextState::Ensure() {
                               (nSeq_ > 1 ? " (" + std::to_string(nSeq_) + " sessions of " + std::to_string(perSeq) + ")" : std::string()) +
                               (why.empty() ? std::string() : ": " + why) + ". Try a smaller contextSize.");
   }
-  const bool invariant = params_.deterministic != 0 && ComputeThread::Run([&] { return llama_set_batch_invariant(ctx_, true); });
-  if (!invariant) ComputeThread::Run([&] { llama_set_batch_invariant(ctx_, false); });
+  const bool invariant = params_.deterministic != 0 && ComputeThread::Run([&] {
+    if (llama_set_batch_invariant(ctx_, true)) return true;
+    llama_set_batch_invariant(ctx_, false);  // a backend lacks it: the others go back to their defaults
+    return false;
+  });
   if (params_.deterministic == 1 && !invariant) {
     llama_context* ctx = ctx_;
     ctx_ = nullptr;
