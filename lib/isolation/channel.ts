@@ -52,6 +52,8 @@ export class ChildChannel {
   #graceTimer: NodeJS.Timeout | undefined
   #transportError: Error | undefined
   readonly #exited: Promise<LlavaError>
+  /** Settles once the transport thread has ended (and released its socket and event loop). */
+  #transportEnded: Promise<unknown> = Promise.resolve()
   #resolveExited!: (e: LlavaError) => void
   readonly #connected: Promise<void>
   readonly #unsubscribeLogs: () => void
@@ -196,7 +198,7 @@ export class ChildChannel {
 
   /**
    * Ends the child: it disposes what it holds and exits; one that has not exited after a grace
-   * period is killed. Idempotent; resolves once the process is gone.
+   * period is killed. Idempotent; resolves once the process and the transport thread are gone.
    */
   async close(): Promise<void> {
     if (!this.#closing) {
@@ -209,6 +211,7 @@ export class ChildChannel {
       }
     }
     await this.#exited
+    await this.#transportEnded
   }
 
   /**
@@ -281,7 +284,7 @@ export class ChildChannel {
       this.#settle(id)
       p.reject(error)
     }
-    void this.#worker.terminate() // its socket closes with it
+    this.#transportEnded = this.#worker.terminate().catch(() => undefined) // its socket closes with it
     fs.rmSync(this.#dir, { recursive: true, force: true })
     if (!requested) {
       try {
