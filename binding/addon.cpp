@@ -18,6 +18,7 @@
 #include "session.h"
 #include "session_group.h"
 #include "process_limits.h"
+#include "rpc.h"
 #include "system_info.h"
 
 namespace llava {
@@ -61,6 +62,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ImageBytes", imageBytes);
   exports.Set("loadModel", Napi::Function::New(env, Model::Load, "loadModel"));
   exports.Set("systemInfo", Napi::Function::New(env, SystemInfo, "systemInfo"));
+  exports.Set("rpcDevices", Napi::Function::New(env, RpcDevices, "rpcDevices"));
+  exports.Set("rpcServe", Napi::Function::New(env, RpcServe, "rpcServe"));
   exports.Set("traceThreadGovernor", Napi::Function::New(env, TraceThreadGovernor, "traceThreadGovernor"));
   exports.Set("flashAttentionDecode", Napi::Function::New(env, FlashAttentionDecode, "flashAttentionDecode"));
   exports.Set("chatGrammarAccepts", Napi::Function::New(env, ChatGrammarAccepts, "chatGrammarAccepts"));

@@ -94,6 +94,7 @@ void Batcher::Execute(std::vector<DecodeJob*>& jobs) {
     context_.UseAllThreads();
     try {
       jobs[0]->rc = jobs[0]->exclusive();
+      if (const auto& rpc = context_.model()->rpc) rpc->Check();
     } catch (...) {
       jobs[0]->error = std::current_exception();
     }
@@ -127,6 +128,8 @@ void Batcher::Execute(std::vector<DecodeJob*>& jobs) {
   const int32_t threads = steps ? context_.UseThreadsForStep(n) : context_.UseAllThreads();
   const auto start = std::chrono::steady_clock::now();
   const int32_t rc = llama_decode(ctx, batch_);
+  // A failed RPC connection computes nothing: its logits are zeros, never to be sampled.
+  if (const auto& rpc = context_.model()->rpc) rpc->Check();
   if (rc == 0 && steps) {
     context_.governor().Record(n, threads, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   }

@@ -155,7 +155,9 @@ class EncodeWorker : public PromiseWorker {
         model_(std::move(model)),
         image_(std::move(image)),
         audio_(std::move(audio)),
-        abort_(std::move(abort)) {}
+        abort_(std::move(abort)) {
+    GuardRpc(model_->rpc);
+  }
 
  protected:
   void Run() override {

@@ -27,6 +27,7 @@ LogSink& Sink() {
 }
 
 thread_local std::string tlsLastError;
+thread_local std::vector<std::string>* tlsLayerDevices = nullptr;
 thread_local std::string tlsPending;  // llama.cpp emits one message in several CONT pieces
 thread_local int tlsPendingLevel = GGML_LOG_LEVEL_NONE;
 
@@ -45,8 +46,19 @@ const char* LevelName(int level) {
   }
 }
 
+// "load_tensors: layer  12 assigned to device RPC0, is_swa = 0": llama.cpp says nowhere else.
+void NoteLayerDevice(const std::string& text) {
+  static const std::string kPrefix = "load_tensors: layer ", kDevice = " assigned to device ";
+  if (text.compare(0, kPrefix.size(), kPrefix) != 0) return;
+  const size_t at = text.find(kDevice);
+  if (at == std::string::npos) return;
+  const size_t from = at + kDevice.size();
+  tlsLayerDevices->push_back(text.substr(from, text.find(',', from) - from));
+}
+
 void Forward(int level, std::string text) {
   if (level == GGML_LOG_LEVEL_ERROR) tlsLastError = text;
+  if (tlsLayerDevices && level == GGML_LOG_LEVEL_DEBUG) NoteLayerDevice(text);
   LogSink& sink = Sink();
   std::lock_guard<std::mutex> lock(sink.mutex);
   if (!sink.active || level < sink.minLevel) return;
@@ -92,6 +104,7 @@ void InstallLogging() {
 
 std::string LastLlamaError() { return tlsLastError; }
 void ClearLastLlamaError() { tlsLastError.clear(); }
+void RecordLayerDevices(std::vector<std::string>* devices) { tlsLayerDevices = devices; }
 
 // setLogCallback(fn | null, minLevel: 'debug'|'info'|'warn'|'error')
 Napi::Value SetLogCallback(const Napi::CallbackInfo& info) {

@@ -5,6 +5,7 @@
 #include <napi.h>
 
 #include <string>
+#include <vector>
 
 namespace llava {
 
@@ -13,5 +14,8 @@ Napi::Value SetLogCallback(const Napi::CallbackInfo& info);
 // The most recent ERROR-level llama.cpp message logged on this thread ("" if none).
 std::string LastLlamaError();
 void ClearLastLlamaError();
+// While set, the devices llama.cpp assigns each layer to as it loads a model on this thread are
+// appended to *devices (layer order, the output layer last); nullptr stops it.
+void RecordLayerDevices(std::vector<std::string>* devices);
 
 }  // namespace llava

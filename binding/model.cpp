@@ -19,6 +19,7 @@
 #include "model_fingerprint.h"
 #include "model_validator.h"
 #include "promise_worker.h"
+#include "rpc.h"
 
 namespace llava {
 namespace {
@@ -38,6 +39,10 @@ struct LoadParams {
   int threads = 4;
   int imageMinTokens = -1;  // dynamic-resolution projectors' token budget per image; -1: the file's
   int imageMaxTokens = -1;
+  std::vector<std::string> rpcServers;  // their devices take layers first, as in llama.cpp's --rpc
+  RpcTimeouts rpcTimeouts;
+  std::vector<float> tensorSplit;  // per offload device, in the model's device order
+  std::string mmprojDevice;        // a device name or an RPC endpoint; "" = the default
 };
 
 std::string MetaString(const llama_model* model, const char* key) {
@@ -112,11 +117,32 @@ class LoadWorker : public PromiseWorker {
     ggml_backend_dev_t mainDev = params_.mainGpu >= 0 ? gpus[static_cast<size_t>(params_.mainGpu)] : (gpus.empty() ? nullptr : gpus[0]);
     std::vector<ggml_backend_dev_t> devList;
     if (params_.mainGpu >= 0) devList = {mainDev, nullptr};
+    if (!params_.rpcServers.empty()) {
+      // remote devices first (as llama.cpp orders them, to keep the transfers few), then the GPUs
+      devList = ConnectRpcServers(params_.rpcServers, params_.rpcTimeouts);
+      if (params_.mainGpu >= 0) {
+        devList.push_back(mainDev);
+      } else {
+        devList.insert(devList.end(), gpus.begin(), gpus.end());
+      }
+      devList.push_back(nullptr);
+      state->rpc = std::make_shared<RpcLink>(params_.rpcServers);
+      GuardRpc(state->rpc);
+    }
+    const size_t offloadDevices = devList.empty() ? gpus.size() : devList.size() - 1;
+    if (params_.tensorSplit.size() > offloadDevices) {
+      Throw("ERR_INVALID_ARGUMENT", "tensorSplit has " + std::to_string(params_.tensorSplit.size()) + " shares but the model has " +
+                                        std::to_string(offloadDevices) + " device(s) to split over (RPC servers' devices first, then GPUs)");
+    }
+    std::vector<float> split(llama_max_devices(), 0.0f);
+    std::copy(params_.tensorSplit.begin(), params_.tensorSplit.end(), split.begin());
+    ggml_backend_dev_t projDev = ProjectorDevice(devList);
 
     llama_model_params mp = llama_model_default_params();
     mp.n_gpu_layers = params_.gpuLayers == -2 ? AutoLayers(facts, mainDev, modelBytes, projBytes) : params_.gpuLayers;
-    gpuLayersUsed_ = mainDev && !params_.vocabOnly ? (mp.n_gpu_layers < 0 ? static_cast<int>(facts.blockCount) + 1 : mp.n_gpu_layers) : 0;
-    if (params_.mainGpu >= 0) mp.devices = devList.data();
+    gpuLayersUsed_ = offloadDevices > 0 && !params_.vocabOnly ? (mp.n_gpu_layers < 0 ? static_cast<int>(facts.blockCount) + 1 : mp.n_gpu_layers) : 0;
+    if (!devList.empty()) mp.devices = devList.data();
+    if (!params_.tensorSplit.empty()) mp.tensor_split = split.data();
     if (!params_.useMmap) mp.load_mode = LLAMA_LOAD_MODE_NONE;
     mp.vocab_only = params_.vocabOnly;
     state->vocabOnly = params_.vocabOnly;
@@ -128,7 +154,13 @@ class LoadWorker : public PromiseWorker {
     mp.progress_callback_user_data = this;
 
     ClearLastLlamaError();
-    state->model = ComputeThread::Run([&] { return llama_model_load_from_file(params_.modelPath.c_str(), mp); });
+    std::vector<std::string> layerDevices;
+    state->model = ComputeThread::Run([&] {
+      RecordLayerDevices(&layerDevices);
+      llama_model* m = llama_model_load_from_file(params_.modelPath.c_str(), mp);
+      RecordLayerDevices(nullptr);
+      return m;
+    });
     if (abort_->load()) Throw("ERR_ABORTED", "model loading was aborted");
     if (!state->model) {
       std::string why = LastLlamaError();
@@ -138,14 +170,20 @@ class LoadWorker : public PromiseWorker {
     }
 
     // Read now, while the file is the one just loaded (and in the page cache): a few milliseconds.
+    NotePlacement(*state, layerDevices, devList);
     state->textFingerprint = FileFingerprint(params_.modelPath);
     state->maxTokenBytes = LongestToken(state->vocab());
 
     if (!params_.mmprojPath.empty()) {
       ReadProjectorMeta(params_.mmprojPath, state->projectorType, imageSize_);
       mtmd_context_params cp = mtmd_context_params_default();
-      cp.use_gpu = params_.mmprojUseGpu && mainDev != nullptr;
-      if (cp.use_gpu && params_.mainGpu >= 0) cp.device = mainDev;
+      cp.use_gpu = projDev != nullptr || (params_.mmprojUseGpu && mainDev != nullptr);
+      if (projDev) {
+        cp.device = projDev;
+      } else if (cp.use_gpu && params_.mainGpu >= 0) {
+        cp.device = mainDev;
+      }
+      state->projectorDevice = cp.device ? ggml_backend_dev_name(cp.device) : cp.use_gpu ? ggml_backend_dev_name(mainDev) : "CPU";
       cp.print_timings = false;
       cp.n_threads = params_.threads;
       cp.warmup = true;
@@ -192,6 +230,39 @@ class LoadWorker : public PromiseWorker {
     if (!fs::exists(path, ec)) Throw("ERR_FILE_NOT_FOUND", std::string("the ") + what + " file " + path + " does not exist");
     if (!fs::is_regular_file(path, ec))
       Throw("ERR_FILE_NOT_FOUND", std::string("the ") + what + " path " + path + " is not a regular file");
+  }
+
+  // The device named by mmprojDevice: a device name, or an RPC endpoint for its first device.
+  ggml_backend_dev_t ProjectorDevice(const std::vector<ggml_backend_dev_t>& devList) const {
+    if (params_.mmprojDevice.empty()) return nullptr;
+    for (ggml_backend_dev_t d : devList) {
+      if (d && (params_.mmprojDevice == ggml_backend_dev_name(d) || params_.mmprojDevice == RpcEndpointOf(d))) return d;
+    }
+    if (ggml_backend_dev_t d = ggml_backend_dev_by_name(params_.mmprojDevice.c_str())) return d;
+    Throw("ERR_INVALID_ARGUMENT", "mmprojDevice " + params_.mmprojDevice +
+                                      " is neither a device of this build nor one of the model's RPC servers; see listDevices()");
+  }
+
+  // Counts llama.cpp's per-layer assignments by device (the last one is the output layer's).
+  static void NotePlacement(ModelState& state, const std::vector<std::string>& layerDevices, const std::vector<ggml_backend_dev_t>& devList) {
+    for (size_t i = 0; i < layerDevices.size(); i++) {
+      const std::string& name = layerDevices[i];
+      auto it = std::find_if(state.placement.begin(), state.placement.end(), [&](const ModelState::Placement& p) { return p.device == name; });
+      if (it == state.placement.end()) {
+        ModelState::Placement p;
+        p.device = name;
+        for (ggml_backend_dev_t d : devList) {
+          if (d && name == ggml_backend_dev_name(d)) p.endpoint = RpcEndpointOf(d);
+        }
+        state.placement.push_back(p);
+        it = state.placement.end() - 1;
+      }
+      if (i + 1 == layerDevices.size()) {
+        it->output = true;
+      } else {
+        it->layers++;
+      }
+    }
   }
 
   // Tokenizes one placeholder image at the projector's native size: how many tokens an image
@@ -396,6 +467,19 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   p.vocabOnly = BoolProp(o, "vocabOnly", false);
   p.imageMinTokens = IntProp(o, "imageMinTokens", -1);
   p.imageMaxTokens = IntProp(o, "imageMaxTokens", -1);
+  p.rpcServers = ParseEndpoints(env, o.Get("rpcServers"));
+  p.rpcTimeouts = ParseTimeouts(o.Get("rpcTimeouts"));
+  p.mmprojDevice = StrProp(o, "mmprojDevice");
+  if (o.Get("tensorSplit").IsArray()) {
+    Napi::Array a = o.Get("tensorSplit").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      const double share = a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().DoubleValue() : -1;
+      if (!(share >= 0) || !std::isfinite(share)) throw MakeError(env, "ERR_INVALID_ARGUMENT", "tensorSplit must hold finite shares of at least 0");
+      p.tensorSplit.push_back(static_cast<float>(share));
+    }
+    if (p.tensorSplit.size() > llama_max_devices()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "tensorSplit has more shares than llama.cpp's " + std::to_string(llama_max_devices()) + " devices");
+  }
+  if (!p.rpcServers.empty() && !RpcAvailable()) throw MakeError(env, "ERR_RPC", "this build of llava-native has no RPC backend");
   // clip.cpp multiplies the budget by the patch area in int; the TypeScript layer bounds it too.
   if ((p.imageMinTokens != -1 && (p.imageMinTokens < 1 || p.imageMinTokens > kMaxImageTokensOption)) ||
       (p.imageMaxTokens != -1 && (p.imageMaxTokens < 1 || p.imageMaxTokens > kMaxImageTokensOption)) ||
@@ -434,6 +518,17 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
   out.Set("vocabSize", llama_vocab_n_tokens(vocab));
   out.Set("bosToken", llama_vocab_bos(vocab));
   out.Set("eosToken", llama_vocab_eos(vocab));
+  Napi::Array placement = Napi::Array::New(env, s->placement.size());
+  for (size_t i = 0; i < s->placement.size(); i++) {
+    const ModelState::Placement& p = s->placement[i];
+    Napi::Object d = Napi::Object::New(env);
+    d.Set("device", p.device);
+    d.Set("endpoint", p.endpoint.empty() ? env.Null() : Napi::String::New(env, p.endpoint));
+    d.Set("layers", p.layers);
+    d.Set("output", p.output);
+    placement.Set(static_cast<uint32_t>(i), d);
+  }
+  out.Set("placement", placement);
   const char* tmpl = llama_model_chat_template(m, nullptr);
   out.Set("chatTemplate", tmpl ? Napi::Value(Napi::String::New(env, tmpl)) : env.Null());
   if (s->vision) {
@@ -446,6 +541,7 @@ Napi::Value Model::Info(const Napi::CallbackInfo& info) {
     v.Set("mrope", mtmd_decode_use_mrope(s->vision));
     v.Set("audioSampleRate", s->hearsAudio() ? static_cast<double>(s->audioSampleRate()) : 0.0);
     v.Set("marker", mtmd_default_marker());
+    v.Set("device", s->projectorDevice);
     out.Set("vision", v);
   } else {
     out.Set("vision", env.Null());

@@ -9,9 +9,12 @@
 #include <string>
 #include <unordered_map>
 
+#include <vector>
+
 #include "compute_thread.h"
 #include "llama.h"
 #include "mtmd.h"
+#include "rpc.h"
 #include "thread_governor.h"
 
 namespace llava {
@@ -54,6 +57,18 @@ struct ModelState {
     const int r = vision ? mtmd_get_audio_sample_rate(vision) : -1;
     return r > 0 ? static_cast<uint32_t>(r) : 16000;
   }
+
+  // Set when layers live on RPC servers: whether their connections still hold (rpc.h).
+  std::shared_ptr<RpcLink> rpc;
+  // Where the weights went: each device holding layers, in llama.cpp's order, and the projector's.
+  struct Placement {
+    std::string device;
+    std::string endpoint;  // an RPC server's, "" for a local device
+    int layers = 0;
+    bool output = false;  // holds the output layer
+  };
+  std::vector<Placement> placement;
+  std::string projectorDevice;
 
   // Fingerprints of the two files (model_fingerprint.h), read when they are loaded: session files
   // carry them so that a state is restored only into the model that made it. 0 = no projector.

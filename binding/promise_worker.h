@@ -16,6 +16,7 @@
 #include "addon_data.h"
 #include "completion_queue.h"
 #include "errors.h"
+#include "rpc.h"
 
 namespace llava {
 
@@ -59,10 +60,17 @@ class PromiseWorker : public Completion {
 
   Napi::Env Env() const { return env_; }
 
+  // The operation works on a model with layers on RPC servers: it is refused when one of their
+  // connections has failed, and its outcome becomes ERR_RPC when one fails while it runs (the
+  // failed connection's calls had no effect, so nothing it computed can be trusted).
+  void GuardRpc(std::shared_ptr<RpcLink> link) { rpc_ = std::move(link); }
+
  private:
   void Execute() {
     try {
+      if (rpc_) rpc_->Check();
       Run();
+      if (rpc_) rpc_->Check();
     } catch (const NativeError& e) {
       Fail(e.code, e.what());
     } catch (const std::bad_alloc&) {
@@ -71,6 +79,13 @@ class PromiseWorker : public Completion {
       Fail("ERR_INTERNAL", e.what());
     } catch (...) {
       Fail("ERR_INTERNAL", "unknown native error");
+    }
+    if (failed_ && rpc_ && code_ != "ERR_RPC") {
+      try {
+        rpc_->Check();
+      } catch (const NativeError& e) {
+        Fail(e.code, e.what());
+      }
     }
     Finish();
   }
@@ -129,6 +144,7 @@ class PromiseWorker : public Completion {
   RegistryPtr registry_;
   CompletionQueuePtr completions_;
   AbortFlag flag_;
+  std::shared_ptr<RpcLink> rpc_;
   bool failed_ = false;
   bool ended_ = false;
   std::string code_ = "ERR_INTERNAL";

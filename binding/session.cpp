@@ -77,7 +77,9 @@ class GenerateWorker : public PromiseWorker {
         session_(std::move(session)),
         req_(std::move(req)),
         abort_(std::move(abort)),
-        pieces_(env, onPieces, "llava.tokens", &Deliver) {}
+        pieces_(env, onPieces, "llava.tokens", &Deliver) {
+    GuardRpc(session_->model->rpc);
+  }
 
  protected:
   void Run() override {
@@ -127,7 +129,9 @@ class GenerateWorker : public PromiseWorker {
 class SessionTaskWorker : public PromiseWorker {
  public:
   SessionTaskWorker(Napi::Env env, const char* name, SessionPtr session, std::function<void(SessionState&)> task)
-      : PromiseWorker(env, name, nullptr), session_(std::move(session)), task_(std::move(task)) {}
+      : PromiseWorker(env, name, nullptr), session_(std::move(session)), task_(std::move(task)) {
+    GuardRpc(session_->model->rpc);
+  }
 
  protected:
   void Run() override {

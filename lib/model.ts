@@ -18,6 +18,7 @@ import { type Isolation, isolationOption, loadIsolated, remoteBinding } from './
 import { Session, type SessionOptions, SESSION_OPTION_KEYS, releaseImages, resolveSessionOptions, retainImages } from './session'
 import { SessionGroup, type SessionGroupOptions } from './session-group'
 import * as v from './validate'
+import { rpcServersOption, rpcTimeoutsOption, tensorSplitOption, type RpcTimeouts } from './rpc/options'
 
 /** What {@link Model.renderChat} gives. */
 export interface RenderedChatInfo {
@@ -87,6 +88,29 @@ export interface LoadModelOptions {
   useMmap?: boolean
   /** Run the projector on the GPU when one is available (default true). */
   mmprojUseGpu?: boolean
+  /**
+   * The device the projector runs on, overriding `mmprojUseGpu`: a device name from listDevices()
+   * ('CPU', 'CUDA0', …) or one of `rpcServers` ('host:port', its first device). Default: a local
+   * GPU when there is one and `mmprojUseGpu` allows, else the CPU; never a remote device unless
+   * named here.
+   */
+  mmprojDevice?: string
+  /**
+   * RPC servers ('host:port', started with `llava-native rpc-server` or startRpcServer()) whose
+   * devices take the model's layers, as llama.cpp's `--rpc`: their devices come first, then the
+   * local GPUs; the CPU keeps the layers beyond `gpuLayers`. Token for token the same results as
+   * local. When a server fails, the model's calls reject with ERR_RPC and the model stays
+   * unusable until disposed and loaded again; the process lives on. Not with `isolation: 'process'`
+   * unless the servers are reachable from the child too (they are: it is the same machine).
+   */
+  rpcServers?: string[]
+  /** Connect and per-call timeouts for `rpcServers` (defaults 10 s and 120 s). */
+  rpcTimeouts?: RpcTimeouts
+  /**
+   * How the offloaded layers are shared among the model's devices (RPC servers' devices first,
+   * then the GPUs), as proportions, e.g. [1, 1] or [3, 1]. Default: by each device's free memory.
+   */
+  tensorSplit?: number[]
   /** Flash attention: 'auto' (default), true or false. */
   flashAttention?: boolean | 'auto'
   /**
@@ -167,7 +191,7 @@ export interface LoadModelOptions {
 const MAX_IMAGE_TOKENS_OPTION = 65536
 
 const LOAD_KEYS = [
-  'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'flashAttention', 'deterministic',
+  'model', 'mmproj', 'threads', 'adaptiveThreads', 'contextSize', 'batchSize', 'gpuLayers', 'mainGpu', 'useMmap', 'mmprojUseGpu', 'mmprojDevice', 'rpcServers', 'rpcTimeouts', 'tensorSplit', 'flashAttention', 'deterministic',
   'maxImagePixels', 'maxAudioSeconds', 'imageMinTokens', 'imageMaxTokens', 'imageOrientation', 'imageBackground', 'chatTemplateTimeoutMs', 'vocabOnly', 'onProgress', 'signal', 'download', 'isolation', 'onCrash', 'memoryLimit',
 ] as const
 
@@ -207,7 +231,24 @@ export interface ModelInfo {
     audioSampleRate: number
     /** mtmd's own media marker, which `<image>` in prompts is mapped to. */
     marker: string
+    /** The device the projector runs on: 'CPU', a GPU's name, or an RPC device's (see `mmprojDevice`). */
+    device: string
   } | null
+  /**
+   * Where llama.cpp put the text model's layers: each device holding repeating layers or the
+   * output layer, in llama.cpp's order (RPC servers' devices first, then GPUs, the CPU for the
+   * rest). The input embeddings always stay on the CPU.
+   */
+  placement: Array<{
+    /** The device's name, as listDevices() gives it. */
+    device: string
+    /** The RPC server ('host:port') of a remote device, null for a local one. */
+    endpoint: string | null
+    /** Repeating layers (blocks) it holds. */
+    layers: number
+    /** Whether it holds the output layer. */
+    output: boolean
+  }>
 }
 
 /** What {@link Model.countTokens} counts. */
@@ -633,6 +674,7 @@ function toModelInfo(n: NativeModelInfo): ModelInfo {
     bosToken: n.bosToken,
     eosToken: n.eosToken,
     chatTemplate: n.chatTemplate,
+    placement: n.placement.map((p) => ({ ...p })),
     vision: n.vision
       ? {
           projector: n.vision.projector,
@@ -642,6 +684,7 @@ function toModelInfo(n: NativeModelInfo): ModelInfo {
           mrope: n.vision.mrope,
           audioSampleRate: n.vision.audioSampleRate,
           marker: n.vision.marker,
+          device: n.vision.device,
         }
       : null,
   }
@@ -674,6 +717,10 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
     throw new LlavaError('ERR_INVALID_ARGUMENT', 'vocabOnly loads no weights, so no projector either: leave mmproj out', { details: { option: 'mmproj' } })
   }
   const mmprojUseGpu = v.bool('mmprojUseGpu', options.mmprojUseGpu, true)
+  const mmprojDevice = options.mmprojDevice === undefined ? undefined : v.str('mmprojDevice', options.mmprojDevice)
+  const rpcServers = rpcServersOption(options.rpcServers)
+  const rpcTimeouts = rpcTimeoutsOption(options.rpcTimeouts)
+  const tensorSplit = tensorSplitOption(options.tensorSplit)
   const fa = options.flashAttention
   if (fa !== undefined && fa !== 'auto' && typeof fa !== 'boolean') throw v.invalid('flashAttention', "true, false or 'auto'", fa)
   const maxImagePixels = v.int('maxImagePixels', options.maxImagePixels, 1, Number.MAX_SAFE_INTEGER, DEFAULT_MAX_PIXELS)
@@ -731,6 +778,9 @@ export async function loadModel(options: LoadModelOptions): Promise<Model> {
       vocabOnly,
       imageMinTokens,
       imageMaxTokens,
+      ...(rpcServers.length > 0 ? { rpcServers, rpcTimeouts } : {}),
+      ...(tensorSplit ? { tensorSplit } : {}),
+      ...(mmprojDevice !== undefined ? { mmprojDevice } : {}),
     },
     isolation,
     onCrash,

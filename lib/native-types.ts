@@ -4,7 +4,9 @@
 export interface NativeDeviceInfo {
   name: string
   description: string
-  type: 'cpu' | 'gpu' | 'igpu' | 'accel'
+  type: 'cpu' | 'gpu' | 'igpu' | 'accel' | 'rpc'
+  /** 'host:port' of an RPC server's device */
+  endpoint?: string
   memoryFree: number
   memoryTotal: number
 }
@@ -36,6 +38,17 @@ export interface NativeLoadParams {
   /** -1: the projector file's own limit */
   imageMinTokens: number
   imageMaxTokens: number
+  rpcServers?: string[]
+  rpcTimeouts?: { connectMs: number; callMs: number }
+  tensorSplit?: number[]
+  mmprojDevice?: string
+}
+
+export interface NativePlacement {
+  device: string
+  endpoint: string | null
+  layers: number
+  output: boolean
 }
 
 export interface NativeVisionInfo {
@@ -48,6 +61,8 @@ export interface NativeVisionInfo {
   /** Hz; 0 without an audio encoder */
   audioSampleRate: number
   marker: string
+  /** the device the projector runs on */
+  device: string
 }
 
 export interface NativeModelInfo {
@@ -65,6 +80,7 @@ export interface NativeModelInfo {
   bosToken: number
   eosToken: number
   chatTemplate: string | null
+  placement: NativePlacement[]
   vision: NativeVisionInfo | null
 }
 
@@ -235,6 +251,8 @@ export interface NativeBinding {
   SessionGroup: new (model: NativeModel, params: NativeSessionParams, sessions: number) => NativeSessionGroup
   loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>
   systemInfo(): NativeSystemInfo
+  rpcDevices(endpoints: string[], timeouts: { connectMs: number; callMs: number }): Promise<NativeDeviceInfo[]>
+  rpcServe(options: { host: string; port: number; devices?: string[]; threads: number; cacheDir?: string }): never
   /** llama.cpp's chat layer: resolves with the rendering as JSON (binding/chat_render.cpp). */
   renderChat(model: NativeModel, requestJson: string, timeoutMs: number): Promise<string>
   /** Test hook: whether generation's sampler for this chat takes `text` token by token. */

@@ -1,5 +1,8 @@
 import { type CpuBudget, type CpuWaitInfo, cpuWaitInfo, systemCpuBudget } from './cpu'
+import { fromNative } from './errors'
 import { binding } from './native'
+import { rpcServersOption, rpcTimeoutsOption, type RpcTimeouts } from './rpc/options'
+import { checkKeys, optionsObject } from './validate'
 import type { NativeDeviceInfo } from './native-types'
 
 /** What this build of llava-native contains and what the machine offers. */
@@ -45,18 +48,44 @@ export function systemInfo(): SystemInfo {
 
 /** A compute device ggml can use. */
 export interface DeviceInfo {
+  /** The name to pass as `mmprojDevice` or to `startRpcServer({ devices })`; RPC devices are RPC0, RPC1, … in connection order. */
   name: string
   description: string
-  /** 'cpu', 'gpu' (discrete), 'igpu' (integrated) or 'accel'. */
-  kind: 'cpu' | 'gpu' | 'igpu' | 'accel'
+  /** 'cpu', 'gpu' (discrete), 'igpu' (integrated), 'accel', or 'rpc' (a device of an RPC server). */
+  kind: 'cpu' | 'gpu' | 'igpu' | 'accel' | 'rpc'
+  /** The RPC server ('host:port') of an 'rpc' device. */
+  endpoint?: string
   /** Bytes; 0 where the backend does not report it. */
   memoryFree: number
   memoryTotal: number
 }
 
+export interface ListDevicesOptions {
+  /** Also connect to these RPC servers ('host:port') and list their devices after the local ones. */
+  rpcServers?: string[]
+  rpcTimeouts?: RpcTimeouts
+}
+
 /** The devices this build can run on: the CPU, and GPUs of the backends compiled in (CUDA, Vulkan, Metal). */
-export function listDevices(): DeviceInfo[] {
-  return binding()
+export function listDevices(): DeviceInfo[]
+/** The local devices and those of the given RPC servers (connecting to them off the JS thread; ERR_RPC if one cannot be used). */
+export function listDevices(options: ListDevicesOptions): Promise<DeviceInfo[]>
+export function listDevices(options?: ListDevicesOptions): DeviceInfo[] | Promise<DeviceInfo[]> {
+  const local = binding()
     .systemInfo()
-    .devices.map((d) => ({ name: d.name, description: d.description, kind: d.type, memoryFree: d.memoryFree, memoryTotal: d.memoryTotal }))
+    .devices.map((d): DeviceInfo => ({ name: d.name, description: d.description, kind: d.type, memoryFree: d.memoryFree, memoryTotal: d.memoryTotal }))
+  if (options === undefined) return local
+  const o = optionsObject('listDevices()', options)
+  checkKeys('listDevices()', o, ['rpcServers', 'rpcTimeouts'])
+  const servers = rpcServersOption(o.rpcServers)
+  const timeouts = rpcTimeoutsOption(o.rpcTimeouts)
+  if (servers.length === 0) return Promise.resolve(local)
+  return binding()
+    .rpcDevices(servers, timeouts)
+    .then(
+      (remote) => [...local, ...remote.map((d): DeviceInfo => ({ name: d.name, description: d.description, kind: 'rpc', endpoint: d.endpoint, memoryFree: d.memoryFree, memoryTotal: d.memoryTotal }))],
+      (err: unknown) => {
+        throw fromNative(err)
+      },
+    )
 }

@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `llava-native` command line: demo, describe, chat, info, pull, ls, rm. Built on the public API only.
+// The `llava-native` command line: demo, describe, chat, info, pull, ls, rm, rpc-server. Built on the public API only.
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { Command, CommanderError } from 'commander'
@@ -8,6 +8,7 @@ import * as demo from './commands/demo'
 import * as describe from './commands/describe'
 import * as info from './commands/info'
 import * as models from './commands/models'
+import * as rpcServer from './commands/rpc-server'
 import { EXIT, EXIT_CODES_HELP, reportError } from './exit'
 
 function version(): string {
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   chat.register(program)
   info.register(program)
   models.register(program)
+  rpcServer.register(program)
   program.addHelpText(
     'after',
     `

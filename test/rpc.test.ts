@@ -1,0 +1,362 @@
+// Models split over ggml RPC servers on loopback: the same greedy tokens as local-only, and every
+// way a server can fail (refused, killed during load / encode / generation / between calls /
+// before dispose, frozen, garbage, truncated, another protocol version) is ERR_RPC with the
+// process alive, the model refused from then on, and the next local model working.
+import { spawn } from 'node:child_process'
+import * as path from 'node:path'
+import { type LlavaError, type Model, type RpcServer, listDevices, loadModel, startRpcServer } from '../lib'
+import { ensurePair } from '../lib/fixtures'
+import { WEIGHT_TYPES, FILE_TYPES } from '../lib/fixtures/build'
+import { writeLlamaText } from '../lib/fixtures/llava'
+import { buildLlamaVocab } from '../lib/fixtures/vocab'
+import { bmpFile, greedy, root, tempDir } from './helpers/fixtures'
+import { CountingProxy, fakeServer, type FakeBehaviour, freePort, openFds } from './helpers/rpc'
+
+const TEXT = 'USER: name a fruit\nASSISTANT:'
+const IMAGE = 'USER: <image>what is this?\nASSISTANT:'
+const run = { maxTokens: 24, ...greedy }
+// The servers compute with llama.cpp's default CPU kernels; so does the local reference.
+const KERNELS = { deterministic: false, threads: 2 } as const
+
+async function rejection(p: Promise<unknown>): Promise<LlavaError> {
+  try {
+    await p
+  } catch (err) {
+    return err as LlavaError
+  }
+  throw new Error('expected a rejection')
+}
+
+/** A 6-layer model, wider than the tiny pair: its layers can go three ways. */
+function midModel(dir: string): string {
+  const file = path.join(dir, 'mid.gguf')
+  writeLlamaText(file, 11, {
+    name: 'mid', nEmbd: 256, nLayer: 6, nHead: 8, nHeadKv: 4, nFf: 512, nCtx: 4096, vocab: buildLlamaVocab(),
+    weights: WEIGHT_TYPES.f32, output: WEIGHT_TYPES.f32, fileType: FILE_TYPES.f32,
+  })
+  return file
+}
+
+/** The CLI's server, as a user starts it; resolves once it accepts connections. */
+async function cliServer(port: number): Promise<{ address: string; kill(signal: NodeJS.Signals): void; exited: Promise<void> }> {
+  const child = spawn(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'rpc-server', '--port', String(port), '--threads', '2'], { stdio: ['ignore', 'pipe', 'pipe'] })
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+  let out = ''
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString()
+      if (out.includes('listening on')) resolve()
+    })
+    child.once('exit', (code) => reject(new Error(`rpc-server exited (${code}): ${out}`)))
+  })
+  return { address: `127.0.0.1:${port}`, kill: (signal) => void child.kill(signal), exited }
+}
+
+describe('RPC: a model over several servers', () => {
+  const dir = tempDir('llava-rpc-')
+  let a: RpcServer
+  let b: Awaited<ReturnType<typeof cliServer>>
+
+  beforeAll(async () => {
+    a = await startRpcServer({ port: await freePort(), threads: 2 })
+    b = await cliServer(await freePort())
+  })
+  afterAll(async () => {
+    await a?.close()
+    b?.kill('SIGTERM')
+    await b?.exited
+  })
+
+  test('listDevices({ rpcServers }) adds each server’s devices with their endpoint', async () => {
+    const devices = await listDevices({ rpcServers: [a.address, b.address] })
+    const remote = devices.filter((d) => d.kind === 'rpc')
+    expect(remote.map((d) => d.endpoint)).toEqual([a.address, b.address])
+    for (const d of remote) expect(d.memoryTotal).toBeGreaterThan(0)
+    expect(devices.filter((d) => d.kind !== 'rpc')).toEqual(listDevices())
+  })
+
+  const pairs = [
+    { name: 'tiny LLaVA pair', load: () => ensurePair('tiny'), gpuLayers: 2, image: true },
+    { name: '6-layer model', load: () => ({ model: midModel(dir) }), gpuLayers: 4, image: false },
+  ]
+  describe.each(pairs)('$name: local + server A + server B', ({ load, gpuLayers, image }) => {
+    let local: Model
+    let split: Model
+    beforeAll(async () => {
+      const files = load()
+      local = await loadModel({ ...files, ...KERNELS })
+      split = await loadModel({ ...files, ...KERNELS, rpcServers: [a.address, b.address], gpuLayers, tensorSplit: [1, 1] })
+    })
+    afterAll(async () => {
+      await local?.dispose()
+      await split?.dispose()
+    })
+
+    test('the layers are spread over the CPU and both servers', () => {
+      const placement = split.info.placement
+      const byEndpoint = new Map(placement.map((p) => [p.endpoint, p]))
+      expect(byEndpoint.get(a.address)!.layers).toBeGreaterThan(0)
+      expect(byEndpoint.get(b.address)!.layers + (byEndpoint.get(b.address)!.output ? 1 : 0)).toBeGreaterThan(0)
+      const remoteLayers = placement.filter((p) => p.endpoint).reduce((n, p) => n + p.layers + (p.output ? 1 : 0), 0)
+      expect(remoteLayers).toBe(gpuLayers)
+      expect(split.info.layers - remoteLayers + 1).toBeGreaterThan(0) // the rest stay local
+      expect(local.info.placement.every((p) => p.endpoint === null)).toBe(true)
+      if (image) expect(split.info.vision!.device).toBe('CPU')
+    })
+
+    test('plain sessions: the same greedy tokens as local-only', async () => {
+      const prompts: Array<{ prompt: string; images?: string[] }> = [{ prompt: TEXT }]
+      if (image) prompts.push({ prompt: IMAGE, images: [bmpFile(dir, 'rpc.bmp', 48, 40, 3).file] })
+      for (const p of prompts) {
+        await using s1 = local.createSession({ contextSize: 512 })
+        await using s2 = split.createSession({ contextSize: 512 })
+        const want = await s1.complete({ ...p, ...run })
+        const got = await s2.complete({ ...p, ...run })
+        expect(want.tokens.length).toBeGreaterThan(4)
+        expect(got.tokens).toEqual(want.tokens)
+      }
+    })
+
+    test('a session group: the same greedy tokens as local-only', async () => {
+      const prompts = [TEXT, 'USER: the quick brown fox jumps over the lazy dog\nASSISTANT:']
+      const tokens = async (m: Model): Promise<number[][]> => {
+        await using g = m.createSessionGroup({ sessions: 2, contextSize: 512 })
+        const s = [g.createSession(), g.createSession()]
+        return (await Promise.all(s.map((x, i) => x.complete({ prompt: prompts[i], ...run })))).map((r) => r.tokens)
+      }
+      expect(await tokens(split)).toEqual(await tokens(local))
+    })
+  })
+})
+
+describe('RPC: failures are ERR_RPC, never a dead process', () => {
+  const dir = tempDir('llava-rpc-fail-')
+  const tiny = (): { model: string; mmproj: string } => ensurePair('tiny')
+  const fdsBefore = openFds()
+
+  /** After each failure: a model loaded locally still works. */
+  async function localStillWorks(): Promise<void> {
+    await using m = await loadModel({ ...tiny(), ...KERNELS })
+    await using s = m.createSession({ contextSize: 256 })
+    expect((await s.complete({ prompt: TEXT, maxTokens: 4, ...greedy })).tokens.length).toBeGreaterThan(0)
+  }
+
+  function expectRpc(err: LlavaError, endpoint: string): void {
+    expect(err.code).toBe('ERR_RPC')
+    expect(err.message).toContain(endpoint)
+  }
+
+  test('connection refused at load', async () => {
+    const address = `127.0.0.1:${await freePort()}`
+    const t0 = Date.now()
+    expectRpc(await rejection(loadModel({ ...tiny(), rpcServers: [address], gpuLayers: 2 })), address)
+    expect(Date.now() - t0).toBeLessThan(10_000)
+    expectRpc(await rejection(listDevices({ rpcServers: [address] })), address)
+    await localStillWorks()
+  })
+
+  test.each<[FakeBehaviour, RegExp]>([
+    ['version', /protocol 99\.0\.0/],
+    ['garbage', /malformed reply/],
+    ['truncated', /closed the connection/],
+    ['bad-device-count', /malformed reply/],
+  ])('a fake server on loopback: %s', async (behaviour, why) => {
+    const fake = await fakeServer(behaviour)
+    try {
+      const err = await rejection(loadModel({ ...tiny(), rpcServers: [fake.address], gpuLayers: 2 }))
+      expectRpc(err, fake.address)
+      expect(err.message).toMatch(why)
+    } finally {
+      await fake.close()
+    }
+    await localStillWorks()
+  })
+
+  test('a server that accepts but never answers: ERR_RPC after rpcTimeouts.callMs', async () => {
+    const fake = await fakeServer('silent')
+    try {
+      const t0 = Date.now()
+      const err = await rejection(loadModel({ ...tiny(), rpcServers: [fake.address], gpuLayers: 2, rpcTimeouts: { callMs: 800 } }))
+      expectRpc(err, fake.address)
+      expect(err.message).toMatch(/timed out/)
+      expect(Date.now() - t0).toBeLessThan(8000)
+    } finally {
+      await fake.close()
+    }
+  })
+
+  /** A server behind a byte-counting proxy, and the tiny pair split over it (projector there too when asked). */
+  async function splitOverProxy(opts: { projector?: boolean; callMs?: number } = {}) {
+    const server = await startRpcServer({ port: await freePort(), threads: 2 })
+    const proxy = await CountingProxy.start(Number(server.address.split(':')[1]))
+    const address = `127.0.0.1:${proxy.port}`
+    const model = await loadModel({
+      ...tiny(), ...KERNELS, rpcServers: [address], gpuLayers: 3,
+      ...(opts.projector ? { mmprojDevice: address } : {}),
+      ...(opts.callMs ? { rpcTimeouts: { callMs: opts.callMs } } : {}),
+    })
+    const cleanup = async (): Promise<void> => {
+      await model.dispose()
+      await proxy.close()
+      await server.close()
+    }
+    return { server, proxy, address, model, cleanup }
+  }
+
+  test('server killed between calls: the next call and every later one reject with ERR_RPC; dispose works', async () => {
+    const { server, address, model, cleanup } = await splitOverProxy()
+    try {
+      await using s = model.createSession({ contextSize: 256 })
+      await s.complete({ prompt: TEXT, maxTokens: 4, ...greedy })
+      process.kill(server.pid, 'SIGKILL')
+      await server.exited
+      expectRpc(await rejection(s.complete({ prompt: TEXT, maxTokens: 4, ...greedy })), address)
+      // marked unusable: a new session of the model is refused too, at once
+      await using s2 = model.createSession({ contextSize: 256 })
+      expectRpc(await rejection(s2.complete({ prompt: TEXT, maxTokens: 4, ...greedy })), address)
+      expect((await rejection(model.encodeImage(bmpFile(dir, 'x.bmp').file))).code).toBe('ERR_RPC')
+    } finally {
+      await cleanup()
+    }
+    await localStillWorks()
+  })
+
+  test('server killed mid-generation', async () => {
+    const { server, proxy, address, model, cleanup } = await splitOverProxy()
+    try {
+      await using s = model.createSession({ contextSize: 256 })
+      let pieces = 0
+      const err = await rejection(
+        s.complete({
+          prompt: TEXT,
+          maxTokens: 200,
+          ...greedy,
+          onToken: () => {
+            // the kill lands inside the next decode's traffic
+            if (++pieces === 3) proxy.trip(1, () => process.kill(server.pid, 'SIGKILL'))
+          },
+        }),
+      )
+      expectRpc(err, address)
+      expect(pieces).toBeGreaterThanOrEqual(3)
+      expect(pieces).toBeLessThan(200)
+    } finally {
+      await cleanup()
+    }
+    await localStillWorks()
+  })
+
+  test('server killed mid-encode (projector on the remote device)', async () => {
+    const { server, proxy, address, model, cleanup } = await splitOverProxy({ projector: true })
+    try {
+      expect(model.info.vision!.device).toMatch(/^RPC/)
+      proxy.trip(1, () => process.kill(server.pid, 'SIGKILL'))
+      expectRpc(await rejection(model.encodeImage(bmpFile(dir, 'enc.bmp', 40, 40, 5).file)), address)
+    } finally {
+      await cleanup()
+    }
+    await localStillWorks()
+  })
+
+  test('server killed mid-load', async () => {
+    const server = await startRpcServer({ port: await freePort(), threads: 2 })
+    const proxy = await CountingProxy.start(Number(server.address.split(':')[1]))
+    const address = `127.0.0.1:${proxy.port}`
+    try {
+      // past the handshake and the first allocations, inside the weights' upload
+      proxy.trip(4096, () => process.kill(server.pid, 'SIGKILL'))
+      expectRpc(await rejection(loadModel({ model: midModel(dir), ...KERNELS, rpcServers: [address], gpuLayers: 6 })), address)
+    } finally {
+      await proxy.close()
+      await server.close()
+    }
+    await localStillWorks()
+  })
+
+  test('server frozen (SIGSTOP): ERR_RPC within the call timeout, not a hang', async () => {
+    const { server, address, model, cleanup } = await splitOverProxy({ callMs: 1000 })
+    try {
+      await using s = model.createSession({ contextSize: 256 })
+      await s.complete({ prompt: TEXT, maxTokens: 2, ...greedy })
+      process.kill(server.pid, 'SIGSTOP')
+      const t0 = Date.now()
+      const err = await rejection(s.complete({ prompt: 'USER: and another one\nASSISTANT:', maxTokens: 4, ...greedy }))
+      expectRpc(err, address)
+      expect(err.message).toMatch(/timed out/)
+      expect(Date.now() - t0).toBeLessThan(10_000)
+    } finally {
+      process.kill(server.pid, 'SIGCONT')
+      await cleanup()
+    }
+    await localStillWorks()
+  })
+
+  test('server gone before dispose: dispose resolves; loading again once a server is back works', async () => {
+    const { server, address, model, proxy } = await splitOverProxy()
+    process.kill(server.pid, 'SIGKILL')
+    await server.exited
+    await model.dispose()
+    await proxy.close()
+    // the same endpoint again, a new server behind it: a fresh connection, not the failed one
+    const again = await startRpcServer({ port: await freePort(), threads: 2 })
+    const proxy2 = await CountingProxy.start(Number(again.address.split(':')[1]))
+    try {
+      await using m = await loadModel({ ...tiny(), ...KERNELS, rpcServers: [`127.0.0.1:${proxy2.port}`], gpuLayers: 3 })
+      await using s = m.createSession({ contextSize: 256 })
+      expect((await s.complete({ prompt: TEXT, maxTokens: 4, ...greedy })).tokens.length).toBeGreaterThan(0)
+    } finally {
+      await proxy2.close()
+      await again.close()
+    }
+    expect(address).toMatch(/^127\.0\.0\.1:/)
+  })
+
+  test('no descriptors left behind by the failures above', () => {
+    if (fdsBefore < 0) return
+    // a few for servers' pipes that Node keeps until collected; a leak per failure would show dozens
+    expect(openFds() - fdsBefore).toBeLessThan(12)
+  })
+})
+
+describe('RPC: options and the server command', () => {
+  test('bad options are refused before anything connects', async () => {
+    const tiny = ensurePair('tiny')
+    for (const rpcServers of [['localhost'], ['127.0.0.1:0'], ['127.0.0.1:70000'], [42], 'x:1', ['a:1', 'a:1']]) {
+      expect((await rejection(loadModel({ ...tiny, rpcServers: rpcServers as string[] }))).code).toBe('ERR_INVALID_ARGUMENT')
+    }
+    expect((await rejection(loadModel({ ...tiny, tensorSplit: [0, 0] }))).code).toBe('ERR_INVALID_ARGUMENT')
+    expect((await rejection(loadModel({ ...tiny, tensorSplit: [1, -1] }))).code).toBe('ERR_INVALID_ARGUMENT')
+    expect((await rejection(loadModel({ ...tiny, tensorSplit: [1, 1] }))).code).toBe('ERR_INVALID_ARGUMENT') // a CPU build has no device to split over
+    expect((await rejection(loadModel({ ...tiny, rpcTimeouts: { callMs: 0 } }))).code).toBe('ERR_INVALID_ARGUMENT')
+    expect((await rejection(loadModel({ ...tiny, mmprojDevice: 'NOPE0' }))).code).toBe('ERR_INVALID_ARGUMENT')
+  })
+
+  test('startRpcServer: loopback unless allowRemote; a port in use is ERR_RPC', async () => {
+    expect((await rejection(startRpcServer({ host: '0.0.0.0', port: await freePort() }))).code).toBe('ERR_INVALID_ARGUMENT')
+    expect((await rejection(startRpcServer({ host: 'localhost' }))).code).toBe('ERR_INVALID_ARGUMENT')
+    await using s = await startRpcServer({ port: await freePort(), threads: 1 })
+    const port = Number(s.address.split(':')[1])
+    expect((await rejection(startRpcServer({ port }))).code).toBe('ERR_RPC')
+    await s.close()
+    await s.close() // idempotent
+    expect((await s.exited).signal).toBe('SIGTERM')
+  })
+
+  test('`rpc-server --help` carries the security warning; a public address without --allow-remote is a usage error', async () => {
+    const cli = (args: string[]): Promise<{ code: number | null; out: string }> =>
+      new Promise((resolve) => {
+        const c = spawn(process.execPath, [path.join(root, 'dist', 'cli', 'main.js'), 'rpc-server', ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+        let out = ''
+        c.stdout.on('data', (d: Buffer) => (out += d.toString()))
+        c.stderr.on('data', (d: Buffer) => (out += d.toString()))
+        c.once('exit', (code) => resolve({ code, out }))
+      })
+    const help = await cli(['--help'])
+    expect(help.code).toBe(0)
+    expect(help.out).toMatch(/no authentication/)
+    expect(help.out).toMatch(/--allow-remote/)
+    const refused = await cli(['--host', '0.0.0.0', '--port', String(await freePort())])
+    expect(refused.code).not.toBe(0)
+    expect(refused.out).toMatch(/allowRemote|--allow-remote/)
+  })
+})
