@@ -56,7 +56,8 @@ const HELP = `Usage: npm run bench -- [options]
   --chat          what the chat layer costs: chat() vs complete() generation, rendering time (bench/chat.js)
   --download      hf: download throughput against llama.cpp's -hf, idle and busy (bench/download.js)
   --isolation     isolation: 'process' against in-process (bench/isolation.js)
-  --deterministic batch-invariant decoding against llama.cpp's default kernels (bench/determinism.js)`
+  --deterministic batch-invariant decoding against llama.cpp's default kernels (bench/determinism.js)
+  --rpc           a model split over two loopback RPC servers against local-only (bench/rpc.js)`
 
 /** Runs one of the bench/lib children and reads what it wrote, whatever happened to it. */
 async function runNodeChild(script, config, workDir, tag, timeoutMs, withStderr) {
@@ -91,7 +92,7 @@ function headline(system, r) {
 
 async function main() {
   // The other benchmarks have scripts of their own: `npm run bench -- --contention` runs one.
-  for (const [flag, script] of [['--download', 'download.js'], ['--chat', 'chat.js'], ['--contention', 'contention.js'], ['--isolation', 'isolation.js'], ['--deterministic', 'determinism.js']]) {
+  for (const [flag, script] of [['--download', 'download.js'], ['--chat', 'chat.js'], ['--contention', 'contention.js'], ['--isolation', 'isolation.js'], ['--deterministic', 'determinism.js'], ['--rpc', 'rpc.js']]) {
     if (!process.argv.includes(flag)) continue
     const args = process.argv.slice(2).filter((a) => a !== flag)
     const run = require('node:child_process').spawnSync(process.execPath, [path.join(__dirname, script), ...args], { stdio: 'inherit' })

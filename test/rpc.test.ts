@@ -67,6 +67,16 @@ describe('RPC: a model over several servers', () => {
     await b?.exited
   })
 
+  test("isolation: 'process': the model's child process connects, with the same tokens", async () => {
+    const files = ensurePair('tiny')
+    await using local = await loadModel({ ...files, ...KERNELS })
+    await using isolated = await loadModel({ ...files, ...KERNELS, isolation: 'process', rpcServers: [a.address, b.address], gpuLayers: 2, tensorSplit: [1, 1] })
+    expect(isolated.info.placement.filter((p) => p.endpoint).length).toBe(2)
+    await using s1 = local.createSession({ contextSize: 256 })
+    await using s2 = isolated.createSession({ contextSize: 256 })
+    expect((await s2.complete({ prompt: TEXT, ...run })).tokens).toEqual((await s1.complete({ prompt: TEXT, ...run })).tokens)
+  })
+
   test('listDevices({ rpcServers }) adds each server’s devices with their endpoint', async () => {
     const devices = await listDevices({ rpcServers: [a.address, b.address] })
     const remote = devices.filter((d) => d.kind === 'rpc')
@@ -115,6 +125,11 @@ describe('RPC: a model over several servers', () => {
         expect(want.tokens.length).toBeGreaterThan(4)
         expect(got.tokens).toEqual(want.tokens)
       }
+    })
+
+    test('deterministic: true is refused (the servers have no batch-invariant kernels)', async () => {
+      const err = await rejection(split.createSession({ contextSize: 256, deterministic: true }).complete({ prompt: TEXT, maxTokens: 2 }))
+      expect(err.code).toBe('ERR_INVALID_ARGUMENT')
     })
 
     test('a session group: the same greedy tokens as local-only', async () => {
