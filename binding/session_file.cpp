@@ -263,6 +263,8 @@ void SaveSession(SessionState& s, const std::string& path) {
   // go first. The context may be shared with a group's other sessions: read it between decodes.
   ComputeThread::Run([&] { llama_memory_seq_rm(llama_get_memory(ctx), s.seq, s.nPast, -1); });
   std::vector<uint8_t> state = CopySequence(ctx, s.seq);
+  // cells on a failed RPC server read as zeros: never write them to a file
+  if (s.model->rpc) s.model->rpc->Check();
   // The same check a load makes: a file this build writes is one it reads back. Attention caches
   // are stored with one stream each, so that the file restores into a plain session or a group of
   // any size (llama.cpp insists on the context's own stream count), sliding-window and hybrid

@@ -70,7 +70,7 @@ describePack('npm pack and install from the prebuild', () => {
     expect(fs.existsSync(path.join(app, 'node_modules', 'llava-native', 'build'))).toBe(false)
 
     const script = `
-      const { loadModel, systemInfo } = require('llava-native')
+      const { loadModel, startRpcServer, systemInfo } = require('llava-native')
       const { ensurePair } = require('llava-native/fixtures')
       ;(async () => {
         const info = systemInfo()
@@ -86,14 +86,24 @@ describePack('npm pack and install from the prebuild', () => {
         const ri = await isolated.createSession().complete({ prompt: 'USER: <image>\\ndescribe\\nASSISTANT:', images: [pixels], maxTokens: 8, temperature: 0 })
         const childPid = isolated.pid
         await isolated.dispose()
-        console.log(JSON.stringify({ commit: info.llamaCppCommit, backends: info.backends, cpu: info.cpuFeatures, tokens: r.tokens.length, sameIsolated: JSON.stringify(ri.tokens) === JSON.stringify(r.tokens), childPid }))
+        // the RPC backend module of the prebuild, both ends: a server, and a model split over it
+        const server = await startRpcServer({ port: 20000 + (process.pid % 20000), threads: 1 })
+        const remote = await loadModel({ ...pair, threads: 2, rpcServers: [server.address], gpuLayers: 2 })
+        const rr = await remote.createSession({ deterministic: false }).complete({ prompt: 'USER: <image>\\ndescribe\\nASSISTANT:', images: [pixels], maxTokens: 8, temperature: 0 })
+        const onServer = remote.info.placement.some((p) => p.endpoint === server.address)
+        await remote.dispose()
+        await server.close()
+        console.log(JSON.stringify({ commit: info.llamaCppCommit, backends: info.backends, cpu: info.cpuFeatures, tokens: r.tokens.length, sameIsolated: JSON.stringify(ri.tokens) === JSON.stringify(r.tokens), childPid, rpcTokens: rr.tokens.length, onServer }))
       })().catch((e) => { console.error(e); process.exit(1) })
     `
     const run = spawnSync('node', ['-e', script], { cwd: app, env, encoding: 'utf8' })
     expect(run.stderr).toBe('')
     expect(run.status).toBe(0)
-    const result = JSON.parse(run.stdout) as { commit: string; backends: string[]; cpu: string; tokens: number; sameIsolated: boolean; childPid: number }
+    const result = JSON.parse(run.stdout) as { commit: string; backends: string[]; cpu: string; tokens: number; sameIsolated: boolean; childPid: number; rpcTokens: number; onServer: boolean }
     expect(result.backends).toContain('CPU')
+    expect(result.backends).toContain('RPC')
+    expect(result.rpcTokens).toBe(8)
+    expect(result.onServer).toBe(true)
     expect(result.tokens).toBe(8)
     expect(result.sameIsolated).toBe(true)
     expect(result.childPid).toBeGreaterThan(0)

@@ -3,6 +3,7 @@
 // before dispose, frozen, garbage, truncated, another protocol version) is ERR_RPC with the
 // process alive, the model refused from then on, and the next local model working.
 import { spawn } from 'node:child_process'
+import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { type LlavaError, type Model, type RpcServer, listDevices, loadModel, startRpcServer } from '../lib'
 import { ensurePair } from '../lib/fixtures'
@@ -234,6 +235,21 @@ describe('RPC: failures are ERR_RPC, never a dead process', () => {
       await cleanup()
     }
     await localStillWorks()
+  })
+
+  test('server killed before save(): ERR_RPC, and no session file of zeros is written', async () => {
+    const { server, address, model, cleanup } = await splitOverProxy()
+    const file = path.join(dir, 'after-kill.session')
+    try {
+      await using s = model.createSession({ contextSize: 256 })
+      await s.complete({ prompt: TEXT, maxTokens: 4, ...greedy })
+      process.kill(server.pid, 'SIGKILL')
+      await server.exited
+      expectRpc(await rejection(s.save(file)), address)
+      expect(fs.existsSync(file)).toBe(false)
+    } finally {
+      await cleanup()
+    }
   })
 
   test('server killed mid-generation', async () => {
