@@ -139,7 +139,13 @@ class LoadWorker : public PromiseWorker {
     ggml_backend_dev_t projDev = ProjectorDevice(devList);
 
     llama_model_params mp = llama_model_default_params();
-    mp.n_gpu_layers = params_.gpuLayers == -2 ? AutoLayers(facts, mainDev, modelBytes, projBytes) : params_.gpuLayers;
+    std::vector<ggml_backend_dev_t> autoDevs;
+    if (devList.empty()) {
+      if (mainDev) autoDevs.push_back(mainDev);
+    } else {
+      autoDevs.assign(devList.begin(), devList.end() - 1);
+    }
+    mp.n_gpu_layers = params_.gpuLayers == -2 ? AutoLayers(facts, autoDevs, modelBytes, projBytes) : params_.gpuLayers;
     gpuLayersUsed_ = offloadDevices > 0 && !params_.vocabOnly ? (mp.n_gpu_layers < 0 ? static_cast<int>(facts.blockCount) + 1 : mp.n_gpu_layers) : 0;
     if (!devList.empty()) mp.devices = devList.data();
     if (!params_.tensorSplit.empty()) mp.tensor_split = split.data();
@@ -290,13 +296,16 @@ class LoadWorker : public PromiseWorker {
     for (double v : values) fn.Call({Napi::Number::New(env, v)});
   }
 
-  // Layers that fit in 90% of the device's free memory after the projector, assuming the weights
-  // are spread evenly over the layers (plus one for the output layer).
-  static int AutoLayers(const ModelFacts& facts, ggml_backend_dev_t dev, double modelBytes, double projBytes) {
-    if (!dev || facts.blockCount == 0) return 0;
-    size_t freeMem = 0, totalMem = 0;
-    ggml_backend_dev_memory(dev, &freeMem, &totalMem);
-    const double budget = static_cast<double>(freeMem) * 0.9 - projBytes - 512.0 * 1024 * 1024;
+  // Layers that fit in 90% of the devices' free memory after the projector and 512 MiB of work
+  // space each, assuming the weights are spread evenly over the layers (plus one for the output).
+  static int AutoLayers(const ModelFacts& facts, const std::vector<ggml_backend_dev_t>& devs, double modelBytes, double projBytes) {
+    if (devs.empty() || facts.blockCount == 0) return 0;
+    double budget = -projBytes;
+    for (ggml_backend_dev_t dev : devs) {
+      size_t freeMem = 0, totalMem = 0;
+      ggml_backend_dev_memory(dev, &freeMem, &totalMem);
+      budget += static_cast<double>(freeMem) * 0.9 - 512.0 * 1024 * 1024;
+    }
     const double perLayer = modelBytes / (facts.blockCount + 1);
     if (budget <= 0 || perLayer <= 0) return 0;
     return static_cast<int>(std::min<double>(facts.blockCount + 1, std::floor(budget / perLayer)));

@@ -48,20 +48,13 @@ uint64_t Failures(const std::string& endpoint, std::string* last = nullptr) {
   return n;
 }
 
-const char* Kind(ggml_backend_dev_t dev) {
-  if (!RpcEndpointOf(dev).empty()) return "rpc";
-  switch (ggml_backend_dev_type(dev)) {
-    case GGML_BACKEND_DEVICE_TYPE_GPU: return "gpu";
-    case GGML_BACKEND_DEVICE_TYPE_IGPU: return "igpu";
-    case GGML_BACKEND_DEVICE_TYPE_ACCEL: return "accel";
-    default: return "cpu";
-  }
-}
-
 class DevicesWorker : public PromiseWorker {
  public:
   DevicesWorker(Napi::Env env, std::vector<std::string> endpoints, RpcTimeouts timeouts)
-      : PromiseWorker(env, "llava.rpcDevices", nullptr), endpoints_(std::move(endpoints)), timeouts_(timeouts) {}
+      : PromiseWorker(env, "llava.rpcDevices", nullptr), endpoints_(std::move(endpoints)), timeouts_(timeouts) {
+    // failures from before this call are not its own
+    for (const std::string& e : endpoints_) baseline_[e] = Failures(e);
+  }
 
  protected:
   void Run() override {
@@ -104,11 +97,6 @@ class DevicesWorker : public PromiseWorker {
   RpcTimeouts timeouts_;
   std::vector<Row> rows_;
   std::map<std::string, uint64_t> baseline_;
-
- public:
-  void Baseline() {
-    for (const std::string& e : endpoints_) baseline_[e] = Fns() ? Failures(e) : 0;
-  }
 };
 
 }  // namespace
@@ -191,7 +179,6 @@ Napi::Value RpcDevices(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (!RpcAvailable()) throw MakeError(env, "ERR_RPC", "this build of llava-native has no RPC backend");
   auto* w = new DevicesWorker(env, ParseEndpoints(env, info[0]), ParseTimeouts(info[1]));
-  w->Baseline();
   Napi::Promise p = w->Promise();
   w->Queue();
   return p;

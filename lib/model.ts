@@ -78,8 +78,9 @@ export interface LoadModelOptions {
   /** Default logical batch size of sessions. Default 2048. */
   batchSize?: number
   /**
-   * Layers to offload to a GPU: a number, 'max' (all; the default) or 'auto' (as many as fit in
-   * 90% of the GPU's free memory). Ignored by CPU-only builds.
+   * Layers to offload to a GPU or to `rpcServers`' devices: a number, 'max' (all; the default) or
+   * 'auto' (as many as fit in 90% of those devices' free memory). Ignored by CPU-only builds
+   * without `rpcServers`.
    */
   gpuLayers?: number | 'max' | 'auto'
   /** Which GPU (an index among the GPU devices of listDevices()) holds the model and the projector. Default: all GPUs share the layers. */

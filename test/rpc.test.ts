@@ -171,6 +171,24 @@ describe('RPC: failures are ERR_RPC, never a dead process', () => {
     await localStillWorks()
   })
 
+  test('refused and failed connections close their sockets (20 of each leave no descriptor)', async () => {
+    if (openFds() < 0) return
+    const refused = `127.0.0.1:${await freePort()}`
+    const fake = await fakeServer('version')
+    try {
+      await rejection(listDevices({ rpcServers: [refused] })) // first use: lazily opened descriptors
+      await rejection(listDevices({ rpcServers: [fake.address] }))
+      const before = openFds()
+      for (let i = 0; i < 20; i++) {
+        expect((await rejection(listDevices({ rpcServers: [refused] }))).code).toBe('ERR_RPC')
+        expect((await rejection(listDevices({ rpcServers: [fake.address] }))).code).toBe('ERR_RPC')
+      }
+      expect(openFds() - before).toBeLessThanOrEqual(2)
+    } finally {
+      await fake.close()
+    }
+  })
+
   test.each<[FakeBehaviour, RegExp]>([
     ['version', /protocol 99\.0\.0/],
     ['garbage', /malformed reply/],

@@ -2,4 +2,3 @@
 export { startRpcServer } from './server'
 export type { RpcServer, StartRpcServerOptions } from './server'
 export type { RpcTimeouts } from './options'
-export { rpcServersOption, rpcTimeoutsOption, tensorSplitOption, DEFAULT_RPC_TIMEOUTS } from './options'

@@ -62,5 +62,6 @@ async function serve(flags: { host: string; port: string; device?: string[]; thr
   const { code, signal } = await server.exited
   process.off('SIGINT', stop)
   process.off('SIGTERM', stop)
-  if (signal !== 'SIGTERM' && signal !== 'SIGKILL' && code !== 0) throw new CliError(EXIT.FAILURE, `the RPC server ended (${signal ?? `exit code ${code}`})`)
+  // Ctrl-C reaches the server too (same process group): an ending by signal is a stop, not a failure
+  if (signal === null && code !== 0) throw new CliError(EXIT.FAILURE, `the RPC server ended (${signal ?? `exit code ${code}`})`)
 }
