@@ -18,6 +18,7 @@
 #include "logging.h"
 #include "model_fingerprint.h"
 #include "model_validator.h"
+#include "device_plan.h"
 #include "promise_worker.h"
 #include "rpc.h"
 
@@ -31,18 +32,12 @@ constexpr int kMaxImageTokensOption = 65536;
 struct LoadParams {
   std::string modelPath;
   std::string mmprojPath;
-  int gpuLayers = -1;  // -1 all, -2 as many as fit the GPU's free memory
-  int mainGpu = -1;    // index among GPU devices, -1 = let llama.cpp split across all
+  PlacementOptions placement;
   bool useMmap = true;
-  bool mmprojUseGpu = true;
   bool vocabOnly = false;  // the tokenizer and chat template alone: no weights, no sessions
   int threads = 4;
   int imageMinTokens = -1;  // dynamic-resolution projectors' token budget per image; -1: the file's
   int imageMaxTokens = -1;
-  std::vector<std::string> rpcServers;  // their devices take layers first, as in llama.cpp's --rpc
-  RpcTimeouts rpcTimeouts;
-  std::vector<float> tensorSplit;  // per offload device, in the model's device order
-  std::string mmprojDevice;        // a device name or an RPC endpoint; "" = the default
 };
 
 std::string MetaString(const llama_model* model, const char* key) {
@@ -105,50 +100,17 @@ class LoadWorker : public PromiseWorker {
     const ModelFacts facts = ValidateTextModel(params_.modelPath);
     if (!params_.mmprojPath.empty()) ValidateProjector(params_.mmprojPath, facts);
 
-    std::vector<ggml_backend_dev_t> gpus;
-    for (size_t i = 0; i < ggml_backend_dev_count(); i++) {
-      ggml_backend_dev_t d = ggml_backend_dev_get(i);
-      if (ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_GPU || ggml_backend_dev_type(d) == GGML_BACKEND_DEVICE_TYPE_IGPU) gpus.push_back(d);
-    }
-    if (params_.mainGpu >= static_cast<int>(gpus.size())) {
-      Throw("ERR_INVALID_ARGUMENT", "mainGpu is " + std::to_string(params_.mainGpu) + " but this build sees " + std::to_string(gpus.size()) +
-                                        " GPU device(s); see listDevices()");
-    }
-    ggml_backend_dev_t mainDev = params_.mainGpu >= 0 ? gpus[static_cast<size_t>(params_.mainGpu)] : (gpus.empty() ? nullptr : gpus[0]);
-    std::vector<ggml_backend_dev_t> devList;
-    if (params_.mainGpu >= 0) devList = {mainDev, nullptr};
-    if (!params_.rpcServers.empty()) {
-      // remote devices first (as llama.cpp orders them, to keep the transfers few), then the GPUs
-      devList = ConnectRpcServers(params_.rpcServers, params_.rpcTimeouts);
-      if (params_.mainGpu >= 0) {
-        devList.push_back(mainDev);
-      } else {
-        devList.insert(devList.end(), gpus.begin(), gpus.end());
-      }
-      devList.push_back(nullptr);
-      state->rpc = std::make_shared<RpcLink>(params_.rpcServers);
+    plan_ = PlanDevices(params_.placement, facts, modelBytes, projBytes, params_.vocabOnly);
+    if (!params_.placement.rpcServers.empty()) {
+      state->rpc = std::make_shared<RpcLink>(params_.placement.rpcServers);
       GuardRpc(state->rpc);
     }
-    const size_t offloadDevices = devList.empty() ? gpus.size() : devList.size() - 1;
-    if (params_.tensorSplit.size() > offloadDevices) {
-      Throw("ERR_INVALID_ARGUMENT", "tensorSplit has " + std::to_string(params_.tensorSplit.size()) + " shares but the model has " +
-                                        std::to_string(offloadDevices) + " device(s) to split over (RPC servers' devices first, then GPUs)");
-    }
-    std::vector<float> split(llama_max_devices(), 0.0f);
-    std::copy(params_.tensorSplit.begin(), params_.tensorSplit.end(), split.begin());
-    ggml_backend_dev_t projDev = ProjectorDevice(devList);
+    gpuLayersUsed_ = plan_.offloadedLayers;
 
     llama_model_params mp = llama_model_default_params();
-    std::vector<ggml_backend_dev_t> autoDevs;
-    if (devList.empty()) {
-      if (mainDev) autoDevs.push_back(mainDev);
-    } else {
-      autoDevs.assign(devList.begin(), devList.end() - 1);
-    }
-    mp.n_gpu_layers = params_.gpuLayers == -2 ? AutoLayers(facts, autoDevs, modelBytes, projBytes) : params_.gpuLayers;
-    gpuLayersUsed_ = offloadDevices > 0 && !params_.vocabOnly ? (mp.n_gpu_layers < 0 ? static_cast<int>(facts.blockCount) + 1 : mp.n_gpu_layers) : 0;
-    if (!devList.empty()) mp.devices = devList.data();
-    if (!params_.tensorSplit.empty()) mp.tensor_split = split.data();
+    mp.n_gpu_layers = plan_.gpuLayers;
+    if (!plan_.devices.empty()) mp.devices = plan_.devices.data();
+    if (plan_.hasSplit) mp.tensor_split = plan_.split.data();
     if (!params_.useMmap) mp.load_mode = LLAMA_LOAD_MODE_NONE;
     mp.vocab_only = params_.vocabOnly;
     state->vocabOnly = params_.vocabOnly;
@@ -176,20 +138,16 @@ class LoadWorker : public PromiseWorker {
     }
 
     // Read now, while the file is the one just loaded (and in the page cache): a few milliseconds.
-    NotePlacement(*state, layerDevices, devList);
+    NotePlacement(*state, layerDevices, plan_);
     state->textFingerprint = FileFingerprint(params_.modelPath);
     state->maxTokenBytes = LongestToken(state->vocab());
 
     if (!params_.mmprojPath.empty()) {
       ReadProjectorMeta(params_.mmprojPath, state->projectorType, imageSize_);
       mtmd_context_params cp = mtmd_context_params_default();
-      cp.use_gpu = projDev != nullptr || (params_.mmprojUseGpu && mainDev != nullptr);
-      if (projDev) {
-        cp.device = projDev;
-      } else if (cp.use_gpu && params_.mainGpu >= 0) {
-        cp.device = mainDev;
-      }
-      state->projectorDevice = cp.device ? ggml_backend_dev_name(cp.device) : cp.use_gpu ? ggml_backend_dev_name(mainDev) : "CPU";
+      cp.use_gpu = plan_.projectorUseGpu;
+      cp.device = plan_.projector;
+      state->projectorDevice = plan_.projectorName;
       cp.print_timings = false;
       cp.n_threads = params_.threads;
       cp.warmup = true;
@@ -238,39 +196,6 @@ class LoadWorker : public PromiseWorker {
       Throw("ERR_FILE_NOT_FOUND", std::string("the ") + what + " path " + path + " is not a regular file");
   }
 
-  // The device named by mmprojDevice: a device name, or an RPC endpoint for its first device.
-  ggml_backend_dev_t ProjectorDevice(const std::vector<ggml_backend_dev_t>& devList) const {
-    if (params_.mmprojDevice.empty()) return nullptr;
-    for (ggml_backend_dev_t d : devList) {
-      if (d && (params_.mmprojDevice == ggml_backend_dev_name(d) || params_.mmprojDevice == RpcEndpointOf(d))) return d;
-    }
-    if (ggml_backend_dev_t d = ggml_backend_dev_by_name(params_.mmprojDevice.c_str())) return d;
-    Throw("ERR_INVALID_ARGUMENT", "mmprojDevice " + params_.mmprojDevice +
-                                      " is neither a device of this build nor one of the model's RPC servers; see listDevices()");
-  }
-
-  // Counts llama.cpp's per-layer assignments by device (the last one is the output layer's).
-  static void NotePlacement(ModelState& state, const std::vector<std::string>& layerDevices, const std::vector<ggml_backend_dev_t>& devList) {
-    for (size_t i = 0; i < layerDevices.size(); i++) {
-      const std::string& name = layerDevices[i];
-      auto it = std::find_if(state.placement.begin(), state.placement.end(), [&](const ModelState::Placement& p) { return p.device == name; });
-      if (it == state.placement.end()) {
-        ModelState::Placement p;
-        p.device = name;
-        for (ggml_backend_dev_t d : devList) {
-          if (d && name == ggml_backend_dev_name(d)) p.endpoint = RpcEndpointOf(d);
-        }
-        state.placement.push_back(p);
-        it = state.placement.end() - 1;
-      }
-      if (i + 1 == layerDevices.size()) {
-        it->output = true;
-      } else {
-        it->layers++;
-      }
-    }
-  }
-
   // Tokenizes one placeholder image at the projector's native size: how many tokens an image
   // costs, and whether its tokens need one micro-batch.
   void MeasureImageTokens(ModelState& state) {
@@ -296,21 +221,6 @@ class LoadWorker : public PromiseWorker {
     for (double v : values) fn.Call({Napi::Number::New(env, v)});
   }
 
-  // Layers that fit in 90% of the devices' free memory after the projector and 512 MiB of work
-  // space each, assuming the weights are spread evenly over the layers (plus one for the output).
-  static int AutoLayers(const ModelFacts& facts, const std::vector<ggml_backend_dev_t>& devs, double modelBytes, double projBytes) {
-    if (devs.empty() || facts.blockCount == 0) return 0;
-    double budget = -projBytes;
-    for (ggml_backend_dev_t dev : devs) {
-      size_t freeMem = 0, totalMem = 0;
-      ggml_backend_dev_memory(dev, &freeMem, &totalMem);
-      budget += static_cast<double>(freeMem) * 0.9 - 512.0 * 1024 * 1024;
-    }
-    const double perLayer = modelBytes / (facts.blockCount + 1);
-    if (budget <= 0 || perLayer <= 0) return 0;
-    return static_cast<int>(std::min<double>(facts.blockCount + 1, std::floor(budget / perLayer)));
-  }
-
   void Report(double fraction) { progress_.Push(fraction); }
 
   void Flush(Napi::Env env) override { progress_.Flush(env); }
@@ -321,6 +231,7 @@ class LoadWorker : public PromiseWorker {
   double modelShare_ = 1.0;
   int imageSize_ = 0;
   int gpuLayersUsed_ = 0;
+  DevicePlan plan_;
   ModelPtr state_;
 };
 
@@ -468,27 +379,27 @@ Napi::Value Model::Load(const Napi::CallbackInfo& info) {
   LoadParams p;
   p.modelPath = StrProp(o, "model");
   p.mmprojPath = StrProp(o, "mmproj");
-  p.gpuLayers = IntProp(o, "gpuLayers", -1);
-  p.mainGpu = IntProp(o, "mainGpu", -1);
+  p.placement.gpuLayers = IntProp(o, "gpuLayers", -1);
+  p.placement.mainGpu = IntProp(o, "mainGpu", -1);
   p.useMmap = BoolProp(o, "useMmap", true);
-  p.mmprojUseGpu = BoolProp(o, "mmprojUseGpu", true);
+  p.placement.mmprojUseGpu = BoolProp(o, "mmprojUseGpu", true);
   p.threads = IntProp(o, "threads", 4);
   p.vocabOnly = BoolProp(o, "vocabOnly", false);
   p.imageMinTokens = IntProp(o, "imageMinTokens", -1);
   p.imageMaxTokens = IntProp(o, "imageMaxTokens", -1);
-  p.rpcServers = ParseEndpoints(env, o.Get("rpcServers"));
-  p.rpcTimeouts = ParseTimeouts(o.Get("rpcTimeouts"));
-  p.mmprojDevice = StrProp(o, "mmprojDevice");
+  p.placement.rpcServers = ParseEndpoints(env, o.Get("rpcServers"));
+  p.placement.rpcTimeouts = ParseTimeouts(o.Get("rpcTimeouts"));
+  p.placement.mmprojDevice = StrProp(o, "mmprojDevice");
   if (o.Get("tensorSplit").IsArray()) {
     Napi::Array a = o.Get("tensorSplit").As<Napi::Array>();
     for (uint32_t i = 0; i < a.Length(); i++) {
       const double share = a.Get(i).IsNumber() ? a.Get(i).As<Napi::Number>().DoubleValue() : -1;
       if (!(share >= 0) || !std::isfinite(share)) throw MakeError(env, "ERR_INVALID_ARGUMENT", "tensorSplit must hold finite shares of at least 0");
-      p.tensorSplit.push_back(static_cast<float>(share));
+      p.placement.tensorSplit.push_back(static_cast<float>(share));
     }
-    if (p.tensorSplit.size() > llama_max_devices()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "tensorSplit has more shares than llama.cpp's " + std::to_string(llama_max_devices()) + " devices");
+    if (p.placement.tensorSplit.size() > llama_max_devices()) throw MakeError(env, "ERR_INVALID_ARGUMENT", "tensorSplit has more shares than llama.cpp's " + std::to_string(llama_max_devices()) + " devices");
   }
-  if (!p.rpcServers.empty() && !RpcAvailable()) throw MakeError(env, "ERR_RPC", "this build of llava-native has no RPC backend");
+  if (!p.placement.rpcServers.empty() && !RpcAvailable()) throw MakeError(env, "ERR_RPC", "this build of llava-native has no RPC backend");
   // clip.cpp multiplies the budget by the patch area in int; the TypeScript layer bounds it too.
   if ((p.imageMinTokens != -1 && (p.imageMinTokens < 1 || p.imageMinTokens > kMaxImageTokensOption)) ||
       (p.imageMaxTokens != -1 && (p.imageMaxTokens < 1 || p.imageMaxTokens > kMaxImageTokensOption)) ||
