@@ -270,25 +270,36 @@ describe('RPC: failures are ERR_RPC, never a dead process', () => {
     }
   })
 
-  test('server killed mid-generation', async () => {
+  test('server killed mid-generation: no token computed from the failed step reaches the stream', async () => {
+    // what the model says when nothing fails (the split computes what local computes: F32)
+    const local = await loadModel({ ...tiny(), ...KERNELS })
+    const want = await (async () => {
+      await using s = local.createSession({ contextSize: 256 })
+      return (await s.complete({ prompt: TEXT, maxTokens: 200, ...greedy })).tokens
+    })()
+    await local.dispose()
     const { server, proxy, address, model, cleanup } = await splitOverProxy()
     try {
       await using s = model.createSession({ contextSize: 256 })
-      let pieces = 0
+      const streamed: number[] = []
       const err = await rejection(
         s.complete({
           prompt: TEXT,
           maxTokens: 200,
           ...greedy,
-          onToken: () => {
-            // the kill lands inside the next decode's traffic
-            if (++pieces === 3) proxy.trip(1, () => process.kill(server.pid, 'SIGKILL'))
+          onToken: (piece) => {
+            streamed.push(...piece.tokens)
+            // the server dies as the client asks for the logits (GET_TENSOR, 8) of the next step: the
+            // step's graph was queued without error, its logits read back as zeros
+            if (streamed.length === 3) proxy.tripOnCommand(8, () => process.kill(server.pid, 'SIGKILL'))
           },
         }),
       )
       expectRpc(err, address)
-      expect(pieces).toBeGreaterThanOrEqual(3)
-      expect(pieces).toBeLessThan(200)
+      expect(streamed.length).toBeGreaterThanOrEqual(3)
+      expect(streamed.length).toBeLessThan(200)
+      // every streamed token is the one the model would have given: none sampled from zeroed logits
+      expect(streamed).toEqual(want.slice(0, streamed.length))
     } finally {
       await cleanup()
     }

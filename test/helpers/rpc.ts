@@ -17,7 +17,8 @@ export function freePort(): Promise<number> {
 /**
  * Forwards 127.0.0.1:<port> to a server and counts the bytes the client sends. `trip(n, action)`
  * runs `action` once the count passes n more bytes than now: the failure lands inside the next
- * call, not between calls.
+ * call, not between calls. `tripOnCommand(cmd, action)` follows the client's command framing
+ * ([cmd:1][size:8][payload]) and runs `action` before the next command `cmd` is forwarded.
  */
 export class CountingProxy {
   readonly server: net.Server
@@ -25,6 +26,8 @@ export class CountingProxy {
   private pairs = new Set<net.Socket>()
   private tripAt = Infinity
   private onTrip: (() => void) | null = null
+  private tripCommand = -1
+  private onCommand: (() => void) | null = null
 
   private constructor(server: net.Server) {
     this.server = server
@@ -36,6 +39,8 @@ export class CountingProxy {
     server.on('connection', (client) => {
       const upstream = net.connect({ host: '127.0.0.1', port: targetPort })
       proxy.pairs.add(client).add(upstream)
+      // this connection's command framing: bytes of payload left to skip, the header read so far
+      const framing = { skip: 0, header: [] as number[] }
       const drop = (): void => {
         client.destroy()
         upstream.destroy()
@@ -49,6 +54,7 @@ export class CountingProxy {
           proxy.onTrip = null
           action()
         }
+        if (proxy.watchCommands(chunk, framing)) return
         upstream.write(chunk)
       })
       upstream.on('data', (chunk) => client.write(chunk))
@@ -57,6 +63,36 @@ export class CountingProxy {
     })
     await new Promise<void>((resolve) => server.listen({ host: '127.0.0.1', port: 0 }, resolve))
     return Object.assign(proxy, { port: (server.address() as net.AddressInfo).port })
+  }
+
+  /** Reads command headers out of the client's bytes; true when the watched command came (and was held back). */
+  private watchCommands(chunk: Buffer, framing: { skip: number; header: number[] }): boolean {
+    let i = 0
+    while (i < chunk.length) {
+      if (framing.skip > 0) {
+        const n = Math.min(framing.skip, chunk.length - i)
+        framing.skip -= n
+        i += n
+        continue
+      }
+      framing.header.push(chunk[i++])
+      if (framing.header.length < 9) continue
+      const cmd = framing.header[0]
+      framing.skip = Number(Buffer.from(framing.header.slice(1)).readBigUInt64LE(0))
+      framing.header = []
+      if (cmd === this.tripCommand && this.onCommand) {
+        const action = this.onCommand
+        this.onCommand = null
+        action()
+        return true
+      }
+    }
+    return false
+  }
+
+  tripOnCommand(cmd: number, action: () => void): void {
+    this.tripCommand = cmd
+    this.onCommand = action
   }
 
   trip(moreBytes: number, action: () => void): void {
