@@ -7,6 +7,12 @@
 #include "errors.h"
 #include "promise_worker.h"
 
+#if defined(__linux__)
+#include <signal.h>
+#include <sys/prctl.h>
+#include <unistd.h>
+#endif
+
 namespace llava {
 namespace {
 
@@ -210,6 +216,14 @@ Napi::Value RpcServe(const Napi::CallbackInfo& info) {
     }
     if (devs.empty()) devs.push_back(ggml_backend_dev_by_type(GGML_BACKEND_DEVICE_TYPE_CPU));
   }
+#if defined(__linux__)
+  // A server process outlives no parent that started it (even one killed with SIGKILL): it blocks
+  // in ggml's accept loop, where no JS could notice the parent gone.
+  if (o.Get("parentPid").IsNumber()) {
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != o.Get("parentPid").As<Napi::Number>().Int32Value()) _exit(0);
+  }
+#endif
   Require().startServer(endpoint.c_str(), cacheDir.empty() ? nullptr : cacheDir.c_str(), threads, devs.size(), devs.data());
   // it returns only when it could not listen
   throw MakeError(env, "ERR_RPC", "could not serve on " + endpoint + " (is the port in use, or the address not this machine's?)");

@@ -252,7 +252,7 @@ export interface NativeBinding {
   loadModel(params: NativeLoadParams, abort?: NativeAbortHandle, onProgress?: (fraction: number) => void): Promise<NativeModel>
   systemInfo(): NativeSystemInfo
   rpcDevices(endpoints: string[], timeouts: { connectMs: number; callMs: number }): Promise<NativeDeviceInfo[]>
-  rpcServe(options: { host: string; port: number; devices?: string[]; threads: number; cacheDir?: string }): never
+  rpcServe(options: { host: string; port: number; devices?: string[]; threads: number; cacheDir?: string; parentPid?: number }): never
   /** llama.cpp's chat layer: resolves with the rendering as JSON (binding/chat_render.cpp). */
   renderChat(model: NativeModel, requestJson: string, timeoutMs: number): Promise<string>
   /** Test hook: whether generation's sampler for this chat takes `text` token by token. */

@@ -2,7 +2,7 @@
 // way a server can fail (refused, killed during load / encode / generation / between calls /
 // before dispose, frozen, garbage, truncated, another protocol version) is ERR_RPC with the
 // process alive, the model refused from then on, and the next local model working.
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { type LlavaError, type Model, type RpcServer, listDevices, loadModel, startRpcServer } from '../lib'
@@ -402,6 +402,41 @@ describe('RPC: options and the server command', () => {
     expect((await s.exited).signal).toBe('SIGTERM')
   })
 
+  test('a server does not outlive the process that started it, even one killed with SIGKILL (Linux)', async () => {
+    if (process.platform !== 'linux') return
+    const port = await freePort()
+    const host = spawn(process.execPath, ['-e', `require(${JSON.stringify(root)}).startRpcServer({ port: ${port}, threads: 1 }).then((s) => console.log(s.pid))`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    const serverPid = await new Promise<number>((resolve) => host.stdout.on('data', (d: Buffer) => resolve(Number(String(d).trim()))))
+    const alive = (pid: number): boolean => {
+      try {
+        process.kill(pid, 0)
+        return true
+      } catch {
+        return false
+      }
+    }
+    expect(alive(serverPid)).toBe(true)
+    host.kill('SIGKILL')
+    for (let i = 0; i < 150 && alive(serverPid); i++) await new Promise((r) => setTimeout(r, 20))
+    expect(alive(serverPid)).toBe(false)
+  })
+
+  test('a process started while a model is connected does not keep its connection: the server is free for the next client after dispose()', async () => {
+    const tiny = ensurePair('tiny')
+    await using server = await startRpcServer({ port: await freePort(), threads: 1 })
+    const first = await loadModel({ ...tiny, ...KERNELS, rpcServers: [server.address], gpuLayers: 3 })
+    const bystander = spawn('sleep', ['30'], { stdio: 'ignore' })
+    try {
+      await first.dispose()
+      // ggml's server serves one connection at a time: a copy of the first one alive in `sleep` would hold it
+      await using second = await loadModel({ ...tiny, ...KERNELS, rpcServers: [server.address], gpuLayers: 3, rpcTimeouts: { connectMs: 2000, callMs: 3000 } })
+      await using s = second.createSession({ contextSize: 256 })
+      expect((await s.complete({ prompt: TEXT, maxTokens: 2, ...greedy })).tokens.length).toBeGreaterThan(0)
+    } finally {
+      bystander.kill('SIGKILL')
+    }
+  })
+
   test('`rpc-server --help` carries the security warning; a public address without --allow-remote is a usage error', async () => {
     const cli = (args: string[]): Promise<{ code: number | null; out: string }> =>
       new Promise((resolve) => {
@@ -418,5 +453,101 @@ describe('RPC: options and the server command', () => {
     const refused = await cli(['--host', '0.0.0.0', '--port', String(await freePort())])
     expect(refused.code).not.toBe(0)
     expect(refused.out).toMatch(/allowRemote|--allow-remote/)
+  })
+})
+
+// Two servers as separate hosts: each in a network namespace of its own, reached over a veth
+// pair on a private test address, so that nothing can lean on loopback. Needs CAP_NET_ADMIN
+// (root); where namespaces cannot be created the block is skipped, and jest reports it so.
+const NETNS_TAG = `lv${process.pid % 100000}`
+function sh(cmd: string[]): { ok: boolean; out: string } {
+  const r = spawnSync(cmd[0], cmd.slice(1), { encoding: 'utf8' })
+  return { ok: r.status === 0, out: `${r.stdout ?? ''}${r.stderr ?? ''}${r.error ? String(r.error) : ''}` }
+}
+const netnsProbe = process.platform === 'linux' ? sh(['ip', 'netns', 'add', `${NETNS_TAG}probe`]) : { ok: false, out: 'not Linux' }
+if (netnsProbe.ok) sh(['ip', 'netns', 'del', `${NETNS_TAG}probe`])
+else console.warn(`rpc.test.ts: network namespaces not available (${netnsProbe.out.trim() || 'ip failed'}): the two-host block is skipped`)
+
+;(netnsProbe.ok ? describe : describe.skip)('RPC: two servers as separate hosts (network namespaces)', () => {
+  // a /30 per host in a /24 of its own per test process, so that leftovers of another run cannot take the route
+  const net = `10.231.${process.pid % 250}`
+  const hosts = [1, 2].map((i) => ({ ns: `${NETNS_TAG}n${i}`, hostIf: `${NETNS_TAG}h${i}`, peerIf: `${NETNS_TAG}p${i}`, ip: `${net}.${4 * i + 2}`, gw: `${net}.${4 * i + 1}` }))
+  const servers: Array<{ kill(signal: NodeJS.Signals): void; exited: Promise<void>; address: string }> = []
+
+  beforeAll(async () => {
+    for (const h of hosts) {
+      for (const cmd of [
+        ['ip', 'netns', 'add', h.ns],
+        ['ip', 'link', 'add', h.hostIf, 'type', 'veth', 'peer', 'name', h.peerIf],
+        ['ip', 'link', 'set', h.peerIf, 'netns', h.ns],
+        ['ip', 'addr', 'add', `${h.gw}/30`, 'dev', h.hostIf],
+        ['ip', 'link', 'set', h.hostIf, 'up'],
+        ['ip', '-n', h.ns, 'addr', 'add', `${h.ip}/30`, 'dev', h.peerIf],
+        ['ip', '-n', h.ns, 'link', 'set', h.peerIf, 'up'],
+        ['ip', '-n', h.ns, 'link', 'set', 'lo', 'up'],
+      ]) {
+        const r = sh(cmd)
+        if (!r.ok) throw new Error(`${cmd.join(' ')}: ${r.out}`)
+      }
+      // the CLI, as an administrator starts it on another machine: a non-loopback address needs --allow-remote
+      const child = spawn('ip', ['netns', 'exec', h.ns, process.execPath, path.join(root, 'dist', 'cli', 'main.js'), 'rpc-server', '--host', h.ip, '--port', '50052', '--threads', '2', '--allow-remote'], {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      })
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()))
+      let out = ''
+      let err = ''
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()))
+      await new Promise<void>((resolve, reject) => {
+        child.stdout.on('data', (d: Buffer) => {
+          out += d.toString()
+          if (out.includes('listening on')) resolve()
+        })
+        child.once('exit', (code) => reject(new Error(`rpc-server in ${h.ns} exited (${code}): ${out}${err}`)))
+      })
+      expect(err).toContain(`WARNING: listening on ${h.ip}`)
+      // `ip netns exec` waits for its command in a process of its own: signals go to what runs in the namespace
+      const kill = (signal: NodeJS.Signals): void => {
+        for (const pid of sh(['ip', 'netns', 'pids', h.ns]).out.split(/\s+/).filter(Boolean)) {
+          try {
+            process.kill(Number(pid), signal)
+          } catch {
+            // already gone
+          }
+        }
+      }
+      servers.push({ kill, exited, address: `${h.ip}:50052` })
+    }
+  })
+
+  afterAll(async () => {
+    for (const s of servers) {
+      s.kill('SIGKILL')
+      await s.exited
+    }
+    for (const h of hosts) {
+      for (let i = 0; i < 100 && sh(['ip', 'netns', 'pids', h.ns]).out.trim() !== ''; i++) await new Promise((r) => setTimeout(r, 20))
+    }
+    for (const h of hosts) sh(['ip', 'netns', 'del', h.ns]) // takes its end of the veth pair along, and so the other
+  })
+
+  test('the tiny pair split local + host A + host B: the same greedy tokens as local-only, then a host gone is ERR_RPC', async () => {
+    const files = ensurePair('tiny')
+    const image = bmpFile(tempDir('llava-rpc-netns-'), 'netns.bmp', 40, 32, 9).file
+    await using local = await loadModel({ ...files, ...KERNELS })
+    await using split = await loadModel({ ...files, ...KERNELS, rpcServers: servers.map((s) => s.address), gpuLayers: 2, tensorSplit: [1, 1] })
+    expect(split.info.placement.filter((p) => p.endpoint?.startsWith(`${net}.`)).length).toBe(2)
+    for (const p of [{ prompt: TEXT }, { prompt: IMAGE, images: [image] }]) {
+      await using s1 = local.createSession({ contextSize: 256 })
+      await using s2 = split.createSession({ contextSize: 256 })
+      expect((await s2.complete({ ...p, ...run })).tokens).toEqual((await s1.complete({ ...p, ...run })).tokens)
+    }
+    servers[1].kill('SIGKILL')
+    await servers[1].exited
+    // the CLI's server process goes a moment after the CLI: until nothing runs there (bounded)
+    for (let i = 0; i < 100 && sh(['ip', 'netns', 'pids', hosts[1].ns]).out.trim() !== ''; i++) await new Promise((r) => setTimeout(r, 20))
+    await using s = split.createSession({ contextSize: 256 })
+    const err = await rejection(s.complete({ prompt: TEXT, maxTokens: 4, ...greedy }))
+    expect(err.code).toBe('ERR_RPC')
+    expect(err.message).toContain(servers[1].address)
   })
 })

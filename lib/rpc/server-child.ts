@@ -2,7 +2,8 @@
 // a process of its own, which close() ends. Options come as JSON in argv[2].
 import { binding } from '../native'
 
-const options = JSON.parse(process.argv[2] ?? '{}') as { host: string; port: number; devices?: string[]; threads: number; cacheDir?: string }
+// parentPid: on Linux the process ends when its parent does, however the parent ended
+const options = JSON.parse(process.argv[2] ?? '{}') as { host: string; port: number; devices?: string[]; threads: number; cacheDir?: string; parentPid?: number }
 try {
   binding().rpcServe(options)
 } catch (err) {

@@ -103,7 +103,7 @@ export async function startRpcServer(options: StartRpcServerOptions = {}): Promi
   }
 
   const env = process.versions.electron ? { ...process.env, ELECTRON_RUN_AS_NODE: '1' } : process.env
-  const child = spawn(process.execPath, [childScript(), JSON.stringify({ host, port, devices, threads, cacheDir })], {
+  const child = spawn(process.execPath, [childScript(), JSON.stringify({ host, port, devices, threads, cacheDir, parentPid: process.pid })], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env,
     windowsHide: true,
