@@ -99,7 +99,8 @@ describeParity('parity with llama.cpp (greedy, token for token)', () => {
   // (deps/patches/0003). The prompt and the image are evaluated as batches: the tile path. A GPU
   // build's quantized matrix products round differently from the CPU reference's, so this runs
   // on CPU builds (the main suite), not on the GPU variants.
-  const cpuBuild = systemInfo().backends.every((b) => b === 'CPU')
+  // (every build has the RPC backend too, which has no local device)
+  const cpuBuild = systemInfo().backends.every((b) => b === 'CPU' || b === 'RPC')
   ;(cpuBuild ? test : test.skip)('quantized text model (Q4_0), one image', async () => {
     const q = ensurePair('tiny', { textType: 'q4_0' })
     const qm = await loadModel({ ...q, ...LLAMA_CPP_KERNELS })
