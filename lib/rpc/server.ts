@@ -120,7 +120,10 @@ export async function startRpcServer(options: StartRpcServerOptions = {}): Promi
         const line = buf.slice(0, nl)
         buf = buf.slice(nl + 1)
         if (line.startsWith('Accepted client connection')) accepted = true
-        if (keep) stderrTail.push(line) > 20 && stderrTail.shift()
+        if (keep) {
+          stderrTail.push(line)
+          if (stderrTail.length > 20) stderrTail.shift()
+        }
         try {
           onLog?.(line)
         } catch {

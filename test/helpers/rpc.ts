@@ -1,5 +1,6 @@
 // Loopback plumbing for the RPC tests: free ports, a byte-counting proxy that can cut or freeze a
 // connection at a chosen point, and fake servers that answer the handshake wrongly.
+import * as fs from 'node:fs'
 import * as net from 'node:net'
 
 /** A port nothing listens on right now (the kernel's choice, released again). */
@@ -171,8 +172,7 @@ export async function fakeServer(behaviour: FakeBehaviour): Promise<{ address: s
 /** Open file descriptors of this process (Linux), or -1. */
 export function openFds(): number {
   try {
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    return (require('node:fs') as typeof import('node:fs')).readdirSync('/proc/self/fd').length
+    return fs.readdirSync('/proc/self/fd').length
   } catch {
     return -1
   }
