@@ -15,6 +15,7 @@ const os = require('node:os')
 const path = require('node:path')
 const { performance } = require('node:perf_hooks')
 const { round } = require('./lib/common')
+const { drawPixels } = require('./lib/image')
 const { median, parseComparisonArgs, startHogs } = require('./lib/load')
 
 const log = (msg) => process.stderr.write(`${msg}\n`)
@@ -83,13 +84,7 @@ async function wireBytes(loadModel, pair, options, servers, o, image) {
   }
 }
 
-function testImage() {
-  const w = 336, h = 336, data = Buffer.alloc(w * h * 3)
-  for (let i = 0; i < data.length; i++) data[i] = (i * 37 + (i >> 7)) & 255
-  return { data, width: w, height: h, format: 'rgb' }
-}
-
-async function measure(loadModel, pair, loadOptions, servers, o, image) {
+async function measure(loadModel, pair, loadOptions, o, image) {
   const r = {}
   let t = performance.now()
   const model = await loadModel({ ...pair, threads: o.threads, deterministic: false, ...loadOptions })
@@ -134,14 +129,14 @@ async function main() {
   const { loadModel, startRpcServer } = require('llava-native')
   const { ensurePair } = require('llava-native/fixtures')
   const pair = ensurePair(o.pair)
-  const image = testImage()
+  const image = { data: drawPixels(336, 336), width: 336, height: 336, format: 'rgb' }
   const hogs = startHogs(o.hogs)
   const servers = [await startRpcServer({ port: await freePort(), threads: o.threads }), await startRpcServer({ port: await freePort(), threads: o.threads })]
   const runs = { local: [], split: [] }
   let layers
   let wire
   try {
-    layers = (await measure(loadModel, pair, {}, [], { ...o, tokens: 4 }, image)).layers // warm-up: the page cache
+    layers = (await measure(loadModel, pair, {}, { ...o, tokens: 4 }, image)).layers // warm-up: the page cache
     const modes = {
       local: {},
       // a third of the blocks stay here, a third on each server with the output layer; the projector on A
@@ -150,7 +145,7 @@ async function main() {
     for (let i = 0; i < o.rounds; i++) {
       for (const mode of i % 2 ? ['split', 'local'] : ['local', 'split']) {
         const t = performance.now()
-        runs[mode].push(await measure(loadModel, pair, modes[mode], mode === 'split' ? servers : [], o, image))
+        runs[mode].push(await measure(loadModel, pair, modes[mode], o, image))
         log(`round ${i + 1}/${o.rounds} ${mode}: ${round((performance.now() - t) / 1000, 1)} s`)
       }
     }

@@ -2,7 +2,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <map>
 
 #include "errors.h"
 #include "promise_worker.h"
@@ -57,10 +56,7 @@ uint64_t Failures(const std::string& endpoint, std::string* last = nullptr) {
 class DevicesWorker : public PromiseWorker {
  public:
   DevicesWorker(Napi::Env env, std::vector<std::string> endpoints, RpcTimeouts timeouts)
-      : PromiseWorker(env, "llava.rpcDevices", nullptr), endpoints_(std::move(endpoints)), timeouts_(timeouts) {
-    // failures from before this call are not its own
-    for (const std::string& e : endpoints_) baseline_[e] = Failures(e);
-  }
+      : PromiseWorker(env, "llava.rpcDevices", nullptr), endpoints_(std::move(endpoints)), timeouts_(timeouts), link_(endpoints_) {}
 
  protected:
   void Run() override {
@@ -73,10 +69,8 @@ class DevicesWorker : public PromiseWorker {
       rows_.push_back(std::move(r));
     }
     // the memory queries went over the wire too
-    for (const std::string& e : endpoints_) {
-      std::string last;
-      if (Failures(e, &last) > baseline_[e]) Throw("ERR_RPC", "the RPC server at " + e + " failed: " + last);
-    }
+    const std::string failure = link_.NewFailure();
+    if (!failure.empty()) Throw("ERR_RPC", failure);
   }
 
   Napi::Value Result(Napi::Env env) override {
@@ -102,7 +96,7 @@ class DevicesWorker : public PromiseWorker {
   std::vector<std::string> endpoints_;
   RpcTimeouts timeouts_;
   std::vector<Row> rows_;
-  std::map<std::string, uint64_t> baseline_;
+  RpcLink link_;  // failures from before this call are not its own
 };
 
 }  // namespace
@@ -113,18 +107,21 @@ RpcLink::RpcLink(std::vector<std::string> endpoints) : endpoints_(std::move(endp
   for (const std::string& e : endpoints_) baseline_.push_back(Failures(e));
 }
 
+std::string RpcLink::NewFailure() const {
+  for (size_t i = 0; i < endpoints_.size(); i++) {
+    std::string last;
+    if (Failures(endpoints_[i], &last) > baseline_[i]) return "the RPC server at " + endpoints_[i] + " failed (" + last + ")";
+  }
+  return std::string();
+}
+
 void RpcLink::Check() {
   if (!failed_.load()) {
-    for (size_t i = 0; i < endpoints_.size(); i++) {
-      std::string last;
-      if (Failures(endpoints_[i], &last) <= baseline_[i]) continue;
+    const std::string failure = NewFailure();
+    if (!failure.empty()) {
       std::lock_guard<std::mutex> lock(mutex_);
-      if (error_.empty()) {
-        error_ = "the RPC server at " + endpoints_[i] + " failed (" + last +
-                 "); this model is unusable now: dispose() it and load it again once the server is back";
-      }
+      if (error_.empty()) error_ = failure + "; this model is unusable now: dispose() it and load it again once the server is back";
       failed_.store(true);
-      break;
     }
   }
   if (failed_.load()) Throw("ERR_RPC", Error());

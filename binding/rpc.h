@@ -29,6 +29,9 @@ class RpcLink {
 
   // Throws ERR_RPC (naming the server and what happened) when a connection failed, now or before.
   void Check();
+  // "the RPC server at host:port failed (why)" for the first server whose connection failed
+  // since this link was made, or "".
+  std::string NewFailure() const;
   bool Failed() const { return failed_.load(); }
   std::string Error() const;
   const std::vector<std::string>& endpoints() const { return endpoints_; }

@@ -7,6 +7,7 @@ import * as path from 'node:path'
 import { MessageChannel, type MessagePort, Worker, receiveMessageOnPort } from 'node:worker_threads'
 import { LlavaError } from '../errors'
 import { currentLogger, onLoggerChange } from '../logging'
+import { compiledScript } from '../node-child'
 import { type ChildMessage, type HostMessage, type ReplyMessage, fromWireError } from './protocol'
 import { type ChildHandle, startChild } from './spawn'
 
@@ -24,11 +25,7 @@ interface Pending {
   onEvent?: (data: unknown) => void
 }
 
-/** Compiled scripts live beside this file; under ts-jest they are taken from dist/. */
-function script(name: string): string {
-  const here = path.join(__dirname, `${name}.js`)
-  return fs.existsSync(here) ? here : path.resolve(__dirname, '..', '..', 'dist', 'isolation', `${name}.js`)
-}
+const script = (name: string): string => compiledScript('isolation', name)
 
 function socketPath(dir: string): string {
   return process.platform === 'win32' ? `\\\\?\\pipe\\llava-native-${path.basename(dir)}` : path.join(dir, 'model.sock')

@@ -2,6 +2,7 @@
 // child the app's lifecycle knows about), elsewhere a spawn of the same Node binary.
 import { spawn } from 'node:child_process'
 import type { Readable } from 'node:stream'
+import { nodeChildEnv } from '../node-child'
 
 export interface ChildHandle {
   readonly pid: number | undefined
@@ -46,7 +47,7 @@ export function startChild(script: string, env: NodeJS.ProcessEnv): ChildHandle 
     }
   }
   // In Electron outside its main process, the executable is Electron itself: run it as Node.
-  const childEnv = process.versions.electron ? { ...env, ELECTRON_RUN_AS_NODE: '1' } : env
+  const childEnv = nodeChildEnv(env)
   const child = spawn(process.execPath, [script], { stdio: ['ignore', 'inherit', 'pipe'], env: childEnv, windowsHide: true })
   return {
     pid: child.pid,

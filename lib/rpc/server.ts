@@ -5,6 +5,7 @@ import * as fs from 'node:fs'
 import * as net from 'node:net'
 import * as path from 'node:path'
 import { LlavaError } from '../errors'
+import { compiledScript, nodeChildEnv } from '../node-child'
 import * as v from '../validate'
 import { listenHostOption } from './options'
 
@@ -47,12 +48,6 @@ export interface RpcServer {
 const START_KEYS = ['host', 'port', 'devices', 'threads', 'cacheDir', 'allowRemote', 'readyTimeoutMs', 'onLog'] as const
 const live = new Set<() => void>()
 let exitHook = false
-
-/** Compiled scripts live beside this file; under ts-jest they are taken from dist/. */
-function childScript(): string {
-  const here = path.join(__dirname, 'server-child.js')
-  return fs.existsSync(here) ? here : path.resolve(__dirname, '..', '..', 'dist', 'rpc', 'server-child.js')
-}
 
 function portFree(host: string, port: number): Promise<boolean> {
   return new Promise((resolve) => {
@@ -102,10 +97,9 @@ export async function startRpcServer(options: StartRpcServerOptions = {}): Promi
     throw new LlavaError('ERR_RPC', `port ${port} on ${host} is in use; choose another port`, { details: { host, port } })
   }
 
-  const env = process.versions.electron ? { ...process.env, ELECTRON_RUN_AS_NODE: '1' } : process.env
-  const child = spawn(process.execPath, [childScript(), JSON.stringify({ host, port, devices, threads, cacheDir, parentPid: process.pid })], {
+  const child = spawn(process.execPath, [compiledScript('rpc', 'server-child'), JSON.stringify({ host, port, devices, threads, cacheDir, parentPid: process.pid })], {
     stdio: ['ignore', 'pipe', 'pipe'],
-    env,
+    env: nodeChildEnv(process.env),
     windowsHide: true,
   })
   const stderrTail: string[] = []
