@@ -106,8 +106,8 @@ llama_context* ContextState::Ensure() {
     llama_context* ctx = ctx_;
     ctx_ = nullptr;
     ComputeThread::Run([ctx] { llama_free(ctx); });
-    Throw("ERR_INVALID_ARGUMENT", "deterministic decoding needs batch-invariant kernels, which only the CPU backend has; load the model without a GPU "
-                             "backend, or create the session with deterministic: false");
+    Throw("ERR_INVALID_ARGUMENT", "deterministic decoding needs batch-invariant kernels, which only the local CPU backend has; load the model without "
+                             "GPU offload or rpcServers, or create the session with deterministic: false");
   }
   return ctx_;
 }

@@ -56,9 +56,9 @@ export interface SessionOptions {
   /**
    * Batch-invariant decoding: the session's logits, bit for bit, do not depend on what is decoded
    * with it (a group's other sessions, how many there are, how its prompt is split into batches).
-   * `true` refuses a context whose backends cannot do it (GPU backends: `ERR_INVALID_ARGUMENT`);
-   * the default (the model's; see {@link LoadModelOptions.deterministic}) turns it on wherever they
-   * can, which is every context of a CPU-only build.
+   * `true` refuses a context whose backends cannot do it (GPU backends, RPC servers:
+   * `ERR_INVALID_ARGUMENT`); the default (the model's; see {@link LoadModelOptions.deterministic})
+   * turns it on wherever they can, which is every context of a CPU-only build without `rpcServers`.
    */
   deterministic?: boolean
 }
