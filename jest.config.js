@@ -11,7 +11,7 @@ const base = {
 // (LLAVA_NATIVE_ISOLATION=process): the isolated API must pass them unchanged.
 const ISOLATED = [
   'api', 'audio', 'chat', 'chat-answers', 'chat-render', 'cli', 'cpu-wait', 'determinism', 'families', 'group', 'hostile-input', 'hybrid',
-  'image-formats', 'image-orientation', 'mrope', 'parity', 'process', 'session-file', 'structured', 'threads', 'untrusted',
+  'image-formats', 'image-heif', 'image-orientation', 'mrope', 'parity', 'process', 'session-file', 'structured', 'threads', 'untrusted',
 ]
 
 /** @type {import('jest').Config} */

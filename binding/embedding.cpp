@@ -264,6 +264,10 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
       in.height = o.Get("height").ToNumber().Uint32Value();
       in.format = o.Get("format").ToString().Utf8Value();
     }
+  } else if (kind == "size") {
+    in.kind = ImageInput::Kind::Size;
+    in.width = o.Get("width").ToNumber().Uint32Value();
+    in.height = o.Get("height").ToNumber().Uint32Value();
   } else {
     throw MakeError(env, "ERR_INVALID_ARGUMENT", "unknown image input kind '" + kind + "'");
   }

@@ -177,13 +177,15 @@ RgbImage DecodeImage(ImageInput& input) {
       return DecodeEncoded(input.bytes, input.size, input, "the image buffer");
     case ImageInput::Kind::Pixels:
       return FromPixels(input);
+    case ImageInput::Kind::Size:
+      Throw("ERR_INVALID_ARGUMENT", "an image measured from its header alone cannot be encoded");
   }
   Throw("ERR_INVALID_ARGUMENT", "unknown image input kind");
 }
 
 void ImageSize(ImageInput& input, uint32_t& width, uint32_t& height) {
-  if (input.kind == ImageInput::Kind::Pixels) {
-    CheckDimensions(input.width, input.height, input.maxPixels, "the raw image");
+  if (input.kind == ImageInput::Kind::Pixels || input.kind == ImageInput::Kind::Size) {
+    CheckDimensions(input.width, input.height, input.maxPixels, input.kind == ImageInput::Kind::Size ? "the image" : "the raw image");
     width = input.width;
     height = input.height;
     return;

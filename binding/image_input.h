@@ -9,7 +9,9 @@
 namespace llava {
 
 struct ImageInput {
-  enum class Kind { Path, Bytes, Pixels } kind = Kind::Bytes;
+  // Size: only the dimensions of an image decoded elsewhere (lib/media), read from its header for
+  // countTokens; such an input has no pixels and cannot be encoded.
+  enum class Kind { Path, Bytes, Pixels, Size } kind = Kind::Bytes;
   std::string path;
   // Encoded bytes or pixels: `owned`, or native memory that `keep` holds (image_bytes.h).
   std::vector<unsigned char> owned;

@@ -1,6 +1,5 @@
-import * as fs from 'node:fs'
 import * as path from 'node:path'
-import { decodeWithSharp } from './media/sharp'
+import { decodeOtherFormat, measureOtherFormat, readOtherFormatFile } from './media/other-formats'
 import { type OtherFormat, SNIFF_BYTES, sniffOtherFormat } from './media/sniff'
 import { LlavaError, fromNative } from './errors'
 import { MediaEmbedding } from './media/embedding'
@@ -116,37 +115,45 @@ export function toNativeImage(input: unknown, option: string, reading: ImageRead
 }
 
 /** Buffers from this size up are copied into native memory in slices rather than in one go. */
-/** The native side's limit on an encoded image file (image_input.cpp kMaxFileBytes). */
-const MAX_FILE_BYTES = 256 * 1024 * 1024
 const COPY_IN_SLICES_FROM = 1 << 20
 const SLICE = 2 << 20
+
+/** How a call's media are taken: `measure` (countTokens) wants sizes only; `signal` ends a decode off the JS thread. */
+export interface Owning {
+  measure?: boolean
+  signal?: AbortSignal
+}
 
 /**
  * The input with its bytes, if large, copied into native memory a slice per turn of the event
  * loop: a 48 MB buffer copied in one go held the loop for 200-300 ms, and native threads must not
  * read memory JS owns (the caller could change, transfer or free it meanwhile). Starts copying at
- * once; the caller must leave the buffer unchanged until the returned promise settles.
+ * once; the caller must leave the buffer unchanged until the returned promise settles. Formats
+ * the built-in decoder does not read are decoded here (lib/media/other-formats.ts), or measured
+ * from their header when `measure`.
  */
-export function ownImageBytes(input: NativeMediaInput, bytesIn: BytesMaker): Promise<NativeMediaInput> {
+export function ownImageBytes(input: NativeMediaInput, bytesIn: BytesMaker, how: Owning = {}): Promise<NativeMediaInput> {
   if (input.kind === 'audio') return copyInSlices(input, bytesIn)
-  // Formats for sharp (lib/media/sharp.ts) are told synchronously for bytes (the caller may change
-  // them once this returns), from the file's start for paths.
+  // Other formats are told synchronously for bytes (the caller may change them once this
+  // returns), from the file's start for paths.
   if (input.kind === 'bytes' && input.data instanceof Uint8Array) {
     const format = sniffOtherFormat(input.data.subarray(0, SNIFF_BYTES))
-    // sharp reads its input on another thread: it gets a copy of its own
-    if (format) return decodeOther(Buffer.from(input.data), format, 'the image buffer', input, bytesIn)
+    // their decoders read on other threads: they get a copy of their own, made now
+    if (format) return takeOther(new Uint8Array(input.data), format, 'the image buffer', input, bytesIn, how)
   }
   if (input.kind === 'path') {
-    return otherFormatFile(input.path).then((other): NativeMediaInput | Promise<NativeMediaInput> => {
-      if (other === 'audio') return { kind: 'audio', source: 'path', path: input.path, maxSeconds: input.maxAudioSeconds ?? DEFAULT_MAX_AUDIO_SECONDS }
-      return other ? decodeOther(other.bytes, other.format, `the image file ${input.path}`, input, bytesIn) : input
+    return readOtherFormatFile(input.path).then((file): NativeMediaInput | Promise<NativeMediaInput> => {
+      // sound has limits of its own, told by the native side
+      if (file && looksLikeAudio(file.head)) return { kind: 'audio', source: 'path', path: input.path, maxSeconds: input.maxAudioSeconds ?? DEFAULT_MAX_AUDIO_SECONDS }
+      return file?.other ? takeOther(file.other.bytes, file.other.format, `the image file ${input.path}`, input, bytesIn, how) : input
     })
   }
   return copyInSlices(input, bytesIn)
 }
 
-async function decodeOther(source: Buffer, format: OtherFormat, what: string, input: Extract<NativeImageInput, { kind: 'path' | 'bytes' }>, bytesIn: BytesMaker): Promise<NativeImageInput> {
-  return copyInSlices(await decodeWithSharp(source, format, what, input), bytesIn)
+async function takeOther(source: Uint8Array, format: OtherFormat, what: string, input: Extract<NativeImageInput, { kind: 'path' | 'bytes' }>, bytesIn: BytesMaker, how: Owning): Promise<NativeImageInput> {
+  if (how.measure) return measureOtherFormat(source, format, what, input)
+  return copyInSlices(await decodeOtherFormat(source, format, what, input, how.signal), bytesIn)
 }
 
 async function copyInSlices<I extends NativeMediaInput>(input: I, bytesIn: BytesMaker): Promise<I> {
@@ -166,42 +173,9 @@ async function copyInSlices<I extends NativeMediaInput>(input: I, bytesIn: Bytes
   return { ...input, data: copy }
 }
 
-/**
- * The file as bytes when it holds a format for sharp; 'audio' when it holds a sound (the native
- * side reads it as such); undefined otherwise (the native side reads it as an image).
- */
-async function otherFormatFile(file: string): Promise<{ format: OtherFormat; bytes: Buffer } | 'audio' | undefined> {
-  let fh: fs.promises.FileHandle | undefined
-  try {
-    // O_NONBLOCK: a FIFO must not hold a thread of the pool until a writer comes
-    fh = await fs.promises.open(file, fs.constants.O_RDONLY | (fs.constants.O_NONBLOCK ?? 0))
-    const st = await fh.stat()
-    if (!st.isFile()) return undefined // the native side refuses it, with its usual message
-    const head = Buffer.alloc(Math.min(SNIFF_BYTES, st.size))
-    await fh.read(head, 0, head.length, 0)
-    if (looksLikeAudio(head)) return 'audio' // sound has limits of its own, told by the native side
-    if (st.size > MAX_FILE_BYTES) return undefined
-    const format = sniffOtherFormat(head)
-    if (!format) return undefined
-    // read once and decoded from memory: what was checked is what is decoded
-    const bytes = Buffer.alloc(st.size)
-    let at = 0
-    while (at < bytes.length) {
-      const { bytesRead } = await fh.read(bytes, at, bytes.length - at, at)
-      if (bytesRead === 0) break
-      at += bytesRead
-    }
-    return { format, bytes: bytes.subarray(0, at) }
-  } catch {
-    return undefined // not readable: the native side says why
-  } finally {
-    await fh?.close().catch(() => undefined)
-  }
-}
-
 /** ownImageBytes() over a call's media; embeddings pass through. */
-export function ownImages<E>(images: Array<NativeMediaInput | E>, bytesIn: BytesMaker): Promise<Array<NativeMediaInput | E>> {
-  return Promise.all(images.map((img) => (img !== null && typeof img === 'object' && 'kind' in img ? ownImageBytes(img as NativeMediaInput, bytesIn) : img)))
+export function ownImages<E>(images: Array<NativeMediaInput | E>, bytesIn: BytesMaker, how: Owning = {}): Promise<Array<NativeMediaInput | E>> {
+  return Promise.all(images.map((img) => (img !== null && typeof img === 'object' && 'kind' in img ? ownImageBytes(img as NativeMediaInput, bytesIn, how) : img)))
 }
 
 /**

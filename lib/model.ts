@@ -433,7 +433,7 @@ export class Model {
     what: string,
     run: (input: NativeMediaInput, handle: ReturnType<typeof linkSignal>['handle']) => Promise<E>,
   ): Promise<E> {
-    const owning = ownImageBytes(input, this.binding.ImageBytes)
+    const owning = ownImageBytes(input, this.binding.ImageBytes, { signal })
     owning.catch(() => undefined) // awaited below; left behind only when the signal had already fired
     throwIfAborted(signal)
     const link = linkSignal(signal, this.binding)
@@ -586,7 +586,7 @@ export class Model {
       refuseUnseen(this.info.vision, inputs)
       const native = retainImages(inputs)
       try {
-        const owned = await ownImages(native, this.binding.ImageBytes)
+        const owned = await ownImages(native, this.binding.ImageBytes, { measure: true })
         const r = await this.track(this.native.countTokens(prompt, owned, addSpecial, true))
         return { tokens: r.tokens, textTokens: r.textTokens, imageTokens: r.imageTokens, audioTokens: r.audioTokens, positions: r.positions }
       } catch (err) {

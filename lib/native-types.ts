@@ -106,6 +106,8 @@ export type NativeImageInput =
       composite?: boolean
       background?: [number, number, number]
     }
+  /** countTokens of a format decoded in JS (lib/media/other-formats.ts): the size from its header, no pixels. */
+  | { kind: 'size'; width: number; height: number; maxPixels: number }
 
 /** Sound for the audio encoder: a file, encoded bytes (WAV, MP3, FLAC), or interleaved float32 PCM. */
 export type NativeAudioInput =

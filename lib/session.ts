@@ -510,7 +510,7 @@ export class Session {
       return Promise.reject(err)
     }
     // Large buffers start moving into native memory now, while the call waits its turn.
-    const owning = input ? undefined : ownImages(prepared.images, this.#model.binding.ImageBytes)
+    const owning = input ? undefined : ownImages(prepared.images, this.#model.binding.ImageBytes, { signal: prepared.signal })
     owning?.catch(() => undefined) // awaited by the work below, or dropped with it
     input?.catch(() => undefined)
     const link = linkSignal(prepared.signal, this.#model.binding)
@@ -560,7 +560,7 @@ export class Session {
       }
       // Inputs go to the native side as they are: it decodes them, and encodes only images whose
       // pixels are neither in this session's cache nor encoded elsewhere in the model.
-      const images = await (owning ?? ownImages(prepared.images, this.#model.binding.ImageBytes))
+      const images = await (owning ?? ownImages(prepared.images, this.#model.binding.ImageBytes, { signal: prepared.signal }))
       if (prepared.schema !== undefined) prepared.request.grammar = await grammarForSchema(prepared.schema)
       let raw: NativeGenerateResult
       try {

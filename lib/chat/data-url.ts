@@ -33,7 +33,7 @@ export async function decodeDataUrl(url: string, option: string, bytesIn: BytesM
     )
   }
   const base64 = /;base64$/i.test(head.slice(0, comma))
-  // formats for sharp (lib/media/sharp.ts) stay in JS memory, where sharp reads them: told by the
+  // formats decoded in JS (lib/media/other-formats.ts) stay in JS memory, where they are read: told by the
   // media type, or by the first bytes (a type may be missing or wrong)
   const first = base64 ? Buffer.from(url.slice(comma + 1, comma + 1 + 88).replace(/\s+/g, ''), 'base64') : Buffer.alloc(0)
   const mime = head.slice(5, comma).split(';')[0]

@@ -3,6 +3,7 @@
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import * as zlib from 'node:zlib'
+import { heifContainer } from '../helpers/heif'
 import { pattern, pngChunk, toBmp, toPng } from '../helpers/images'
 
 export interface ImageCase {
@@ -74,6 +75,13 @@ export const IMAGE_CASES: ImageCase[] = [
   { name: 'bmp-huge', make: () => bmpWithSize(1 << 20, 1 << 20), code: 'ERR_IMAGE_DECODE' },
   { name: 'bmp-negative-width', make: () => bmpWithSize(-4, 4), code: 'ERR_IMAGE_DECODE' },
   { name: 'bmp-truncated', make: () => toBmp(pattern(32, 32)).subarray(0, 300), code: 'ERR_IMAGE_DECODE' },
+  // HEIF, decoded by libheif-js (a devDependency here): containers built by hand
+  { name: 'heif-bomb-60000', make: () => heifContainer({ width: 60000, height: 60000, data: Buffer.alloc(64, 0x42) }), code: 'ERR_IMAGE_DECODE' },
+  { name: 'heif-ftyp-only', make: () => heifContainer({ width: 16, height: 16, data: Buffer.alloc(0) }).subarray(0, 24), code: 'ERR_IMAGE_DECODE' },
+  { name: 'heif-iloc-past-end', make: () => heifContainer({ width: 16, height: 16, data: Buffer.alloc(64, 0x42), ilocLength: 1 << 30 }), code: 'ERR_IMAGE_DECODE' },
+  { name: 'heif-garbage-hevc', make: () => heifContainer({ width: 16, height: 16, data: Buffer.from([0, 0, 0, 60, ...Array.from({ length: 60 }, (_, i) => (i * 97) & 255)]) }), code: 'ERR_IMAGE_DECODE' },
+  { name: 'heif-grid-of-itself', make: () => heifContainer({ width: 64, height: 64, itemType: 'grid', gridTiles: [1], data: Buffer.from([0, 0, 0, 0, 0, 63, 0, 63]) }), code: 'ERR_IMAGE_DECODE' },
+  { name: 'heif-zero-size', make: () => heifContainer({ width: 0, height: 0, data: Buffer.alloc(64, 0x42) }), code: 'ERR_IMAGE_DECODE' },
   // encodeImage refuses a sound; in a prompt it is a sound, for a projector that hears none
   { name: 'wav-audio-bytes', make: () => Buffer.concat([Buffer.from('RIFF\x24\x00\x00\x00WAVEfmt ', 'latin1'), Buffer.alloc(64)]), code: 'ERR_IMAGE_DECODE', promptCode: 'ERR_NO_AUDIO' },
   { name: 'missing-file', make: (dir) => path.join(dir, 'no-such-image.png'), code: 'ERR_FILE_NOT_FOUND' },
