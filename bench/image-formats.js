@@ -1,13 +1,22 @@
 #!/usr/bin/env node
 'use strict'
 // Decode cost per image format: one 12-megapixel photo-like picture saved as JPEG and PNG (read by
-// the built-in decoder) and as WebP, AVIF and TIFF (read through sharp), each encoded
-// with the tiny model (its vision encoder takes well under a millisecond, so the time is reading,
-// decoding, turning and resizing). The reference is the built-in JPEG path, measured in the same run.
-//   node bench/image-formats.js [--rounds 3]
+// the built-in decoder), as WebP, AVIF and TIFF (read through sharp) and as HEIC (HEVC, read by
+// libheif-js; encoded with heif-enc from Debian's libheif-examples, skipped without it), each
+// encoded with the tiny model (its vision encoder takes well under a millisecond, so the time is
+// reading, decoding, turning and resizing). The reference is the built-in JPEG path, measured in
+// the same run. Also shown: the longest the JS thread went without running a 5 ms timer during
+// the call (every decoder runs off it). --hogs N adds N busy processes.
+//   node bench/image-formats.js [--rounds 3] [--hogs 0]
+const { spawnSync } = require('node:child_process')
+const fs = require('node:fs')
+const os = require('node:os')
+const path = require('node:path')
 const sharp = require('sharp')
 const { loadModel } = require('llava-native')
 const { ensurePair } = require('llava-native/fixtures')
+const { eachArg } = require('./lib/common')
+const { median, startHogs } = require('./lib/load')
 
 const W = 4000
 const H = 3000
@@ -29,8 +38,43 @@ function photo() {
   return px
 }
 
+/** The picture as HEIC, through a PNG file for heif-enc; undefined without heif-enc. */
+function heic(png) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'llava-bench-heic-'))
+  try {
+    fs.writeFileSync(path.join(dir, 'in.png'), png)
+    const r = spawnSync('heif-enc', ['-q', '90', path.join(dir, 'in.png'), '-o', path.join(dir, 'out.heic')], { stdio: 'ignore' })
+    return r.status === 0 ? fs.readFileSync(path.join(dir, 'out.heic')) : undefined
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+/** Runs fn, and the longest gap between 5 ms ticks of the JS thread meanwhile. */
+async function withLoopWatch(fn) {
+  let worst = 0
+  let last = performance.now()
+  const tick = setInterval(() => {
+    const now = performance.now()
+    worst = Math.max(worst, now - last)
+    last = now
+  }, 5)
+  try {
+    await fn()
+  } finally {
+    clearInterval(tick)
+  }
+  return Math.max(worst, performance.now() - last)
+}
+
 async function main() {
-  const rounds = Number(process.argv[process.argv.indexOf('--rounds') + 1]) || 3
+  const o = { rounds: 3, hogs: 0 }
+  eachArg(process.argv.slice(2), (a, value) => {
+    if (a === '--rounds') o.rounds = Number(value())
+    else if (a === '--hogs') o.hogs = Number(value())
+    else throw new Error(`unknown option '${a}'`)
+  })
+  const rounds = o.rounds
   const raw = photo()
   const img = () => sharp(raw, { raw: { width: W, height: H, channels: 3 } })
   const files = {
@@ -42,23 +86,32 @@ async function main() {
     'TIFF LZW (sharp)': await img().tiff({ compression: 'lzw' }).toBuffer(),
     'CMYK JPEG (built-in)': await img().toColourspace('cmyk').jpeg({ quality: 90 }).toBuffer(),
   }
+  const heicBytes = heic(await img().png({ compressionLevel: 1 }).toBuffer())
+  if (heicBytes) files['HEIC (libheif-js)'] = heicBytes
+  else console.log('HEIC skipped: heif-enc (apt install libheif-examples) is not installed')
   const model = await loadModel({ ...ensurePair('tiny'), threads: 2 })
+  const hogs = startHogs(o.hogs)
   const times = Object.fromEntries(Object.keys(files).map((k) => [k, []]))
-  for (let r = 0; r < rounds; r++) {
-    for (const [name, bytes] of Object.entries(files)) {
-      const t = performance.now()
-      const e = await model.encodeImage(bytes)
-      times[name].push(performance.now() - t)
-      await e.dispose()
+  const gaps = Object.fromEntries(Object.keys(files).map((k) => [k, []]))
+  try {
+    for (let r = 0; r < rounds; r++) {
+      for (const [name, bytes] of Object.entries(files)) {
+        const t = performance.now()
+        let e
+        gaps[name].push(await withLoopWatch(async () => (e = await model.encodeImage(bytes))))
+        times[name].push(performance.now() - t)
+        await e.dispose()
+      }
     }
+  } finally {
+    await hogs.stop()
+    await model.dispose()
   }
-  await model.dispose()
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]
   const ref = median(times['JPEG (built-in)'])
-  console.log(`12-megapixel picture (${W}x${H}), model.encodeImage on the tiny model, median of ${rounds}; ratio = JPEG (built-in) time / this format's time`)
+  console.log(`12-megapixel picture (${W}x${H}), model.encodeImage on the tiny model, median of ${rounds}, ${o.hogs} busy processes; ratio = JPEG (built-in) time / this format's time; gap = the JS thread's longest pause`)
   for (const [name, bytes] of Object.entries(files)) {
     const m = median(times[name])
-    console.log(`${name.padEnd(24)} ${(bytes.length / 1e6).toFixed(1).padStart(6)} MB ${m.toFixed(0).padStart(6)} ms  ${(ref / m).toFixed(2)}`)
+    console.log(`${name.padEnd(24)} ${(bytes.length / 1e6).toFixed(1).padStart(6)} MB ${m.toFixed(0).padStart(6)} ms  ${(ref / m).toFixed(2)}  gap ${Math.max(...gaps[name]).toFixed(0)} ms`)
   }
 }
 

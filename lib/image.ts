@@ -17,7 +17,8 @@ export interface RawImage {
 
 /**
  * An image to look at: a file path; a Buffer/Uint8Array/ArrayBuffer holding an encoded image (JPEG,
- * PNG, BMP, GIF, TGA, PSD, HDR, PIC, PNM); or raw pixels.
+ * PNG, BMP, GIF, TGA, PSD, HDR, PIC, PNM; with the optional package sharp also WebP, AVIF, TIFF;
+ * with libheif-js HEIC); or raw pixels.
  */
 export type ImageInput = string | Uint8Array | ArrayBuffer | RawImage
 

@@ -62,6 +62,13 @@ describe('image formats beyond the built-in decoder (through sharp)', () => {
     const counted = await model.countTokens('USER: <image>\nASSISTANT:', { images: [await fromRaw(stored).withMetadata({ orientation: 6 }).webp({ lossless: true }).toBuffer()] })
     expect(counted.imageTokens).toBeGreaterThan(0)
     expect(model.imageEncodeCount).toBe(before)
+    // from the header alone: an AVIF whose pixels are cut away still counts, and does not encode
+    // (libvips reads a WebP's whole RIFF container, and sharp writes a TIFF's directory last)
+    const noise: Rgb = { width: 64, height: 48, rgb: new Uint8Array(randomBytes(64 * 48 * 3)) }
+    const avif = await fromRaw(noise).avif({ quality: 50 }).toBuffer()
+    const cut = avif.subarray(0, avif.length >> 1)
+    expect((await model.countTokens('USER: <image>\nASSISTANT:', { images: [cut] })).imageTokens).toBe(counted.imageTokens)
+    await expect(model.encodeImage(cut)).rejects.toMatchObject({ code: 'ERR_IMAGE_DECODE' })
   })
 
   test('WebP with alpha is laid over the background; an animated WebP gives its first frame', async () => {

@@ -11,9 +11,10 @@ import * as path from 'node:path'
 export const heifEncAvailable = (): boolean => spawnSync('heif-enc', ['--help']).status !== null
 
 /** Encodes a PNG or JPEG file with heif-enc (HEVC): lossless when asked, else at `quality`. */
-export function heifEnc(input: string, out: string, options: { lossless?: boolean; quality?: number; bitDepth?: number } = {}): Buffer {
+export function heifEnc(input: string, out: string, options: { lossless?: boolean; quality?: number; bitDepth?: number; fast?: boolean } = {}): Buffer {
   const args = options.lossless ? ['-L', '-p', 'chroma=444', '--matrix_coefficients=0'] : ['-q', String(options.quality ?? 95)]
   if (options.bitDepth) args.push('-b', String(options.bitDepth))
+  if (options.fast) args.push('-p', 'preset=ultrafast')
   const r = spawnSync('heif-enc', [...args, input, '-o', out], { encoding: 'utf8', timeout: 120_000 })
   if (r.status !== 0) throw new Error(`heif-enc failed: ${r.stderr || r.error}`)
   return fs.readFileSync(out)
