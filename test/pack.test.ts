@@ -5,6 +5,8 @@ import { execFileSync, spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { root, tempDir } from './helpers/fixtures'
+import { heifEnc, heifEncAvailable } from './helpers/heif'
+import { pattern, toPng } from './helpers/images'
 
 const platformDir = path.join(root, 'prebuilds', `${process.platform}-${process.arch}`)
 const havePrebuild = fs.existsSync(path.join(platformDir, 'llava-native.napi.node'))
@@ -31,6 +33,7 @@ describePack('npm pack and install from the prebuild', () => {
       'dist/index.mjs',
       'dist/index.d.ts',
       'dist/fixtures/index.js',
+      'dist/media/heif-worker.js',
       'binding/addon.cpp',
       'CMakeLists.txt',
       'scripts/fetch-llama-cpp.js',
@@ -64,11 +67,16 @@ describePack('npm pack and install from the prebuild', () => {
     for (const tool of ['cc', 'c++', 'g++', 'cmake', 'make']) {
       expect(spawnSync('sh', ['-c', `command -v ${tool}`], { env }).status).not.toBe(0)
     }
-    const install = spawnSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', tarball], { cwd: app, env, encoding: 'utf8' })
+    // libheif-js, the optional HEIC decoder, as an application adds it (the version this repository tests)
+    const libheif = `libheif-js@${JSON.parse(fs.readFileSync(path.join(root, 'node_modules', 'libheif-js', 'package.json'), 'utf8')).version}`
+    const install = spawnSync('npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund', tarball, libheif], { cwd: app, env, encoding: 'utf8' })
     expect(install.stderr).not.toMatch(/ERR!/)
     expect(install.status).toBe(0)
     expect(fs.existsSync(path.join(app, 'node_modules', 'llava-native', 'build'))).toBe(false)
 
+    // a HEIC photo, decoded on the installed package's worker thread by the application's libheif-js
+    fs.writeFileSync(path.join(work, 'p.png'), toPng(pattern(40, 24, 3)))
+    const heic = heifEncAvailable() ? heifEnc(path.join(work, 'p.png'), path.join(work, 'p.heic'), { lossless: true }) : undefined
     const script = `
       const { loadModel, startRpcServer, systemInfo } = require('llava-native')
       const { ensurePair } = require('llava-native/fixtures')
@@ -80,6 +88,8 @@ describePack('npm pack and install from the prebuild', () => {
         const s = model.createSession({ deterministic: true })
         const pixels = { data: new Uint8Array(32 * 32 * 3).fill(120), width: 32, height: 32, format: 'rgb' }
         const r = await s.complete({ prompt: 'USER: <image>\\ndescribe\\nASSISTANT:', images: [pixels], maxTokens: 8, temperature: 0 })
+        const photo = process.argv[1] ? await model.encodeImage(process.argv[1]) : undefined
+        const heic = photo ? photo.width + 'x' + photo.height : 'none'
         await model.dispose()
         // the same from the installed package's own child process
         const isolated = await loadModel({ ...pair, threads: 2, isolation: 'process' })
@@ -93,13 +103,14 @@ describePack('npm pack and install from the prebuild', () => {
         const onServer = remote.info.placement.some((p) => p.endpoint === server.address)
         await remote.dispose()
         await server.close()
-        console.log(JSON.stringify({ commit: info.llamaCppCommit, backends: info.backends, cpu: info.cpuFeatures, tokens: r.tokens.length, sameIsolated: JSON.stringify(ri.tokens) === JSON.stringify(r.tokens), childPid, rpcTokens: rr.tokens.length, onServer }))
+        console.log(JSON.stringify({ commit: info.llamaCppCommit, backends: info.backends, cpu: info.cpuFeatures, tokens: r.tokens.length, sameIsolated: JSON.stringify(ri.tokens) === JSON.stringify(r.tokens), childPid, rpcTokens: rr.tokens.length, onServer, heic }))
       })().catch((e) => { console.error(e); process.exit(1) })
     `
-    const run = spawnSync('node', ['-e', script], { cwd: app, env, encoding: 'utf8' })
+    const run = spawnSync('node', ['-e', script, heic ? path.join(work, 'p.heic') : ''], { cwd: app, env, encoding: 'utf8' })
     expect(run.stderr).toBe('')
     expect(run.status).toBe(0)
-    const result = JSON.parse(run.stdout) as { commit: string; backends: string[]; cpu: string; tokens: number; sameIsolated: boolean; childPid: number; rpcTokens: number; onServer: boolean }
+    const result = JSON.parse(run.stdout) as { commit: string; backends: string[]; cpu: string; tokens: number; sameIsolated: boolean; childPid: number; rpcTokens: number; onServer: boolean; heic: string }
+    expect(result.heic).toBe(heic ? '40x24' : 'none')
     expect(result.backends).toContain('CPU')
     expect(result.backends).toContain('RPC')
     expect(result.rpcTokens).toBe(8)
