@@ -229,6 +229,21 @@ describeHeif('HEIC through libheif-js', () => {
     await again.embedding.dispose()
   })
 
+  test('aborts at any moment never mix up answers: the image queued behind an aborted one gets its own pixels', async () => {
+    const other = heifEnc(writePng('other.png', toPng(pattern(96, 64, 5))), path.join(dir, 'other.heic'), { quality: 80 })
+    const outcomes = new Set<string>()
+    for (let i = 0; i < 30; i++) {
+      const ac = new AbortController()
+      const first = decodeOtherFormat(other, 'heif', 'first', reading, ac.signal)
+      const second = pixelsOf(lossless)
+      setTimeout(() => ac.abort(new Error('stop')), i % 12)
+      outcomes.add(await first.then((p) => `${p.width}`, (e: Error) => e.message))
+      const px = await second
+      expect([i, px.width, px.height, Buffer.from(px.data).equals(Buffer.from(coded.rgb))]).toEqual([i, 24, 16, true])
+    }
+    expect(outcomes.has('stop')).toBe(true) // some aborts came while decoding
+  })
+
   test('hostile files: truncations, 300 mutations and a bomb are typed errors, and the decoder keeps working', async () => {
     for (const cut of [12, 40, 200, lossless.length >> 1, lossless.length - 1]) {
       expect([cut, await codeOf(model.encodeImage(lossless.subarray(0, cut)))]).toEqual([cut, 'ERR_IMAGE_DECODE'])

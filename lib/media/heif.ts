@@ -50,6 +50,7 @@ function endWorker(): void {
 function startWorker(paths: HeifWorkerData): Worker {
   const w = new Worker(compiledScript('media', 'heif-worker'), { workerData: paths })
   w.on('message', (reply: HeifReply) => {
+    if (worker !== w) return // a thread ended by an abort may still have answered: not for the job now running
     const p = running
     running = undefined
     if (p) settle(p, () => p.resolve(reply))
