@@ -5,8 +5,8 @@
 // libheif-js; encoded with heif-enc from Debian's libheif-examples, skipped without it), each
 // encoded with the tiny model (its vision encoder takes well under a millisecond, so the time is
 // reading, decoding, turning and resizing). The reference is the built-in JPEG path, measured in
-// the same run. Also shown: the longest the JS thread went without running a 5 ms timer during
-// the call (every decoder runs off it). --hogs N adds N busy processes.
+// the same run. Also shown: the JS thread's worst event-loop delay during the call (every decoder
+// runs off it). --hogs N adds N busy processes.
 //   node bench/image-formats.js [--rounds 3] [--hogs 0]
 const { spawnSync } = require('node:child_process')
 const fs = require('node:fs')
@@ -15,7 +15,7 @@ const path = require('node:path')
 const sharp = require('sharp')
 const { loadModel } = require('llava-native')
 const { ensurePair } = require('llava-native/fixtures')
-const { eachArg } = require('./lib/common')
+const { LagMonitor, eachArg } = require('./lib/common')
 const { median, startHogs } = require('./lib/load')
 
 const W = 4000
@@ -50,23 +50,6 @@ function heic(png) {
   }
 }
 
-/** Runs fn, and the longest gap between 5 ms ticks of the JS thread meanwhile. */
-async function withLoopWatch(fn) {
-  let worst = 0
-  let last = performance.now()
-  const tick = setInterval(() => {
-    const now = performance.now()
-    worst = Math.max(worst, now - last)
-    last = now
-  }, 5)
-  try {
-    await fn()
-  } finally {
-    clearInterval(tick)
-  }
-  return Math.max(worst, performance.now() - last)
-}
-
 async function main() {
   const o = { rounds: 3, hogs: 0 }
   eachArg(process.argv.slice(2), (a, value) => {
@@ -93,13 +76,16 @@ async function main() {
   const hogs = startHogs(o.hogs)
   const times = Object.fromEntries(Object.keys(files).map((k) => [k, []]))
   const gaps = Object.fromEntries(Object.keys(files).map((k) => [k, []]))
+  const lag = new LagMonitor(5)
   try {
     for (let r = 0; r < rounds; r++) {
       for (const [name, bytes] of Object.entries(files)) {
+        await lag.begin()
         const t = performance.now()
-        let e
-        gaps[name].push(await withLoopWatch(async () => (e = await model.encodeImage(bytes))))
+        const e = await model.encodeImage(bytes)
         times[name].push(performance.now() - t)
+        gaps[name].push(await lag.take())
+        lag.stop()
         await e.dispose()
       }
     }
@@ -108,7 +94,7 @@ async function main() {
     await model.dispose()
   }
   const ref = median(times['JPEG (built-in)'])
-  console.log(`12-megapixel picture (${W}x${H}), model.encodeImage on the tiny model, median of ${rounds}, ${o.hogs} busy processes; ratio = JPEG (built-in) time / this format's time; gap = the JS thread's longest pause`)
+  console.log(`12-megapixel picture (${W}x${H}), model.encodeImage on the tiny model, median of ${rounds}, ${o.hogs} busy processes; ratio = JPEG (built-in) time / this format's time; gap = the JS thread's worst event-loop delay`)
   for (const [name, bytes] of Object.entries(files)) {
     const m = median(times[name])
     console.log(`${name.padEnd(24)} ${(bytes.length / 1e6).toFixed(1).padStart(6)} MB ${m.toFixed(0).padStart(6)} ms  ${(ref / m).toFixed(2)}  gap ${Math.max(...gaps[name]).toFixed(0)} ms`)

@@ -7,6 +7,7 @@ import * as os from 'node:os'
 import { LlavaError, type Model, loadModel } from '../lib'
 import { greedy, root, tinyPair } from './helpers/fixtures'
 import { codeOf } from './helpers/errors'
+import { worstLag } from './helpers/event-loop'
 import { pattern, toBmp } from './helpers/images'
 
 const pair = tinyPair()
@@ -34,23 +35,6 @@ function inChild(body: string): { status: number | null; signal: string | null; 
     out = r.stdout
   }
   return { status: r.status, signal: r.signal, out, stderr: r.stderr }
-}
-
-/** The longest gap between turns of the event loop while `work` runs, in ms. */
-async function worstLag(work: () => Promise<unknown>): Promise<number> {
-  let worst = 0
-  let last = performance.now()
-  const timer = setInterval(() => {
-    const now = performance.now()
-    worst = Math.max(worst, now - last)
-    last = now
-  }, 1)
-  try {
-    await work()
-  } finally {
-    clearInterval(timer)
-  }
-  return Math.max(worst, performance.now() - last)
 }
 
 describe('grammars that would overflow the stack or never finish', () => {
