@@ -253,6 +253,8 @@ ImageInput ParseImageInput(Napi::Env env, const Napi::Object& o) {
   }
   Napi::Value composite = o.Get("composite");
   in.composite = composite.IsBoolean() && composite.As<Napi::Boolean>().Value();
+  Napi::Value frame = o.Get("frame");
+  if (frame.IsNumber()) in.frame = frame.As<Napi::Number>().Uint32Value();
   if (kind == "path") {
     in.kind = ImageInput::Kind::Path;
     in.path = o.Get("path").ToString().Utf8Value();

@@ -80,6 +80,59 @@ inline unsigned char OverBackground(unsigned value, unsigned a, unsigned backgro
   return static_cast<unsigned char>((value * a + background * (255u - a) + 127u) / 255u);
 }
 
+// Composing the frames before the one asked for costs a canvas each: past this many pixels in
+// all, a GIF is refused rather than left to run for minutes.
+constexpr uint64_t kMaxGifComposedPixels = 4ull << 30;
+
+// Frame `index` of a GIF as browsers show it: the frames before it composed in order, each
+// one's disposal applied to the area it drew. stb composes as it decodes; without a frame to go
+// back to it treats "restore to previous" (3) as "restore to background" (2), and restores both to
+// the picture from before that frame was drawn — right for 3; for 2 browsers clear the area to
+// transparency, so that picture is cleared first. (stb's own multi-frame loader would point
+// "previous" before its buffer.) Returns stb-allocated RGBA; or null, with `frames` set to how many
+// the file has when it ended before that frame (else it is damaged: stb says why).
+unsigned char* LoadGifFrame(CallbackReader& reader, uint32_t index, const std::string& what, int* x, int* y, uint32_t* frames) {
+  stbi_io_callbacks io = {&CallbackReader::Read, &CallbackReader::Skip, &CallbackReader::Eof};
+  stbi__context s;
+  stbi__start_callbacks(&s, &io, &reader);
+  stbi__gif g;
+  std::memset(&g, 0, sizeof(g));
+  unsigned char* out = nullptr;
+  *frames = 0;
+  for (uint32_t n = 0;; n++) {
+    // stb keeps in g.background the picture before the previous frame was drawn
+    if (n > 0 && ((g.eflags & 0x1C) >> 2) == 2) std::memset(g.background, 0, static_cast<size_t>(g.w) * static_cast<size_t>(g.h) * 4);
+    int comp = 0;
+    stbi_uc* u = stbi__gif_load_next(&s, &g, &comp, 4, nullptr);
+    if (u == reinterpret_cast<stbi_uc*>(&s)) {
+      *frames = n;  // the end
+      break;
+    }
+    if (!u || reader.overrun) break;  // a damaged frame
+    if (n == index) {
+      const size_t bytes = static_cast<size_t>(g.w) * static_cast<size_t>(g.h) * 4;
+      out = static_cast<unsigned char*>(STBI_MALLOC(bytes));
+      if (out) std::memcpy(out, u, bytes);
+      *x = g.w;
+      *y = g.h;
+      break;
+    }
+    if (static_cast<uint64_t>(n + 2) * static_cast<uint64_t>(g.w) * static_cast<uint64_t>(g.h) > kMaxGifComposedPixels) {
+      STBI_FREE(g.out);
+      STBI_FREE(g.history);
+      STBI_FREE(g.background);
+      Throw("ERR_IMAGE_DECODE", what + ": reaching frame " + std::to_string(index) + " would compose more than " +
+                                    std::to_string(kMaxGifComposedPixels) + " pixels; choose an earlier frame");
+    }
+  }
+  STBI_FREE(g.out);
+  STBI_FREE(g.history);
+  STBI_FREE(g.background);
+  return out;
+}
+
+bool IsGif(const unsigned char* bytes, size_t size) { return size >= 6 && std::memcmp(bytes, "GIF8", 4) == 0; }
+
 RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, const ImageInput& in, const std::string& what) {
   const uint64_t maxPixels = in.maxPixels;
   if (size == 0) Throw("ERR_IMAGE_DECODE", what + " is empty");
@@ -98,8 +151,21 @@ RgbImage DecodeEncoded(const unsigned char* bytes, size_t size, const ImageInput
   const stbi_io_callbacks io = {&CallbackReader::Read, &CallbackReader::Skip, &CallbackReader::Eof};
   // Transparent pixels keep whatever colour was under them; asked for RGB, stb would show it.
   // With alpha, they are laid over the background instead (white: as a viewer on a white page shows them).
-  const bool alpha = comp == 2 || comp == 4;
-  unsigned char* pixels = stbi_load_from_callbacks(&io, &reader, &nx, &ny, &nc, alpha ? 4 : 3);
+  bool alpha = comp == 2 || comp == 4;
+  unsigned char* pixels = nullptr;
+  if (in.frame == 0) {
+    pixels = stbi_load_from_callbacks(&io, &reader, &nx, &ny, &nc, alpha ? 4 : 3);
+  } else if (!IsGif(bytes, size)) {
+    Throw("ERR_IMAGE_DECODE", what + " has one frame: frame " + std::to_string(in.frame) + " does not exist (frames count from 0)");
+  } else {
+    uint32_t frames = 0;
+    alpha = true;
+    pixels = LoadGifFrame(reader, in.frame, what, &nx, &ny, &frames);
+    if (!pixels && frames > 0) {
+      Throw("ERR_IMAGE_DECODE", what + " has " + std::to_string(frames) + " frame" + (frames == 1 ? "" : "s") + ": frame " +
+                                    std::to_string(in.frame) + " does not exist (frames count from 0)");
+    }
+  }
   if (!pixels) {
     const char* reason = stbi_failure_reason();
     Throw("ERR_IMAGE_DECODE", what + " could not be decoded" + std::string(reason ? std::string(": ") + reason : std::string()));

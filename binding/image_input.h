@@ -24,6 +24,7 @@ struct ImageInput {
   bool orient = true;  // encoded files: apply their EXIF orientation (image_orientation.h)
   unsigned char background[3] = {255, 255, 255};  // encoded files with alpha are laid over this colour
   bool composite = false;  // rgba pixels decoded from a file: laid over `background` like encoded files
+  uint32_t frame = 0;  // encoded files: which frame of an animated GIF (others have one)
 };
 
 struct RgbImage {

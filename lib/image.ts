@@ -40,7 +40,12 @@ export interface ImageReading {
   /** RGB, 0..255 each. */
   background: [number, number, number]
   maxAudioSeconds: number
+  /** encodeImage's `frame`: which frame, page or HEIF top-level image; unset: the first (a HEIF's primary). */
+  frame?: number
 }
+
+/** The highest `frame` accepted. */
+export const MAX_FRAME = 1_000_000
 
 /** An image background: '#rgb', '#rrggbb' or [r, g, b] with integers 0..255. */
 export type ImageBackground = string | readonly [number, number, number]
@@ -83,15 +88,17 @@ export function toNativeImage(input: unknown, option: string, reading: ImageRead
   const maxPixels = reading.maxPixels
   const orient = reading.orientation === 'exif'
   const background = reading.background
-  if (input instanceof NativeBytesImage) return { kind: 'bytes', data: input.bytes, maxPixels, orient, background }
+  const frame = reading.frame === undefined ? {} : { frame: reading.frame }
+  if (input instanceof NativeBytesImage) return { kind: 'bytes', data: input.bytes, maxPixels, orient, background, ...frame }
   if (typeof input === 'string') {
     if (input.length === 0 || input.includes('\0')) throw invalid(option, 'a file path, image bytes or raw pixels', input)
-    return { kind: 'path', path: path.resolve(input), maxPixels, orient, background, maxAudioSeconds: reading.maxAudioSeconds }
+    return { kind: 'path', path: path.resolve(input), maxPixels, orient, background, maxAudioSeconds: reading.maxAudioSeconds, ...frame }
   }
-  if (input instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(input), maxPixels, orient, background }
-  if (input instanceof Uint8Array) return { kind: 'bytes', data: input, maxPixels, orient, background }
+  if (input instanceof ArrayBuffer) return { kind: 'bytes', data: new Uint8Array(input), maxPixels, orient, background, ...frame }
+  if (input instanceof Uint8Array) return { kind: 'bytes', data: input, maxPixels, orient, background, ...frame }
   if (input !== null && typeof input === 'object' && 'data' in input && 'width' in input) {
     const raw = input as RawImage
+    if (reading.frame) throw invalid('frame', '0 for raw pixels (they are one frame)', reading.frame)
     if (!(raw.data instanceof Uint8Array) && !(raw.data instanceof Uint8ClampedArray)) {
       throw invalid(`${option}.data`, 'a Uint8Array, Uint8ClampedArray or Buffer of pixels', raw.data)
     }

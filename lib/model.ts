@@ -2,7 +2,7 @@ import * as path from 'node:path'
 import { abortError, linkSignal, throwIfAborted } from './abort'
 import { LlavaError, fromNative } from './errors'
 import { type AsAudio, AudioEmbedding, type AudioInput, DEFAULT_MAX_AUDIO_SECONDS, MAX_AUDIO_SECONDS, toNativeAudio } from './audio'
-import { backgroundOption, DEFAULT_MAX_PIXELS, type ImageBackground, ImageEmbedding, type ImageInput, WHITE, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeMedia } from './image'
+import { backgroundOption, DEFAULT_MAX_PIXELS, type ImageBackground, ImageEmbedding, type ImageInput, MAX_FRAME, WHITE, type ImageReading, type NativeBytesImage, ownImageBytes, ownImages, toNativeMedia } from './image'
 import { MediaEmbedding } from './media/embedding'
 import { refuseUnheard, refuseUnseen } from './media/encoders'
 import type { MediaInput } from './media/input'
@@ -275,6 +275,11 @@ export interface EncodeImageOptions {
   orientation?: 'exif' | 'ignore'
   /** What shows through a transparent image: '#rrggbb', '#rgb' or [r, g, b]. Default: the model's imageBackground (white). */
   background?: ImageBackground
+  /**
+   * Which frame of an animated image (GIF, WebP), page of a TIFF or top-level image of a HEIF to
+   * read, from 0. Default: the first frame or page; a HEIF's primary image.
+   */
+  frame?: number
 }
 
 /** Options for {@link Model.encodeAudio}. */
@@ -406,7 +411,7 @@ export class Model {
   async encodeImage(input: ImageInput, options?: EncodeImageOptions): Promise<ImageEmbedding> {
     this.assertAlive()
     const o = v.optionsObject('encodeImage options', options)
-    v.checkKeys('encodeImage()', o, ['signal', 'maxPixels', 'orientation', 'background'])
+    v.checkKeys('encodeImage()', o, ['signal', 'maxPixels', 'orientation', 'background', 'frame'])
     const signal = v.signal('signal', o.signal)
     const maxPixels = v.int('maxPixels', o.maxPixels, 1, Number.MAX_SAFE_INTEGER, this.defaults.maxImagePixels)
     const orientation = o.orientation === undefined ? this.defaults.imageReading.orientation : orientationOption('orientation', o.orientation)
@@ -414,7 +419,8 @@ export class Model {
       throw new LlavaError('ERR_NO_VISION', 'This model was loaded without a projector: pass `mmproj` to loadModel() to use images.')
     }
     const background = o.background === undefined ? this.defaults.imageReading.background : backgroundOption('background', o.background)
-    return this.#encode(toNativeMedia(input, 'image', { ...this.defaults.imageReading, maxPixels, orientation, background }), signal, 'Image encoding', (nativeInput, handle) => {
+    const frame = o.frame === undefined ? undefined : v.int('frame', o.frame, 0, MAX_FRAME, 0)
+    return this.#encode(toNativeMedia(input, 'image', { ...this.defaults.imageReading, maxPixels, orientation, background, frame }), signal, 'Image encoding', (nativeInput, handle) => {
       if (nativeInput.kind === 'audio') {
         throw new LlavaError('ERR_IMAGE_DECODE', 'This is a sound (WAV, MP3 or FLAC), not an image: encode it with model.encodeAudio().')
       }

@@ -93,8 +93,8 @@ export interface NativeImageBytes {
 
 export type NativeImageInput =
   /** `maxAudioSeconds`: the limit should the file turn out to hold a sound */
-  | { kind: 'path'; path: string; maxPixels: number; orient: boolean; background: [number, number, number]; maxAudioSeconds?: number }
-  | { kind: 'bytes'; data: Uint8Array | NativeImageBytes; maxPixels: number; orient: boolean; background: [number, number, number] }
+  | { kind: 'path'; path: string; maxPixels: number; orient: boolean; background: [number, number, number]; maxAudioSeconds?: number; frame?: number }
+  | { kind: 'bytes'; data: Uint8Array | NativeImageBytes; maxPixels: number; orient: boolean; background: [number, number, number]; frame?: number }
   | {
       kind: 'pixels'
       data: Uint8Array | NativeImageBytes

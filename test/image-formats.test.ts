@@ -12,7 +12,7 @@ import { decodeWithSharp } from '../lib/media/sharp'
 import { sniffOtherFormat } from '../lib/media/sniff'
 import { root, tempDir, tinyPair } from './helpers/fixtures'
 import { samePixels } from './helpers/same-pixels'
-import { type Rgb, pattern, shown } from './helpers/images'
+import { type Rgb, pattern, shown, toGif, toPng } from './helpers/images'
 
 const stored = pattern(24, 16, 3)
 const fromRaw = (img: Rgb, channels = 3, data: Uint8Array = img.rgb): ReturnType<typeof sharp> =>
@@ -208,6 +208,75 @@ describe('image formats beyond the built-in decoder (through sharp)', () => {
     const r = await s.chat([{ role: 'user', content: [{ type: 'image_url', image_url: { url: `data:image/webp;base64,${webp.toString('base64')}` } }, { type: 'text', text: 'hi' }] }], { maxTokens: 2, temperature: 0 })
     expect(r.stopReason).toBeDefined()
     await s.dispose()
+  })
+
+  test('frame picks a frame of an animated GIF (composed as browsers do), an animated WebP and a TIFF page; frames that do not exist are typed errors', async () => {
+    // GIF, built-in: a 4x4 canvas of A; a 2x2 B block that is then cleared to transparency
+    // (disposal 2); a C pixel put back to what was before it (disposal 3); a D pixel
+    const [A, B, C, D] = [[200, 30, 30], [30, 200, 30], [30, 30, 200], [250, 250, 0]] as Array<[number, number, number]>
+    const gif = toGif(4, 4, [[0, 0, 0], A, B, C, D], [
+      { x: 0, y: 0, width: 4, height: 4, indices: Array(16).fill(1), disposal: 1 },
+      { x: 1, y: 1, width: 2, height: 2, indices: [2, 2, 2, 2], disposal: 2 },
+      { x: 0, y: 0, width: 1, height: 1, indices: [3], disposal: 3 },
+      { x: 3, y: 3, width: 1, height: 1, indices: [4], disposal: 1 },
+    ])
+    const canvas = (paint: (x: number, y: number) => [number, number, number]): Rgb => {
+      const rgb = new Uint8Array(48)
+      for (let y = 0; y < 4; y++) for (let x = 0; x < 4; x++) rgb.set(paint(x, y), (y * 4 + x) * 3)
+      return { width: 4, height: 4, rgb }
+    }
+    const inBlock = (x: number, y: number): boolean => x >= 1 && x <= 2 && y >= 1 && y <= 2
+    const white: [number, number, number] = [255, 255, 255]
+    const expected = [
+      canvas(() => A),
+      canvas((x, y) => (inBlock(x, y) ? B : A)),
+      canvas((x, y) => (x === 0 && y === 0 ? C : inBlock(x, y) ? white : A)),
+      canvas((x, y) => (x === 3 && y === 3 ? D : inBlock(x, y) ? white : A)),
+    ]
+    for (let frame = 0; frame < 4; frame++) {
+      const r = await samePixels(model, expected[frame], gif, { frame })
+      expect([frame, r.same]).toEqual([frame, true])
+      await r.embedding.dispose()
+    }
+    // without the option: the first frame, as before
+    const first = await samePixels(model, expected[0], gif)
+    expect(first.same).toBe(true)
+    await first.embedding.dispose()
+
+    const second = pattern(24, 16, 9)
+    const frames = Buffer.concat([Buffer.from(stored.rgb), Buffer.from(second.rgb)])
+    const raw = { raw: { width: 24, height: 32, channels: 3 as const, pageHeight: 16 } }
+    const webp = await sharp(frames, raw).webp({ lossless: true }).toBuffer()
+    const tiff = await sharp(frames, raw).tiff({ compression: 'lzw' }).toBuffer()
+    expect((await sharp(tiff, { pages: -1 }).metadata()).pages).toBe(2)
+    for (const bytes of [webp, tiff]) {
+      const r = await samePixels(model, second, bytes, { frame: 1 })
+      expect(r.same).toBe(true)
+      await r.embedding.dispose()
+    }
+
+    const codeAndMessage = (p: Promise<unknown>): Promise<string> => p.then(() => 'ok', (e: { code: string; message: string }) => `${e.code} ${e.message}`)
+    expect(await codeAndMessage(model.encodeImage(gif, { frame: 4 }))).toMatch(/^ERR_IMAGE_DECODE .*has 4 frames: frame 4 does not exist/)
+    expect(await codeAndMessage(model.encodeImage(webp, { frame: 2 }))).toMatch(/^ERR_IMAGE_DECODE .*has 2 frames: frame 2 does not exist/)
+    expect(await codeAndMessage(model.encodeImage(toPng(stored), { frame: 1 }))).toMatch(/^ERR_IMAGE_DECODE .*has one frame/)
+    expect(await codeAndMessage(model.encodeImage({ data: stored.rgb, width: 24, height: 16, format: 'rgb' }, { frame: 1 }))).toMatch(/^ERR_INVALID_ARGUMENT .*frame/)
+    for (const bad of [-1, 1.5, Number.NaN, '1']) expect(await codeAndMessage(model.encodeImage(gif, { frame: bad as number }))).toMatch(/^ERR_INVALID_ARGUMENT .*frame/)
+    // a cut GIF: the frames before the cut decode, the one cut is refused
+    const cut = gif.subarray(0, gif.length - 12)
+    expect(await codeAndMessage(model.encodeImage(cut, { frame: 1 }))).toBe('ok')
+    expect(await codeAndMessage(model.encodeImage(cut, { frame: 3 }))).toMatch(/^ERR_IMAGE_DECODE /)
+    // 300 damaged GIFs, each asked for one of its frames: typed errors or pixels, nothing else
+    let seed = 5
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n)
+    const seen = new Set<string>()
+    for (let i = 0; i < 300; i++) {
+      const m = Buffer.from(gif)
+      for (let k = 0; k < 1 + rnd(6); k++) m[6 + rnd(m.length - 6)] = rnd(256)
+      const code = (await codeAndMessage(model.encodeImage(rnd(4) === 0 ? m.subarray(0, 6 + rnd(m.length - 6)) : m, { frame: rnd(5) }))).split(' ')[0]
+      expect(['ok', 'ERR_IMAGE_DECODE']).toContain(code)
+      seen.add(code)
+    }
+    expect([...seen].sort()).toEqual(['ERR_IMAGE_DECODE', 'ok'])
   })
 
   test('without sharp installed, a WebP is ERR_IMAGE_DECODE saying to install it', () => {

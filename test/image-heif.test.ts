@@ -74,10 +74,19 @@ describeHeif('HEIC through libheif-js', () => {
   })
   afterAll(() => model.dispose())
 
-  /** Native libheif's pixels for a HEIF file, as RGB. */
-  async function reference(file: string): Promise<Rgb> {
-    const { data, info } = await sharp(heifConvert(file)).removeAlpha().raw().toBuffer({ resolveWithObject: true })
+  const asRgb = async (png: string): Promise<Rgb> => {
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true })
     return { width: info.width, height: info.height, rgb: new Uint8Array(data) }
+  }
+
+  /** Native libheif's pixels for a HEIF file, as RGB. */
+  const reference = async (file: string): Promise<Rgb> => asRgb(heifConvert(file)[0])
+
+  /** Native libheif's pixels for each of a file's `n` top-level images. */
+  const references = async (file: string, n: number): Promise<Rgb[]> => {
+    const pngs = heifConvert(file)
+    expect(pngs.length).toBe(n)
+    return Promise.all(pngs.map(asRgb))
   }
 
   function writePng(name: string, png: Buffer): string {
@@ -131,6 +140,31 @@ describeHeif('HEIC through libheif-js', () => {
     await e.dispose()
   })
 
+  test('frame picks a top-level image of a HEIF with several (the primary by default), as native libheif gives each', async () => {
+    const second = pattern(40, 24, 4)
+    const file = path.join(dir, 'two.heic')
+    const two = heifEnc(writePng('first.png', toPng(stored)), file, { lossless: true, more: [writePng('second.png', toPng(second))] })
+    const [one, other] = await references(file, 2)
+    // the primary made the second image (heif-enc makes it the first): pitm's item id rewritten
+    const ids = [...spawnSync('heif-info', [file], { encoding: 'utf8' }).stdout.matchAll(/\(id=(\d+)\)/g)].map((m) => Number(m[1]))
+    expect(ids.length).toBe(2)
+    const secondIsPrimary = Buffer.from(two)
+    const pitm = secondIsPrimary.indexOf('pitm')
+    expect(secondIsPrimary.readUInt16BE(pitm + 8)).toBe(ids[0])
+    secondIsPrimary.writeUInt16BE(ids[1], pitm + 8)
+    for (const [bytes, options, expected] of [
+      [two, {}, one],
+      [secondIsPrimary, {}, other],
+      [secondIsPrimary, { frame: 0 }, one],
+      [secondIsPrimary, { frame: 1 }, other],
+    ] as const) {
+      const r = await samePixels(model, expected, bytes, options)
+      expect([options, r.same]).toEqual([options, true])
+      await r.embedding.dispose()
+    }
+    await expect(model.encodeImage(two, { frame: 2 })).rejects.toMatchObject({ code: 'ERR_IMAGE_DECODE', message: expect.stringMatching(/has 2 images: frame 2 does not exist/) })
+  })
+
   test('countTokens reads sizes from the boxes alone: a turned portrait counts as a portrait, a file with no decodable pixels still counts', async () => {
     const qwen = await loadModel({ ...ensurePair('tiny-qwen25vl'), threads: 1 })
     try {
@@ -159,7 +193,7 @@ describeHeif('HEIC through libheif-js', () => {
     const original = await sharp(Buffer.from(rgba), { raw: { width: 24, height: 16, channels: 4 } }).png().toBuffer()
     const heic = heifEnc(writePng('alpha.png', original), path.join(dir, 'alpha.heic'), { lossless: true })
     expect((await pixelsOf(heic)).format).toBe('rgba')
-    const png = fs.readFileSync(heifConvert(path.join(dir, 'alpha.heic')))
+    const png = fs.readFileSync(heifConvert(path.join(dir, 'alpha.heic'))[0])
     expect((await sharp(png).metadata()).channels).toBe(4)
     for (const background of [undefined, [10, 20, 30]] as Array<EncodeImageOptions['background']>) {
       const a = await model.encodeImage(png, { background })

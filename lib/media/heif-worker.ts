@@ -12,11 +12,13 @@ export interface HeifJob {
   maxPixels: number
   /** Apply the file's rotation and mirroring (`irot`/`imir`) and its clean aperture. */
   orient: boolean
+  /** Which top-level image, in file order (libvips' page); unset: the primary image. */
+  frame?: number
 }
 
 export type HeifReply =
   | { ok: true; width: number; height: number; channels?: 3 | 4; data?: Uint8Array }
-  | { ok: false; message: string; reason: 'limit' | 'codec' | 'invalid' | 'crash' }
+  | { ok: false; message: string; reason: 'limit' | 'codec' | 'invalid' | 'frame' | 'crash' }
 
 export interface HeifWorkerData {
   /** libheif-js's Emscripten module and its .wasm, resolved by the main thread. */
@@ -43,7 +45,7 @@ type Module = Record<string, any> & { HEAPU8: Uint8Array; HEAP32: Int32Array; HE
 class HeifFailure extends Error {
   constructor(
     message: string,
-    readonly reason: 'limit' | 'codec' | 'invalid',
+    readonly reason: 'limit' | 'codec' | 'invalid' | 'frame',
   ) {
     super(message)
   }
@@ -99,7 +101,19 @@ function run(job: HeifJob): HeifReply {
     check()
     m._heif_context_read_from_memory_without_copy(out, ctx, data, job.bytes.length, 0)
     check()
-    m._heif_context_get_primary_image_handle(out, ctx, out + 12)
+    if (job.frame === undefined) {
+      m._heif_context_get_primary_image_handle(out, ctx, out + 12)
+    } else {
+      const images = m._heif_context_get_number_of_top_level_images(ctx)
+      if (job.frame >= images) throw new HeifFailure(`has ${images} image${images === 1 ? '' : 's'}: frame ${job.frame} does not exist (frames count from 0)`, 'frame')
+      const ids = m._malloc(4 * images)
+      try {
+        m._heif_context_get_list_of_top_level_image_IDs(ctx, ids, images)
+        m._heif_context_get_image_handle(out, ctx, m.HEAPU32[(ids >> 2) + job.frame], out + 12)
+      } finally {
+        m._free(ids)
+      }
+    }
     check()
     handle = m.HEAPU32[(out + 12) >> 2]
     // the coded size is what decoding allocates; the shown one, after turning and cropping, is what is reported

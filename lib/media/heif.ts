@@ -122,6 +122,8 @@ function runJob(job: HeifJob, signal?: AbortSignal): Promise<HeifReply> {
 export interface HeifReading {
   maxPixels: number
   orient: boolean
+  /** Which top-level image, in file order; unset: the primary image. */
+  frame?: number
 }
 
 /** A HEIF decode's failure, with whether another decoder (sharp) may still read the file. */
@@ -140,13 +142,14 @@ async function heifJob(op: HeifJob['op'], bytes: Uint8Array, what: string, readi
   const own = new Uint8Array(bytes)
   let reply: HeifReply
   try {
-    reply = await runJob({ op, bytes: own, maxPixels: reading.maxPixels, orient: reading.orient }, signal)
+    reply = await runJob({ op, bytes: own, maxPixels: reading.maxPixels, orient: reading.orient, frame: reading.frame }, signal)
   } catch (err) {
     if (signal?.aborted && err === signal.reason) throw err
     throw new HeifDecodeError(`${what} (HEIF/HEIC) could not be decoded: ${(err as Error)?.message ?? String(err)}`, false, err)
   }
   if (reply.ok) return reply
   if (reply.reason === 'limit') throw new HeifDecodeError(`${what} is larger than maxImagePixels (${reading.maxPixels} pixels)`, false)
+  if (reply.reason === 'frame') throw new HeifDecodeError(`${what} ${reply.message}`, false)
   if (reply.reason === 'codec') {
     throw new HeifDecodeError(`${what} (HEIF) is coded in a format libheif-js does not decode (it reads HEVC-coded HEIC): ${reply.message}`, true)
   }

@@ -12,6 +12,8 @@ export interface OtherReading {
   maxPixels: number
   orient: boolean
   background: [number, number, number]
+  /** Which frame, page or HEIF top-level image; unset: the first (a HEIF's primary). */
+  frame?: number
 }
 
 const asBuffer = (b: Uint8Array): Buffer => (Buffer.isBuffer(b) ? b : Buffer.from(b.buffer, b.byteOffset, b.byteLength))

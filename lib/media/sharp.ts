@@ -12,7 +12,7 @@ interface SharpImage {
   toColourspace(c: string): SharpImage
   raw(): SharpImage
   toBuffer(o: { resolveWithObject: true }): Promise<{ data: Buffer; info: { width: number; height: number; channels: number } }>
-  metadata(): Promise<{ width?: number; height?: number; orientation?: number }>
+  metadata(): Promise<{ width?: number; height?: number; orientation?: number; pages?: number }>
 }
 type Sharp = (input: Buffer | string, options: Record<string, unknown>) => SharpImage
 
@@ -34,9 +34,18 @@ export const sharpInstalled = (): boolean => loadSharp() !== undefined
 
 const NAMES: Record<OtherFormat, string> = { webp: 'WebP', avif: 'AVIF', heif: 'HEIF/HEIC', tiff: 'TIFF' }
 
-/** How sharp reads an image: the first frame or page, refused past `maxPixels` from the header. */
-function open(sharp: Sharp, source: Buffer, maxPixels: number): SharpImage {
-  return sharp(source, { limitInputPixels: maxPixels, failOn: 'error', animated: false, page: 0, pages: 1 })
+/** How sharp reads an image: one frame or page (the first by default), refused past `maxPixels` from the header. */
+function open(sharp: Sharp, source: Buffer, maxPixels: number, frame = 0): SharpImage {
+  return sharp(source, { limitInputPixels: maxPixels, failOn: 'error', animated: false, page: frame, pages: 1 })
+}
+
+/** Refuses a frame the file does not have, with how many it has (libvips' own error names neither). */
+async function checkFrame(sharp: Sharp, source: Buffer, format: OtherFormat, what: string, maxPixels: number, frame: number | undefined): Promise<void> {
+  if (!frame) return
+  const pages = (await open(sharp, source, maxPixels).metadata()).pages ?? 1
+  if (frame >= pages) {
+    throw new LlavaError('ERR_IMAGE_DECODE', `${what} has ${pages} frame${pages === 1 ? '' : 's'}: frame ${frame} does not exist (frames count from 0)`, { details: { format } })
+  }
 }
 
 function missing(format: OtherFormat, what: string): LlavaError {
@@ -68,20 +77,21 @@ export async function decodeWithSharp(
   source: Buffer,
   format: OtherFormat,
   what: string,
-  reading: { maxPixels: number; orient: boolean; background: [number, number, number] },
+  reading: { maxPixels: number; orient: boolean; background: [number, number, number]; frame?: number },
 ): Promise<NativeImageInput> {
   const sharp = loadSharp()
   if (!sharp) throw missing(format, what)
   try {
-    // limitInputPixels is checked from the header, before any pixel is decoded; animated images give their first frame
-    let img = open(sharp, source, reading.maxPixels)
+    await checkFrame(sharp, source, format, what, reading.maxPixels, reading.frame)
+    // limitInputPixels is checked from the header, before any pixel is decoded
+    let img = open(sharp, source, reading.maxPixels, reading.frame)
     if (reading.orient) img = img.rotate()
     const { data, info } = await img.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true })
     if (info.channels !== 3 && info.channels !== 4) throw new Error(`sharp gave ${info.channels} channels`)
-    const format = info.channels === 4 ? 'rgba' : 'rgb'
-    return { kind: 'pixels', data, width: info.width, height: info.height, format, maxPixels: reading.maxPixels, composite: true, background: reading.background }
+    const layout = info.channels === 4 ? 'rgba' : 'rgb'
+    return { kind: 'pixels', data, width: info.width, height: info.height, format: layout, maxPixels: reading.maxPixels, composite: true, background: reading.background }
   } catch (err) {
-    throw failed(err, format, what, reading.maxPixels)
+    throw err instanceof LlavaError ? err : failed(err, format, what, reading.maxPixels)
   }
 }
 

@@ -10,25 +10,29 @@ import * as path from 'node:path'
 
 export const heifEncAvailable = (): boolean => spawnSync('heif-enc', ['--help']).status !== null
 
-/** Encodes a PNG or JPEG file with heif-enc (HEVC): lossless when asked, else at `quality`. */
-export function heifEnc(input: string, out: string, options: { lossless?: boolean; quality?: number; bitDepth?: number; fast?: boolean } = {}): Buffer {
+/** Encodes a PNG or JPEG file (and `more`, as further top-level images) with heif-enc (HEVC): lossless when asked, else at `quality`. */
+export function heifEnc(input: string, out: string, options: { lossless?: boolean; quality?: number; bitDepth?: number; fast?: boolean; more?: string[] } = {}): Buffer {
   const args = options.lossless ? ['-L', '-p', 'chroma=444', '--matrix_coefficients=0'] : ['-q', String(options.quality ?? 95)]
   if (options.bitDepth) args.push('-b', String(options.bitDepth))
   if (options.fast) args.push('-p', 'preset=ultrafast')
-  const r = spawnSync('heif-enc', [...args, input, '-o', out], { encoding: 'utf8', timeout: 120_000 })
+  const r = spawnSync('heif-enc', [...args, input, ...(options.more ?? []), '-o', out], { encoding: 'utf8', timeout: 120_000 })
   if (r.status !== 0) throw new Error(`heif-enc failed: ${r.stderr || r.error}`)
   return fs.readFileSync(out)
 }
 
 /**
- * The file decoded by Debian's native libheif (heif-convert, transformations applied) as a PNG
- * file: an independent reference for what the WebAssembly build gives.
+ * The file decoded by Debian's native libheif (heif-convert, transformations applied) as PNG
+ * files, one per top-level image in file order: an independent reference for what the
+ * WebAssembly build gives.
  */
-export function heifConvert(file: string): string {
-  const out = `${file}.reference.png`
-  const r = spawnSync('heif-convert', [file, out], { encoding: 'utf8', timeout: 120_000 })
+export function heifConvert(file: string): string[] {
+  const base = `${file}.reference`
+  const r = spawnSync('heif-convert', [file, `${base}.png`], { encoding: 'utf8', timeout: 120_000 })
   if (r.status !== 0) throw new Error(`heif-convert failed: ${r.stderr || r.error}`)
-  return out
+  if (fs.existsSync(`${base}.png`)) return [`${base}.png`]
+  const pngs: string[] = []
+  for (let i = 1; fs.existsSync(`${base}-${i}.png`); i++) pngs.push(`${base}-${i}.png`)
+  return pngs
 }
 
 interface Box {

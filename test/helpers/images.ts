@@ -148,3 +148,46 @@ export function shown(stored: Rgb, orientation: number): Rgb {
     default: return stored
   }
 }
+
+export interface GifFrame {
+  x: number
+  y: number
+  width: number
+  height: number
+  /** Palette indices, row by row. */
+  indices: number[]
+  /** 0 unspecified, 1 keep, 2 restore to background (transparent), 3 restore to previous. */
+  disposal: 0 | 1 | 2 | 3
+}
+
+/**
+ * An animated GIF89a with a 128-colour global palette (`palette` first, black after) and frames as
+ * given. LZW is written without compression: a clear code every 100 literals keeps codes 8 bits
+ * wide, which every decoder reads.
+ */
+export function toGif(width: number, height: number, palette: Array<[number, number, number]>, frames: GifFrame[]): Buffer {
+  const u16 = (v: number): number[] => [v & 255, v >> 8]
+  const table = Buffer.alloc(128 * 3)
+  palette.forEach((c, i) => table.set(c, i * 3))
+  const parts: Buffer[] = [Buffer.from('GIF89a', 'latin1'), Buffer.from([...u16(width), ...u16(height), 0x86, 0, 0]), table]
+  for (const f of frames) {
+    parts.push(Buffer.from([0x21, 0xf9, 4, f.disposal << 2, ...u16(10), 0, 0]))
+    parts.push(Buffer.from([0x2c, ...u16(f.x), ...u16(f.y), ...u16(f.width), ...u16(f.height), 0]))
+    const codes: number[] = []
+    f.indices.forEach((index, i) => {
+      if (i % 100 === 0) codes.push(128) // clear
+      codes.push(index)
+    })
+    codes.push(129) // end
+    const packed = Buffer.alloc(codes.length) // 8-bit codes pack one to a byte
+    codes.forEach((c, i) => (packed[i] = c))
+    parts.push(Buffer.from([7]))
+    for (let at = 0; at < packed.length; at += 255) {
+      const block = packed.subarray(at, at + 255)
+      parts.push(Buffer.from([block.length]), block)
+    }
+    parts.push(Buffer.from([0]))
+  }
+  parts.push(Buffer.from([0x3b]))
+  return Buffer.concat(parts)
+}
