@@ -323,6 +323,42 @@ describeHeif('HEIC through libheif-js', () => {
     expect(r.stdout).toMatch(/^ERR_IMAGE_DECODE .*HEVC-coded HEIC needs libheif-js \(npm install libheif-js\)/)
   })
 
+  test('a decoder that traps or whose thread exits fails that image only: the next one gets a new instance or thread', () => {
+    // libheif-js wrapped so that its first decode traps as WebAssembly does, and the second ends the thread
+    const fake = path.join(dir, 'trapping-libheif.js')
+    const marks = path.join(dir, 'marks-')
+    fs.writeFileSync(fake, `
+      const fs = require('fs')
+      const real = require(${JSON.stringify(require.resolve('libheif-js/libheif-wasm/libheif.js'))})
+      module.exports = (o) => {
+        const m = real(o)
+        const decode = m._heif_decode_image
+        m._heif_decode_image = (...a) => {
+          if (!fs.existsSync(${JSON.stringify(`${marks}trap`)})) { fs.writeFileSync(${JSON.stringify(`${marks}trap`)}, ''); throw new WebAssembly.RuntimeError('unreachable') }
+          if (!fs.existsSync(${JSON.stringify(`${marks}exit`)})) { fs.writeFileSync(${JSON.stringify(`${marks}exit`)}, ''); process.exit(3) }
+          return decode(...a)
+        }
+        return m
+      }`)
+    const script = `
+      const M = require('module'); const resolve = M._resolveFilename
+      M._resolveFilename = function (r, ...a) { return r === 'libheif-js/libheif-wasm/libheif.js' ? process.argv[2] : resolve.call(this, r, ...a) }
+      const { decodeOtherFormat } = require('./dist/media/other-formats')
+      const bytes = require('fs').readFileSync(process.argv[1])
+      ;(async () => {
+        for (let i = 0; i < 3; i++) {
+          const r = await decodeOtherFormat(bytes, 'heif', 'x', { maxPixels: 1e6, orient: true, background: [255, 255, 255] }).then((p) => p.width + 'x' + p.height, (e) => e.code + ' ' + e.message)
+          console.log(r)
+        }
+      })()`
+    const r = spawnSync(process.execPath, ['-e', script, path.join(dir, 'stored.heic'), fake], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+    expect(r.stdout.trim().split('\n')).toEqual([
+      expect.stringMatching(/^ERR_IMAGE_DECODE x \(HEIF\/HEIC\) could not be decoded: unreachable/),
+      expect.stringMatching(/^ERR_IMAGE_DECODE x \(HEIF\/HEIC\) could not be decoded: the HEIF decoder thread ended \(exit code 3\)/),
+      '24x16',
+    ])
+  })
+
   test('a script that decodes a HEIC ends as soon as its work is done: the idle decoder thread does not hold the process', () => {
     const script = `
       const { decodeOtherFormat } = require('./dist/media/other-formats')

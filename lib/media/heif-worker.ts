@@ -120,7 +120,7 @@ function run(job: HeifJob): HeifReply {
     const codedWidth = m._heif_image_handle_get_ispe_width(handle)
     const codedHeight = m._heif_image_handle_get_ispe_height(handle)
     if (codedWidth <= 0 || codedHeight <= 0) throw new HeifFailure('the image has no size', 'invalid')
-    if (codedWidth * codedHeight > job.maxPixels) throw new HeifFailure(`${codedWidth}x${codedHeight}`, 'limit')
+    if (codedWidth * codedHeight > job.maxPixels) throw new HeifFailure('', 'limit') // (libheif's own limits say which)
     const width = job.orient ? m._heif_image_handle_get_width(handle) : codedWidth
     const height = job.orient ? m._heif_image_handle_get_height(handle) : codedHeight
     if (job.op === 'measure') return { ok: true, width, height }

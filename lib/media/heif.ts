@@ -148,7 +148,10 @@ async function heifJob(op: HeifJob['op'], bytes: Uint8Array, what: string, readi
     throw new HeifDecodeError(`${what} (HEIF/HEIC) could not be decoded: ${(err as Error)?.message ?? String(err)}`, false, err)
   }
   if (reply.ok) return reply
-  if (reply.reason === 'limit') throw new HeifDecodeError(`${what} is larger than maxImagePixels (${reading.maxPixels} pixels)`, false)
+  if (reply.reason === 'limit') {
+    // ours (the primary image's size) or one of libheif's security limits, which says which
+    throw new HeifDecodeError(`${what} is larger than maxImagePixels (${reading.maxPixels} pixels)${reply.message ? ` or another of libheif's limits: ${reply.message}` : ''}`, false)
+  }
   if (reply.reason === 'frame') throw new HeifDecodeError(`${what} ${reply.message}`, false)
   if (reply.reason === 'codec') {
     throw new HeifDecodeError(`${what} (HEIF) is coded in a format libheif-js does not decode (it reads HEVC-coded HEIC): ${reply.message}`, true)
