@@ -1,6 +1,6 @@
 // HEIF/HEIC photos coded in HEVC (an iPhone's default), which neither the built-in decoder nor
 // sharp's prebuilt libvips reads, are decoded by libheif + libde265 compiled to WebAssembly — the
-// optional package libheif-js, when the application installs it (LGPL-3.0, about 10 MB, no
+// optional package libheif-js, when the application installs it (LGPL-3.0, 8.5 MB, no
 // install script). The decoder runs on a worker thread of its own: the JS thread never runs it,
 // one image is decoded at a time (a 12-megapixel photo takes 48 MB as RGBA), an abort ends the
 // thread at once, and an idle thread is ended so its WebAssembly heap is given back.
