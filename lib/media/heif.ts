@@ -154,7 +154,7 @@ async function heifJob(op: HeifJob['op'], bytes: Uint8Array, what: string, readi
   }
   if (reply.reason === 'frame') throw new HeifDecodeError(`${what} ${reply.message}`, false)
   if (reply.reason === 'codec') {
-    throw new HeifDecodeError(`${what} (HEIF) is coded in a format libheif-js does not decode (it reads HEVC-coded HEIC): ${reply.message}`, true)
+    throw new HeifDecodeError(`${what} (HEIF) is coded in a format libheif-js does not decode (it reads HEVC-coded HEIC; sharp, npm install sharp, reads AV1-coded HEIF): ${reply.message}`, true)
   }
   throw new HeifDecodeError(`${what} (HEIF/HEIC) could not be decoded: ${reply.message}`, false)
 }
