@@ -321,6 +321,11 @@ describeHeif('HEIC through libheif-js', () => {
     const { model: m, mmproj } = tinyPair()
     const r = spawnSync(process.execPath, ['-e', script, m, mmproj, path.join(dir, 'stored.heic')], { cwd: root, encoding: 'utf8', timeout: 60_000 })
     expect(r.stdout).toMatch(/^ERR_IMAGE_DECODE .*HEVC-coded HEIC needs libheif-js \(npm install libheif-js\)/)
+    // the other way round: libheif-js without sharp, and the AV1-coded file
+    const genericFile = path.join(dir, 'generic.heif')
+    fs.writeFileSync(genericFile, generic)
+    const noSharp = spawnSync(process.execPath, ['-e', script.replace("r.startsWith('libheif-js')", "r === 'sharp'"), m, mmproj, genericFile], { cwd: root, encoding: 'utf8', timeout: 60_000 })
+    expect(noSharp.stdout).toMatch(/^ERR_IMAGE_DECODE .*libheif-js does not decode .*sharp, npm install sharp, reads AV1-coded HEIF/)
   })
 
   test('a decoder that traps or whose thread exits fails that image only: the next one gets a new instance or thread', () => {
