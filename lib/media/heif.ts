@@ -138,7 +138,8 @@ export class HeifDecodeError extends LlavaError {
 }
 
 async function heifJob(op: HeifJob['op'], bytes: Uint8Array, what: string, reading: HeifReading, signal?: AbortSignal): Promise<Extract<HeifReply, { ok: true }>> {
-  // the thread gets a copy of its own, transferred: the caller's bytes are never read off this thread
+  // the thread gets a copy of its own, transferred: the caller's bytes stay readable (sharp may
+  // read them next) and are never read off this thread
   const own = new Uint8Array(bytes)
   let reply: HeifReply
   try {
@@ -159,7 +160,7 @@ async function heifJob(op: HeifJob['op'], bytes: Uint8Array, what: string, readi
   throw new HeifDecodeError(`${what} (HEIF/HEIC) could not be decoded: ${reply.message}`, false)
 }
 
-/** Decodes the primary image into RGB or RGBA pixels, turned by its `irot`/`imir` unless `orient` is false. */
+/** Decodes the primary (or `frame`-th top-level) image into RGB or RGBA pixels, turned by its `irot`/`imir` unless `orient` is false. */
 export async function decodeHeif(bytes: Uint8Array, what: string, reading: HeifReading, signal?: AbortSignal): Promise<{ data: Uint8Array; width: number; height: number; channels: 3 | 4 }> {
   const r = await heifJob('decode', bytes, what, reading, signal)
   if (!r.data || !r.channels || r.data.byteLength !== r.width * r.height * r.channels) {

@@ -56,7 +56,7 @@ export async function measureOtherFormat(bytes: Uint8Array, format: OtherFormat,
 }
 
 /** The native side's limit on an encoded image file (image_input.cpp kMaxFileBytes). */
-export const MAX_FILE_BYTES = 256 * 1024 * 1024
+const MAX_FILE_BYTES = 256 * 1024 * 1024
 
 /**
  * A file's first bytes, and the whole file when it holds a format of this module (read once: what
